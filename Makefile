@@ -1,0 +1,36 @@
+# Everything a fresh machine with python3 and make needs: `make run`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install run test check bench schemas clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: install
+	$(BIN)/cdshooks serve --host $(HOST) --port $(PORT) --workers 2
+
+test: install
+	$(BIN)/cdshooks check
+	$(BIN)/python -m pytest
+
+check: install
+	$(BIN)/cdshooks check
+
+bench: install
+	$(BIN)/python bench/run.py
+
+schemas: install
+	$(BIN)/cdshooks schemas
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -1,0 +1,75 @@
+"""The HTTP surface (CONTRACT §1): discovery, services, feedback, Questionnaires, health. Thin."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import g
+from sqlalchemy import text
+
+from cdshooks import feedback as feedback_module
+from cdshooks import hooks
+from cdshooks import http
+from cdshooks import jsonio
+from cdshooks import registry
+from cdshooks import store
+from cdshooks.errors import UnknownService
+from cdshooks.policy import document
+
+bp = Blueprint("cds", __name__)
+bp.after_request(hooks.audit)
+
+
+@bp.get("/cds-services")
+def discovery():
+    services = registry.get().services.values()
+    return jsonio.response({"services": [s.discovery() for s in services]})
+
+
+@bp.post("/cds-services/<service_id>")
+def invoke(service_id: str):
+    service = _service(service_id)
+    g.call = {"service": service.id, "hook": service.hook}
+    return jsonio.response(hooks.handle(service, http.read_json_object(), g.call))
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str):
+    service = _service(service_id)
+    stored = feedback_module.receive(service.id, http.read_json_object())
+    return jsonio.response({"stored": stored})
+
+
+@bp.get("/fhir/Questionnaire/<policy_id>")
+def questionnaire(policy_id: str):
+    policy = registry.get().policies.by_id.get(policy_id)
+    if policy is None:
+        raise UnknownService(f"no policy with id '{policy_id}'", "policy-id")
+    return jsonio.response(policy.questionnaire(http.public_base_url()))
+
+
+@bp.get("/policies/<policy_id>")
+def policy_document(policy_id: str):
+    policy = registry.get().policies.by_id.get(policy_id)
+    if policy is None:
+        raise UnknownService(f"no policy with id '{policy_id}'", "policy-id")
+    return jsonio.response(document.build(policy))
+
+
+@bp.get("/healthz")
+def healthz():
+    loaded = registry.get()
+    with store.get().engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return jsonio.response({
+        "status": "ok",
+        "policies": len(loaded.policies.by_id),
+        "facts": len(loaded.policies.facts.facts),
+        "services": len(loaded.services),
+    })
+
+
+def _service(service_id: str):
+    service = registry.get().services.get(service_id)
+    if service is None:
+        raise UnknownService(f"no CDS service with id '{service_id}'", "id")
+    return service

@@ -1,0 +1,108 @@
+"""The ``cdshooks`` command: serve | check | eval | test | schemas."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    return args.run(args) or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cdshooks", description=__doc__)
+    commands = parser.add_subparsers(title="commands")
+    serve = commands.add_parser("serve", help="run the service under gunicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.set_defaults(run=_serve)
+    check = commands.add_parser("check", help="validate policies, mappings and policy tests")
+    _folders(check)
+    check.set_defaults(run=_check)
+    evaluate = commands.add_parser("eval", help="evaluate a saved hook request and explain it")
+    evaluate.add_argument("request", type=Path, help="a CDS Hooks request (JSON)")
+    evaluate.add_argument("--today", help="evaluation date YYYY-MM-DD (default: configured / today)")
+    _folders(evaluate)
+    evaluate.set_defaults(run=_eval)
+    test = commands.add_parser("test", help="run every policies/<id>_test.yaml")
+    _folders(test)
+    test.set_defaults(run=_test)
+    schemas = commands.add_parser("schemas", help="write the JSON Schemas of the data-file formats")
+    _folders(schemas)
+    schemas.set_defaults(run=_schemas)
+    return parser
+
+
+def _folders(parser) -> None:
+    parser.add_argument("--policies", type=Path, default=None, help="default: CDSHOOKS_POLICIES or policies/")
+    parser.add_argument("--mappings", type=Path, default=None, help="default: CDSHOOKS_MAPPINGS or mappings/")
+
+
+def _paths(args) -> tuple[Path, Path]:
+    policies = args.policies or Path(os.environ.get("CDSHOOKS_POLICIES", "policies"))
+    mappings = args.mappings or Path(os.environ.get("CDSHOOKS_MAPPINGS", "mappings"))
+    return policies, mappings
+
+
+def _serve(args) -> int:
+    from cdshooks import server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return server.run(args.host, args.port, args.workers)
+
+
+def _check(args) -> int:
+    from cdshooks.policy import cases
+    from cdshooks.policy.loader import check
+
+    policies, mappings = _paths(args)
+    _, problems = check(policies, mappings, {})
+    problems += cases.load_suites(policies)[1]
+    for problem in sorted(problems):
+        print(problem)
+    print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _test(args) -> int:
+    from cdshooks.policy import cases
+
+    policies, mappings = _paths(args)
+    outcomes = cases.run_all(policies, mappings)
+    for outcome in outcomes:
+        print(f"{'PASS' if outcome.passed else 'FAIL'} {outcome.suite}::{outcome.case}")
+        for failure in outcome.failures:
+            print(f"    {failure}")
+    failed = sum(not o.passed for o in outcomes)
+    print(f"{len(outcomes) - failed} passed, {failed} failed")
+    return 1 if failed or not outcomes else 0
+
+
+def _eval(args) -> int:
+    from cdshooks import explain_cli
+
+    policies, mappings = _paths(args)
+    return explain_cli.run(args.request, policies, mappings, args.today)
+
+
+def _schemas(args) -> int:
+    from cdshooks import schemas
+
+    policies, mappings = _paths(args)
+    for path in schemas.write(policies, mappings):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

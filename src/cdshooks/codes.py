@@ -1,0 +1,125 @@
+"""Code sets written as ``system|code`` tokens, matched by the rules of D1.
+
+Token forms (``system`` is an alias below or a full URI):
+  ``icd10cm|F11.20``      exact (ICD-10-CM compared without dots, case-insensitively)
+  ``icd10cm|M51.-``       prefix: M51 and every code below it (also ``G90.5-``)
+  ``icd10cm|C00–C96``     range of 3-character categories compared as strings (C7A is inside)
+  ``cpt|81420``           exact (CPT, HCPCS, LOINC, SNOMED, RxNorm compare exactly)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from dataclasses import field
+
+from cdshooks.record import ICD10CM
+from cdshooks.record import Record
+from cdshooks.record import codings
+from cdshooks.record import normalize_code
+
+SYSTEMS = {
+    "icd10cm": ICD10CM,
+    "loinc": "http://loinc.org",
+    "snomed": "http://snomed.info/sct",
+    "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "cpt": "http://www.ama-assn.org/go/cpt",
+    "hcpcs": "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+    "ucum": "http://unitsofmeasure.org",
+}
+_RANGE = re.compile(r"^([A-Z0-9]{3})\s*(?:–|\.\.)\s*([A-Z0-9]{3})$")
+
+
+class CodeError(ValueError):
+    """A code token that cannot be read."""
+
+
+@dataclass(frozen=True)
+class Code:
+    system: str
+    code: str       # normalized
+    kind: str       # "exact" | "prefix" | "range"
+    upper: str = ""  # range end (ranges only)
+    token: str = ""
+
+    def matches(self, system: str, code: str) -> bool:
+        if system != self.system:
+            return False
+        if self.kind == "exact":
+            return code == self.code
+        if self.kind == "prefix":
+            return code.startswith(self.code)
+        return self.code <= code[:3] <= self.upper
+
+
+def parse(token: str) -> Code:
+    """Read one ``system|code`` token."""
+    system_part, sep, code_part = token.partition("|")
+    if not sep or not code_part.strip():
+        raise CodeError(f"'{token}' is not 'system|code'")
+    system = SYSTEMS.get(system_part.strip(), system_part.strip())
+    if "://" not in system and not system.startswith("urn:"):
+        raise CodeError(f"unknown code system '{system_part}' (use one of {', '.join(SYSTEMS)} or a URI)")
+    code = code_part.strip()
+    if system == ICD10CM:
+        ranged = _RANGE.match(code.upper())
+        if ranged:
+            return Code(system, ranged.group(1), "range", ranged.group(2), token)
+        if code.endswith("-"):
+            return Code(system, normalize_code(system, code.rstrip("-").rstrip(".")), "prefix", token=token)
+    return Code(system, normalize_code(system, code), "exact", token=token)
+
+
+@dataclass(frozen=True)
+class CodeSet:
+    """Included codes minus excluded codes (and an optional exclusion pattern on the code)."""
+
+    include: tuple[Code, ...]
+    exclude: tuple[Code, ...] = ()
+    exclude_pattern: re.Pattern | None = None
+    _exact: frozenset = field(default=frozenset(), compare=False)
+
+    @classmethod
+    def of(cls, include, exclude=(), exclude_pattern: str | None = None) -> "CodeSet":
+        inc = tuple(parse(t) for t in include)
+        exc = tuple(parse(t) for t in exclude)
+        pattern = re.compile(exclude_pattern) if exclude_pattern else None
+        exact = frozenset((c.system, c.code) for c in inc if c.kind == "exact")
+        return cls(inc, exc, pattern, exact)
+
+    def entry_for(self, system: str, code: str) -> Code | None:
+        """The included entry a (normalized) coding falls under, unless it is excluded."""
+        if any(c.matches(system, code) for c in self.exclude):
+            return None
+        if self.exclude_pattern is not None and self.exclude_pattern.search(code):
+            return None
+        if (system, code) in self._exact:
+            return next(c for c in self.include if c.kind == "exact" and (c.system, c.code) == (system, code))
+        return next((c for c in self.include if c.kind != "exact" and c.matches(system, code)), None)
+
+    def matches_concept(self, concept) -> list[tuple[str, str, Code]]:
+        """``(system, code, entry)`` for each coding of a CodeableConcept (or list) in the set."""
+        hits = []
+        for system, code in codings(concept):
+            entry = self.entry_for(system, code)
+            if entry is not None:
+                hits.append((system, code, entry))
+        return hits
+
+    def candidates(self, record: Record) -> list[dict]:
+        """Resources of the record whose main code may be in the set (index lookups, no scans)."""
+        seen: dict[int, dict] = {}
+        for entry in self.include:
+            for resource in _lookup(entry, record):
+                seen.setdefault(id(resource), resource)
+        return list(seen.values())
+
+
+def _lookup(entry: Code, record: Record):
+    if entry.kind == "exact":
+        return record.by_code.get((entry.system, entry.code), ())
+    if entry.system == ICD10CM:
+        if entry.kind == "prefix" and len(entry.code) >= 3:
+            return record.with_icd_category(entry.code[:3])
+        return [r for cat, rs in record.by_category.items() if entry.matches(ICD10CM, cat) for r in rs]
+    return [r for (system, code), rs in record.by_code.items() if entry.matches(system, code) for r in rs]

@@ -1,0 +1,142 @@
+"""Explanations of an evaluation: deciding criteria, card text, and the machine-readable result."""
+
+from __future__ import annotations
+
+from cdshooks.policy.engine import Evaluation
+from cdshooks.policy.evaluate import NodeResult
+from cdshooks.policy.logic import MET
+from cdshooks.policy.logic import NOT_MET
+from cdshooks.policy.logic import UNKNOWN
+
+_WORDS = {MET: "met", NOT_MET: "not met", UNKNOWN: "unknown", "excluded": "excluded"}
+_MAX_EVIDENCE = 6
+
+
+def deciding(evaluation: Evaluation) -> list[str]:
+    """Leaf ids that decided the root's value, in tree order.
+
+    A met ``all`` is decided by every child, a not-met one by its not-met children, an unknown
+    one by its unknown children; ``any`` and ``none`` mirror that.
+    """
+    policy, results = evaluation.match.policy, evaluation.results
+    out: list[str] = []
+
+    def visit(node) -> None:
+        result = results.get(node.id)
+        if result is None:
+            return
+        if node.ref is not None:
+            return visit(policy.nodes[node.ref])
+        if node.type is not None:
+            out.append(node.id) if node.id not in out else None
+            return
+        children = [c for c in node.children() if c.id in results]
+        for child in _deciding_children(node.op, result.result, children, results):
+            visit(child)
+
+    visit(policy.model.criteria)
+    return out
+
+
+def _deciding_children(op: str, value: str, children, results):
+    if value == UNKNOWN:
+        return [c for c in children if results[c.id].result == UNKNOWN]
+    everything = (op == "all" and value == MET) or (op == "any" and value == NOT_MET) \
+        or (op == "none" and value == MET)
+    if everything:
+        return children
+    wanted = {("all", NOT_MET): NOT_MET, ("any", MET): MET, ("none", NOT_MET): MET,
+              ("at_least", MET): MET, ("at_least", NOT_MET): NOT_MET}[(op, value)]
+    return [c for c in children if results[c.id].result == wanted]
+
+
+def headline(evaluation: Evaluation) -> str:
+    """The criterion a summary names: the first deciding leaf with a ``short`` phrase."""
+    policy = evaluation.match.policy
+    ids = [i for i in deciding(evaluation) if policy.unfavourable(i, evaluation.results[i].result)] \
+        if evaluation.decision != MET else deciding(evaluation)
+    for node_id in ids:
+        node, result = policy.nodes[node_id], evaluation.results[node_id]
+        if node.short:
+            return f"{node.short} ({result.brief})" if result.brief else node.short
+    return policy.nodes[ids[0]].text if ids else evaluation.decision
+
+
+def open_items(evaluation: Evaluation) -> str:
+    """What is missing for an unknown decision: documentation items, else the first open criterion."""
+    n = len(evaluation.documentation)
+    if n:
+        return f"{n} documentation item{'s' if n != 1 else ''} needed"
+    ids = [i for i in deciding(evaluation) if evaluation.results[i].result == UNKNOWN]
+    if not ids:
+        return "criteria not yet shown"
+    node = evaluation.match.policy.nodes[ids[0]]
+    return f"{node.short or node.text} not shown"
+
+
+def reason_text(evaluation: Evaluation) -> str:
+    """``<policy-id>: <decision>; <criterion ids>`` (policy README §7)."""
+    decision = evaluation.decision + (f" ({evaluation.outcome})" if evaluation.outcome else "")
+    if evaluation.decision == MET:
+        return f"{evaluation.match.policy.id}: {decision}"
+    policy = evaluation.match.policy
+    ids = [i for i in deciding(evaluation) if policy.unfavourable(i, evaluation.results[i].result)]
+    ids += [i for i in evaluation.documentation if i not in ids]
+    return f"{evaluation.match.policy.id}: {decision}; {', '.join(ids)}"
+
+
+def evaluation_json(evaluation: Evaluation) -> dict:
+    """The ``cdshooks.evaluation`` card extension (CONTRACT §4.1)."""
+    model = evaluation.match.policy.model
+    out = {
+        "policy": {"id": model.id, "version": model.version, "title": model.title},
+        "order": evaluation.match.order.reference,
+        "decision": evaluation.decision,
+        "outcome": evaluation.outcome,
+        "criteria": [_criterion_json(r) for r in evaluation.results.values()],
+        "documentation": list(evaluation.documentation),
+    }
+    return out
+
+
+def _criterion_json(result: NodeResult) -> dict:
+    return {"id": result.id, "result": result.result,
+            "evidence": [e.as_json() for e in result.evidence], "note": result.note}
+
+
+def detail(evaluation: Evaluation, row, base_url: str) -> str:
+    """Card detail (Markdown): deciding criteria with evidence, other open criteria, documentation."""
+    policy, results = evaluation.match.policy, evaluation.results
+    lines = [f"**{_WORDS[evaluation.decision].capitalize()}** — {policy.model.issuer}, "
+             f"{policy.model.source.reference} ({policy.model.title}), evaluated on {evaluation.dates['T']}"
+             + (f" for a service date of {evaluation.dates['E']}" if evaluation.dates["E"] != evaluation.dates["T"] else "")
+             + "."]
+    if evaluation.outcome:
+        lines.append(f"Outcome: **{evaluation.outcome}**.")
+    if row.quote:
+        lines += ["", f"> {row.quote}"]
+    ids = deciding(evaluation)
+    lines += ["", "**Deciding criteria**", *(_line(policy, results[i]) for i in ids)]
+    others = [r for r in results.values() if r.leaf and r.id not in ids and policy.nodes[r.id].decisive
+              and policy.unfavourable(r.id, r.result)]
+    if others:
+        lines += ["", "**Other criteria not met or not shown**", *(_line(policy, r) for r in others)]
+    if evaluation.documentation:
+        lines += ["", f"**Documentation needed** (answer yes/no in Questionnaire/{policy.id}): "
+                  + ", ".join(evaluation.documentation)]
+    return "\n".join(lines)
+
+
+def _line(policy, result: NodeResult) -> str:
+    node = policy.nodes[result.id]
+    text = f"- **{result.id}** {_WORDS[result.result]} — {node.text}"
+    if result.note:
+        text += f" — {result.note}"
+    evidence = [str(e) for e in result.evidence[:_MAX_EVIDENCE]]
+    if len(result.evidence) > _MAX_EVIDENCE:
+        evidence.append(f"and {len(result.evidence) - _MAX_EVIDENCE} more")
+    if evidence:
+        text += " · " + "; ".join(evidence)
+    elif result.source == "default":
+        text += " · no record or documentation"
+    return text

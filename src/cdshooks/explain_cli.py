@@ -1,0 +1,74 @@
+"""``cdshooks eval``: run a saved hook request and print facts, criteria and the response."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from flask import g
+
+from cdshooks.errors import CdsHooksError
+from cdshooks.errors import operation_outcome
+
+
+def run(request_path: Path, policies: Path, mappings: Path, today: str | None) -> int:
+    from cdshooks import create_app
+    from cdshooks import hooks
+    from cdshooks import registry
+
+    try:
+        body = json.loads(request_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"{request_path}: {exc}", file=sys.stderr)
+        return 2
+    config = {"POLICIES": str(policies), "MAPPINGS": str(mappings), "DATABASE_URL": "sqlite://"}
+    if today:
+        config["TODAY"] = today
+    app = create_app(config)
+    with app.app_context():
+        services = {s.hook: s for s in registry.get().services.values()}
+    service = services.get(body.get("hook") if isinstance(body, dict) else None)
+    if service is None:
+        print(f"unknown hook {body.get('hook') if isinstance(body, dict) else body!r}", file=sys.stderr)
+        return 2
+    with app.test_request_context(f"/cds-services/{service.id}", method="POST"):
+        g.call = {"service": service.id, "hook": service.hook}
+        try:
+            answer = hooks.answer(service, body, g.call)
+        except CdsHooksError as exc:
+            print(json.dumps(operation_outcome(exc.diagnostics, exc.code, exc.expression), indent=2))
+            return 1
+    _print_facts(answer.facts)
+    for evaluation in answer.evaluations:
+        _print_evaluation(evaluation)
+    print("\n== response")
+    print(json.dumps(answer.body, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _print_facts(facts) -> None:
+    print("== facts")
+    for (name, at, order, _settings), fact in sorted(facts.memo.items(), key=lambda kv: (kv[0][0], str(kv[0][1:3]))):
+        scope = f" [{order}]" if order else ""
+        value = "" if fact.value is None or isinstance(fact.value, tuple) and fact.value and \
+            hasattr(fact.value[0], "resource") else f" = {fact.value}"
+        print(f"{name} @ {at}{scope}: {fact.status}{value}" + (f" — {fact.note}" if fact.note else ""))
+        for evidence in fact.evidence:
+            print(f"    {evidence}")
+
+
+def _print_evaluation(evaluation) -> None:
+    policy = evaluation.match.policy.id
+    order = evaluation.match.order.reference
+    print(f"\n== {policy} for {order}: {evaluation.decision}"
+          + (f" ({evaluation.outcome})" if evaluation.outcome else ""))
+    dates = ", ".join(f"{k}={v}" for k, v in evaluation.dates.items())
+    print(f"dates: {dates}")
+    for result in evaluation.results.values():
+        line = f"{result.id:<16} {result.result:<8} {result.source}"
+        print(line + (f" — {result.note}" if result.note else ""))
+        for evidence in result.evidence:
+            print(f"{'':<18}{evidence}")
+    if evaluation.documentation:
+        print("documentation needed: " + ", ".join(evaluation.documentation))

@@ -1,0 +1,201 @@
+"""Load ``mappings/*.yaml`` once: validate, merge overrides, compile codes and JSONPath.
+
+Files are read in name order; a fact defined again in a later file is an error unless that file
+lists the earlier one under ``overrides`` (so a local-EHR file replaces facts of the default file
+on purpose, never by accident).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from jsonpath_ng.exceptions import JsonPathLexerError
+from jsonpath_ng.exceptions import JsonPathParserError
+from jsonpath_ng.ext import parse as jsonpath_parse
+
+from cdshooks import datafile
+from cdshooks.codes import CodeError
+from cdshooks.codes import CodeSet
+from cdshooks.datafile import Problem
+from cdshooks.mapping import units
+from cdshooks.mapping.calculators import Calculator
+from cdshooks.mapping.calculators import registry as calculator_registry
+from cdshooks.mapping.model import FactMapping
+from cdshooks.mapping.model import MappingFile
+from cdshooks.mapping.model import duration_days
+from cdshooks.mapping.select import SelectFact
+
+SCHEMA_FILE = "schema.json"
+
+
+@dataclass(frozen=True)
+class CalculatorFact:
+    name: str
+    calculator: Calculator
+    inputs: Mapping[str, str]
+    params: Mapping
+    order_scoped: bool
+    setting_refs: tuple
+
+    @property
+    def drafts_only(self) -> bool:
+        return self.calculator.drafts_only
+
+    def compute(self, ctx, at):
+        return self.calculator.compute(ctx, at, self.inputs, self.params)
+
+
+@dataclass(frozen=True)
+class FactSet:
+    """Every compiled fact by name, with the file and line it came from."""
+
+    facts: Mapping[str, SelectFact | CalculatorFact]
+    origins: Mapping[str, tuple[str, int]]
+
+    def resource_types(self, names) -> frozenset[str]:
+        """Record types the named facts read, following calculator inputs."""
+        seen, types, stack = set(), set(), list(names)
+        while stack:
+            name = stack.pop()
+            if name in seen or name not in self.facts:
+                continue
+            seen.add(name)
+            fact = self.facts[name]
+            if isinstance(fact, SelectFact):
+                types.add(fact.source)
+                stack.extend([fact.since] if fact.since else [])
+            else:
+                types |= fact.calculator.resource_types
+                stack.extend(fact.inputs.values())
+        return frozenset(types)
+
+    def drafts_only(self, name: str) -> bool:
+        fact = self.facts[name]
+        return fact.drafts == "only" if isinstance(fact, SelectFact) else fact.drafts_only
+
+
+def load(folder: Path) -> tuple[FactSet, list[Problem]]:
+    """Read every mapping file of ``folder``; return the facts and every problem found."""
+    problems: list[Problem] = []
+    raw: dict[str, tuple[FactMapping, datafile.Document, str]] = {}
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    if not folder.is_dir():
+        problems.append(Problem(str(folder), 1, "", "missing", "mappings folder not found"))
+    for path in files:
+        document, found = datafile.read(path, folder.parent)
+        problems += found
+        if document is None:
+            continue
+        problems += datafile.check_schema_comment(path, document, SCHEMA_FILE)
+        parsed, found = datafile.validate(document, MappingFile)
+        problems += found
+        if parsed is not None:
+            problems += _merge(raw, parsed, document, path.name)
+    compiled, origins = {}, {}
+    calculators = calculator_registry()
+    for name, (mapping, document, _file) in raw.items():
+        fact, found = _compile(name, mapping, document, calculators)
+        problems += found
+        if fact is not None:
+            compiled[name] = fact
+            origins[name] = (document.file, document.line_of(("facts", name)))
+    problems += _check_references(compiled, raw)
+    compiled = _with_order_scope(compiled)
+    return FactSet(MappingProxyType(compiled), MappingProxyType(origins)), problems
+
+
+def _merge(raw, parsed: MappingFile, document, file_name: str) -> list[Problem]:
+    problems = []
+    for name, mapping in parsed.facts.items():
+        if name in raw and raw[name][2] not in parsed.overrides:
+            problems.append(document.problem(("facts", name), "duplicate",
+                                             f"fact already defined in {raw[name][1].file}; "
+                                             f"list that file under 'overrides' to replace it"))
+            continue
+        raw[name] = (mapping, document, file_name)
+    return problems
+
+
+def _compile(name: str, m: FactMapping, document, calculators):
+    path = ("facts", name)
+    try:
+        if m.calculator is not None:
+            return _compile_calculator(name, m, document, calculators)
+        return _compile_select(name, m, document), []
+    except (CodeError, re.error) as exc:
+        return None, [document.problem(path + ("codes",), "code", str(exc))]
+    except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # jsonpath raises plain Exception too
+        return None, [document.problem(path + ("value",), "jsonpath", f"invalid JSONPath: {exc}")]
+
+
+def _compile_select(name: str, m: FactMapping, document) -> SelectFact:
+    if m.unit and not units.known(m.unit):
+        raise CodeError(f"unknown unit '{m.unit}'")
+    statuses = frozenset(m.status) if m.status is not None else None
+    if statuses is None:
+        from cdshooks.mapping.select import _DEFAULT_STATUS
+        statuses = _DEFAULT_STATUS.get(m.source)
+    return SelectFact(
+        name=name, source=m.source,
+        codes=CodeSet.of(m.codes, m.exclude_codes, m.exclude_pattern),
+        element=m.element or SelectFact.main_element(m.source),
+        statuses=statuses,
+        active_only=m.active if m.active is not None else m.source == "Condition",
+        drafts=m.drafts,
+        value=jsonpath_parse(m.value) if m.value else None,
+        unit=m.unit,
+        within_days=duration_days(m.within) if m.within else None,
+        ahead_days=duration_days(m.ahead) if m.ahead else 0,
+        since=m.since, pick=m.pick,
+    )
+
+
+def _compile_calculator(name, m: FactMapping, document, calculators):
+    path = ("facts", name)
+    calculator = calculators.get(m.calculator)
+    if calculator is None:
+        return None, [document.problem(path + ("calculator",), "calculator",
+                                       f"unknown calculator '{m.calculator}' (known: {', '.join(sorted(calculators))})")]
+    missing = calculator.inputs - set(m.inputs)
+    extra = set(m.inputs) - calculator.inputs
+    if missing or extra:
+        detail = "; ".join(filter(None, [missing and f"missing inputs {sorted(missing)}",
+                                         extra and f"unexpected inputs {sorted(extra)}"]))
+        return None, [document.problem(path + ("inputs",), "calculator", detail)]
+    try:
+        params = calculator.prepare(dict(m.params)) if calculator.prepare else dict(m.params)
+    except (KeyError, TypeError, ValueError, CodeError, re.error) as exc:
+        return None, [document.problem(path + ("params",), "calculator", f"bad params: {exc}")]
+    refs = tuple((v["setting"], v["default"]) for v in m.params.values()
+                 if isinstance(v, dict) and "setting" in v)
+    return CalculatorFact(name, calculator, MappingProxyType(dict(m.inputs)), params,
+                          calculator.order_scoped, refs), []
+
+
+def _check_references(compiled, raw) -> list[Problem]:
+    problems = []
+    for name, (mapping, document, _file) in raw.items():
+        refs = list(mapping.inputs.items()) + ([("since", mapping.since)] if mapping.since else [])
+        for role, target in refs:
+            if target not in raw:
+                key = "since" if role == "since" else "inputs"
+                problems.append(document.problem(("facts", name, key), "reference", f"unknown fact '{target}'"))
+    return problems
+
+
+def _with_order_scope(compiled: dict) -> dict:
+    """A fact that reads an order-scoped fact is order-scoped itself."""
+    changed = True
+    while changed:
+        changed = False
+        for name, fact in compiled.items():
+            if isinstance(fact, CalculatorFact) and not fact.order_scoped:
+                if any(compiled.get(t) is not None and compiled[t].order_scoped for t in fact.inputs.values()):
+                    compiled[name] = CalculatorFact(fact.name, fact.calculator, fact.inputs, fact.params,
+                                                    True, fact.setting_refs)
+                    changed = True
+    return compiled

@@ -1,0 +1,65 @@
+"""Documentation answers from completed QuestionnaireResponses (policy specs README §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdshooks.mapping.facts import Evidence
+from cdshooks.record import Record
+from cdshooks.record import as_list
+from cdshooks.record import reference_of
+
+
+@dataclass(frozen=True)
+class Answer:
+    value: bool
+    evidence: Evidence
+
+
+def answers_for(policy_id: str, record: Record) -> dict[str, Answer]:
+    """linkId → the answer of the latest ``authored`` QR for this policy (missing authored = oldest)."""
+    patient_refs = _patient_refs(record)
+    chosen: dict[str, tuple[str, Answer]] = {}
+    for qr in record.of_type("QuestionnaireResponse"):
+        if not _counts(qr, policy_id, patient_refs):
+            continue
+        authored = qr.get("authored") if isinstance(qr.get("authored"), str) else ""
+        reference = reference_of(qr) or "QuestionnaireResponse"
+        for link_id, value in _boolean_items(qr.get("item")):
+            answer = Answer(value, Evidence(reference, f"{link_id} answered {'yes' if value else 'no'}",
+                                            authored[:10] or None))
+            if link_id not in chosen or authored >= chosen[link_id][0]:
+                chosen[link_id] = (authored, answer)
+    return {link_id: answer for link_id, (_, answer) in chosen.items()}
+
+
+def _patient_refs(record: Record) -> set[str]:
+    patient = record.patient
+    return {f"Patient/{patient['id']}"} if patient and isinstance(patient.get("id"), str) else set()
+
+
+def _counts(qr: dict, policy_id: str, patient_refs: set[str]) -> bool:
+    if qr.get("status") not in ("completed", "amended"):
+        return False
+    canonical = qr.get("questionnaire")
+    if not isinstance(canonical, str) or not canonical.split("|", 1)[0].endswith(f"Questionnaire/{policy_id}"):
+        return False
+    subject = qr.get("subject")
+    if subject is None or not patient_refs:
+        return True
+    ref = subject.get("reference") if isinstance(subject, dict) else None
+    return isinstance(ref, str) and any(ref == p or ref.endswith("/" + p) for p in patient_refs)
+
+
+def _boolean_items(items):
+    for item in as_list(items):
+        if not isinstance(item, dict):
+            continue
+        answers = as_list(item.get("answer"))
+        first = answers[0] if answers and isinstance(answers[0], dict) else {}
+        if isinstance(item.get("linkId"), str) and isinstance(first.get("valueBoolean"), bool):
+            yield item["linkId"], first["valueBoolean"]
+        yield from _boolean_items(item.get("item"))
+        for answer in answers:  # items may nest under answers too
+            if isinstance(answer, dict):
+                yield from _boolean_items(answer.get("item"))

@@ -1,0 +1,263 @@
+"""Load ``policies/*.yaml`` once, against the loaded facts, into an immutable :class:`PolicySet`.
+
+Checks beyond the schema: unique criterion ids, references to nodes and facts that exist,
+applicability that reads only the draft orders, code tokens, response-table settings, and
+deployment overrides (``CDSHOOKS_POLICY_SETTINGS``) that name real settings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Iterator
+from typing import Mapping
+
+from cdshooks import datafile
+from cdshooks.codes import CodeError
+from cdshooks.codes import CodeSet
+from cdshooks.datafile import DataFileError
+from cdshooks.datafile import Problem
+from cdshooks.mapping import loader as mapping_loader
+from cdshooks.mapping.calculators.mme import load_mme_tables
+from cdshooks.mapping.loader import FactSet
+from cdshooks.policy import questionnaire
+from cdshooks.policy.model import Expr
+from cdshooks.policy.model import Node
+from cdshooks.policy.model import Policy
+
+SCHEMA_FILE = "schema.json"
+TEST_SUFFIX = "_test.yaml"
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([^}]+))?\}")
+_PLACEHOLDERS = frozenset({"order", "policy", "deciding", "open", "fact", "note", "brief", "date"})
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    model: Policy
+    nodes: Mapping[str, Node]
+    settings: Mapping[str, object]
+    codesets: Mapping[tuple, CodeSet]
+    applies: tuple[tuple[object, CodeSet], ...]     # (Applicability, its code set)
+    facts: frozenset[str]
+    file: str
+    order: Mapping[str, int]      # criterion id -> position in the tree (pre-order)
+    negated: Mapping[str, bool]   # under an odd number of `none` groups: "met" is the bad news
+
+    def unfavourable(self, node_id: str, result: str) -> bool:
+        """Whether a result counts against the order (unknown always does)."""
+        if result == "unknown":
+            return True
+        return result == ("met" if self.negated[node_id] else "not-met")
+
+    @property
+    def id(self) -> str:
+        return self.model.id
+
+    def questionnaire(self, base_url: str) -> dict:
+        return questionnaire.build(self, base_url)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    by_id: Mapping[str, CompiledPolicy]
+    facts: FactSet
+    resources: Mapping[str, object]
+
+    @property
+    def resource_types(self) -> frozenset[str]:
+        names = set().union(*(p.facts for p in self.by_id.values())) if self.by_id else set()
+        return self.facts.resource_types(names)
+
+    def resource_types_for(self, policy: CompiledPolicy) -> frozenset[str]:
+        return self.facts.resource_types(policy.facts)
+
+
+def load_policy_set(policies: Path, mappings: Path, overrides: Mapping[str, Mapping] | None = None) -> PolicySet:
+    """Load mappings then policies; raise :class:`DataFileError` listing every problem."""
+    policy_set, problems = check(policies, mappings, overrides or {})
+    if problems:
+        raise DataFileError(problems)
+    return policy_set
+
+
+def check(policies: Path, mappings: Path, overrides: Mapping[str, Mapping]) -> tuple[PolicySet, list[Problem]]:
+    """Load everything, collecting (not raising) problems; used by start-up and ``cdshooks check``."""
+    facts, problems = mapping_loader.load(mappings)
+    compiled: dict[str, CompiledPolicy] = {}
+    files = sorted(p for p in policies.glob("*.yaml") if not p.name.endswith(TEST_SUFFIX)) \
+        if policies.is_dir() else []
+    if not policies.is_dir():
+        problems.append(Problem(str(policies), 1, "", "missing", "policies folder not found"))
+    for path in files:
+        policy, found = _load_one(path, policies.parent, facts, overrides)
+        problems += found
+        if policy is not None:
+            if policy.id in compiled:
+                problems.append(Problem(policy.file, 1, "id", "duplicate", f"policy id '{policy.id}' used twice"))
+            compiled[policy.id] = policy
+    for policy_id in overrides:
+        if policy_id not in compiled:
+            problems.append(Problem("CDSHOOKS_POLICY_SETTINGS", 1, policy_id, "unknown", "no such policy"))
+    resources = MappingProxyType({"mme": load_mme_tables()})
+    return PolicySet(MappingProxyType(compiled), facts, resources), problems
+
+
+def _load_one(path: Path, root: Path, facts: FactSet, overrides) -> tuple[CompiledPolicy | None, list[Problem]]:
+    document, problems = datafile.read(path, root)
+    if document is None:
+        return None, problems
+    problems += datafile.check_schema_comment(path, document, SCHEMA_FILE)
+    model, found = datafile.validate(document, Policy)
+    if model is None:
+        return None, problems + found
+    if model.id != path.stem:
+        problems.append(document.problem(("id",), "id", f"id '{model.id}' must match the file name '{path.stem}'"))
+    nodes, found = _index(model.criteria, document)
+    problems += found
+    settings = dict(model.settings)
+    for key, value in (overrides.get(model.id) or {}).items():
+        if key not in settings:
+            problems.append(Problem("CDSHOOKS_POLICY_SETTINGS", 1, f"{model.id}.{key}", "unknown",
+                                    f"policy '{model.id}' has no setting '{key}'"))
+        settings[key] = value
+    codesets, applies, used, found = _compile_codes_and_facts(model, nodes, facts, document)
+    problems += found
+    order = {node.id: i for i, (node, _) in enumerate(_walk(model.criteria, ()))}
+    policy = CompiledPolicy(model, MappingProxyType(nodes), MappingProxyType(settings),
+                            MappingProxyType(codesets), applies, frozenset(used), document.file,
+                            MappingProxyType(order), MappingProxyType(_negations(model.criteria)))
+    return policy, problems
+
+
+def _index(root: Node, document) -> tuple[dict[str, Node], list[Problem]]:
+    nodes, problems = {}, []
+    for node, path in _walk(root, ("criteria",)):
+        if node.id in nodes:
+            problems.append(document.problem(path + ("id",), "duplicate", f"criterion id '{node.id}' used twice"))
+        nodes[node.id] = node
+    for node, path in _walk(root, ("criteria",)):
+        if node.ref is not None and node.ref not in nodes:
+            problems.append(document.problem(path + ("ref",), "reference", f"no criterion '{node.ref}'"))
+    return nodes, problems
+
+
+def _negations(node: Node, negated: bool = False) -> dict[str, bool]:
+    out = {node.id: negated}
+    for child in node.children():
+        out.update(_negations(child, negated != (node.op == "none")))
+    return out
+
+
+def _walk(node: Node, path: tuple) -> Iterator[tuple[Node, tuple]]:
+    yield node, path
+    key = node.op
+    if key is None:
+        return
+    base = path + (key, "of") if key == "at_least" else path + (key,)
+    for i, child in enumerate(node.children()):
+        yield from _walk(child, base + (i,))
+
+
+def _exprs(model: Policy, nodes) -> Iterator[tuple[Expr, tuple]]:
+    for node, path in _walk(model.criteria, ("criteria",)):
+        for key in ("when", "ask_if"):
+            if getattr(node, key) is not None:
+                yield from _sub_exprs(getattr(node, key), path + (key,))
+    for i, rule in enumerate(model.applicability):
+        for key in ("requires", "unless"):
+            if getattr(rule, key) is not None:
+                yield from _sub_exprs(getattr(rule, key), ("applicability", i, key))
+
+
+def _sub_exprs(expr: Expr, path: tuple) -> Iterator[tuple[Expr, tuple]]:
+    yield expr, path
+    for key in ("all", "any"):
+        for i, child in enumerate(getattr(expr, key) or ()):
+            yield from _sub_exprs(child, path + (key, i))
+    if expr.not_ is not None:
+        yield from _sub_exprs(expr.not_, path + ("not",))
+
+
+def _compile_codes_and_facts(model: Policy, nodes, facts: FactSet, document):
+    problems, codesets, used, applies = [], {}, set(), []
+    for i, rule in enumerate(model.applicability):
+        try:
+            applies.append((rule, CodeSet.of(rule.codes)))
+        except CodeError as exc:
+            problems.append(document.problem(("applicability", i, "codes"), "code", str(exc)))
+        for section in rule.sections or ():
+            if section not in [c.id for c in model.criteria.children()]:
+                problems.append(document.problem(("applicability", i, "sections"), "reference",
+                                                 f"'{section}' is not a child of the root criterion"))
+    for expr, path in _exprs(model, nodes):
+        problems += _check_expr(expr, path, nodes, facts, document)
+        if expr.setting is not None and expr.setting not in model.settings:
+            problems.append(document.problem(path + ("setting",), "reference", f"no setting '{expr.setting}'"))
+        if expr.fact is not None and expr.fact in facts.facts:
+            used.add(expr.fact)
+            if path[0] == "applicability" and not _draft_safe(facts, expr.fact):
+                problems.append(document.problem(path + ("fact",), "applicability",
+                                                 f"fact '{expr.fact}' reads the record; applicability may "
+                                                 f"only read the draft orders"))
+        if expr.codes_in is not None:
+            try:
+                codesets[tuple(expr.codes_in)] = CodeSet.of(expr.codes_in)
+            except CodeError as exc:
+                problems.append(document.problem(path + ("codes_in",), "code", str(exc)))
+    problems += _check_dates_and_responses(model, nodes, facts, document, used)
+    return codesets, tuple(applies), used, problems
+
+
+def _check_expr(expr: Expr, path, nodes, facts: FactSet, document) -> list[Problem]:
+    problems = []
+    if expr.fact is not None and expr.fact not in facts.facts:
+        problems.append(document.problem(path + ("fact",), "reference", f"unknown fact '{expr.fact}'"))
+    for key in ("node", "doc"):
+        target = getattr(expr, key)
+        if target is not None and target not in nodes:
+            problems.append(document.problem(path + (key,), "reference", f"no criterion '{target}'"))
+    return problems
+
+
+def _draft_safe(facts: FactSet, name: str) -> bool:
+    fact = facts.facts[name]
+    if facts.drafts_only(name):
+        return True
+    return not facts.resource_types([name]) and getattr(fact, "order_scoped", False)
+
+
+def _check_dates_and_responses(model: Policy, nodes, facts: FactSet, document, used: set) -> list[Problem]:
+    problems = []
+    for key, rule in model.dates.items():
+        if rule.fact not in facts.facts:
+            problems.append(document.problem(("dates", key, "fact"), "reference", f"unknown fact '{rule.fact}'"))
+        used.add(rule.fact)
+    for i, outcome in enumerate(model.outcomes):
+        targets = list(outcome.when.results)
+        if outcome.when.counterfactual:
+            targets += [outcome.when.counterfactual.node, *outcome.when.counterfactual.set]
+        problems += [document.problem(("outcomes", i, "when"), "reference", f"no criterion '{t}'")
+                     for t in targets if t not in nodes]
+    for i, row in enumerate(model.responses):
+        problems += [document.problem(("responses", i, "when", "settings"), "reference", f"no setting '{s}'")
+                     for s in row.when.settings if s not in model.settings]
+        problems += [document.problem(("responses", i, "when", "results"), "reference", f"no criterion '{n}'")
+                     for n in row.when.results if n not in nodes]
+        for name, arg in _PLACEHOLDER.findall(row.summary):
+            if name not in _PLACEHOLDERS or (name == "fact" and arg not in facts.facts) or \
+                    (name in ("note", "brief") and arg not in nodes) or (name == "date" and arg not in "TER"):
+                problems.append(document.problem(("responses", i, "summary"), "template",
+                                                 f"unknown placeholder '{{{name}{':' + arg if arg else ''}}}'"))
+            if name == "fact" and arg in facts.facts:
+                used.add(arg)
+        if row.reschedule:
+            if row.reschedule.date_fact not in facts.facts:
+                problems.append(document.problem(("responses", i, "reschedule"), "reference",
+                                                 f"unknown fact '{row.reschedule.date_fact}'"))
+            used.add(row.reschedule.date_fact)
+        if row.coverage and model.jurisdiction != "US":
+            problems.append(document.problem(("responses", i, "coverage"), "jurisdiction",
+                                             "only US policies carry CRD coverage information"))
+    return problems

@@ -1,0 +1,290 @@
+"""CDS Hooks 2.0 request and response models (order-select, order-sign).
+
+Requests are parsed leniently where the CDS Hooks sandbox is sloppy (unknown members, missing
+``Bundle.type``, non-R4 draft orders) and strictly where a request cannot be evaluated (missing
+``hookInstance``, ``patientId``, ``draftOrders``; selections naming no draft order).  Responses
+are built from models whose fields cannot hold ``null`` or empty values, so the 2.0 rule
+"SHALL NOT be null or empty" holds by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+from typing import Any
+from typing import Literal
+
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import StringConstraints
+from pydantic import ValidationError
+from pydantic import model_validator
+
+from cdshooks.errors import InvalidRequest
+
+Text = Annotated[str, StringConstraints(min_length=1)]
+ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest", "DeviceRequest"})
+
+
+# ----------------------------------------------------------------------------- requests
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class FhirAuthorization(_Lenient):
+    access_token: SecretStr  # SecretStr keeps the token out of reprs and logs
+    token_type: str | None = None
+    expires_in: int | None = None
+    scope: str | None = None
+    subject: str | None = None
+    patient: str | None = None
+
+
+class OrderContext(_Lenient):
+    userId: Text | None = None
+    patientId: Text
+    encounterId: Text | None = None
+    draftOrders: dict[str, Any]
+
+
+class OrderSelectContext(OrderContext):
+    selections: list[Text] = Field(min_length=1)
+
+
+class HookRequest(_Lenient):
+    hook: Text
+    hookInstance: Text
+    fhirServer: Text | None = None
+    fhirAuthorization: FhirAuthorization | None = None
+    context: OrderContext
+    prefetch: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _server_with_authorization(self):
+        if self.fhirAuthorization is not None and self.fhirServer is None:
+            raise ValueError("fhirServer is required when fhirAuthorization is present")
+        return self
+
+
+class OrderSelectRequest(HookRequest):
+    context: OrderSelectContext
+
+
+@dataclass(frozen=True)
+class DraftOrder:
+    """One supported order of ``context.draftOrders``."""
+
+    reference: str          # "ServiceRequest/sr-1"
+    resource: dict
+    index: int              # position in the Bundle (for "earlier in the same draftOrders")
+
+    @property
+    def resource_type(self) -> str:
+        return self.resource["resourceType"]
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    """A conformant hook request with its draft orders and the orders in scope."""
+
+    hook: str
+    request: HookRequest
+    draft_orders: tuple[DraftOrder, ...]     # all supported drafts (D8)
+    in_scope: tuple[DraftOrder, ...]         # order-sign: all; order-select: the selections
+
+    @property
+    def patient_id(self) -> str:
+        return self.request.context.patientId
+
+
+def parse_request(body: dict, hook: str, max_draft_orders: int, max_depth: int) -> ParsedRequest:
+    """Validate ``body`` as a request for ``hook``; raise :class:`InvalidRequest` naming the field."""
+    model = OrderSelectRequest if hook == "order-select" else HookRequest
+    try:
+        request = model.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_request(exc) from None
+    if request.hook != hook:
+        raise InvalidRequest(f"hook '{request.hook}' does not match this service's hook '{hook}'", "hook")
+    if depth_exceeds(request.context.draftOrders, max_depth):
+        raise InvalidRequest(f"context.draftOrders is nested deeper than {max_depth}", "context.draftOrders")
+    entries = _bundle_entries(request.context.draftOrders)
+    if len(entries) > max_draft_orders:
+        raise InvalidRequest(
+            f"context.draftOrders has {len(entries)} entries; the limit is {max_draft_orders}",
+            "context.draftOrders.entry",
+        )
+    drafts, all_refs = _draft_orders(entries)
+    in_scope = drafts
+    if hook == "order-select":
+        in_scope = _selected(request.context.selections, drafts, all_refs)
+    return ParsedRequest(hook, request, drafts, in_scope)
+
+
+def depth_exceeds(value, limit: int) -> bool:
+    """Whether JSON ``value`` nests deeper than ``limit`` (iterative: no recursion on hostile input)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def invalid_request(exc: ValidationError) -> InvalidRequest:
+    """Turn a pydantic error into a 422 naming the first offending field."""
+    first = exc.errors()[0]
+    path = _path(first["loc"])
+    message = "; ".join(f"{_path(e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+    return InvalidRequest(message, path or None)
+
+
+def _path(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _bundle_entries(bundle: dict) -> list:
+    if bundle.get("resourceType") != "Bundle":
+        raise InvalidRequest("context.draftOrders must be a FHIR Bundle", "context.draftOrders.resourceType")
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise InvalidRequest("context.draftOrders.entry must be an array", "context.draftOrders.entry")
+    return entries
+
+
+def _draft_orders(entries: list) -> tuple[tuple[DraftOrder, ...], frozenset[str]]:
+    drafts, refs = [], set()
+    for index, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise InvalidRequest(
+                "each draftOrders entry needs a resource with a resourceType",
+                f"context.draftOrders.entry[{index}].resource",
+            )
+        rid = resource.get("id")
+        reference = f"{resource['resourceType']}/{rid}" if isinstance(rid, str) and rid else None
+        if reference:
+            refs.add(reference)
+        if resource["resourceType"] in ORDER_TYPES:  # DSTU2/STU3 and other types are ignored
+            label = reference or entry.get("fullUrl") or f"{resource['resourceType']}/#{index}"
+            drafts.append(DraftOrder(str(label), resource, index))
+    return tuple(drafts), frozenset(refs)
+
+
+def _selected(selections: list[str], drafts, all_refs) -> tuple[DraftOrder, ...]:
+    by_ref = {order.reference: order for order in drafts}
+    for i, selection in enumerate(selections):
+        if selection not in all_refs:
+            raise InvalidRequest(
+                f"selection '{selection}' names no order in context.draftOrders",
+                f"context.selections[{i}]",
+            )
+    wanted = dict.fromkeys(selections)
+    return tuple(by_ref[ref] for ref in wanted if ref in by_ref)
+
+
+# ---------------------------------------------------------------------------- responses
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Coding(_Strict):
+    system: Text
+    code: Text
+    display: Text | None = None
+
+
+class Source(_Strict):
+    label: Text
+    url: Text | None = None
+    icon: Text | None = None
+    topic: Coding | None = None
+
+
+class Link(_Strict):
+    label: Text
+    url: Text
+    type: Literal["absolute", "smart"]
+    appContext: Text | None = None
+
+
+class Action(_Strict):
+    type: Literal["create", "update", "delete"]
+    description: Text
+    resource: dict[str, Any] | None = None
+    resourceId: Text | None = None
+
+
+class Suggestion(_Strict):
+    label: Text
+    uuid: Text
+    isRecommended: bool | None = None
+    actions: list[Action] | None = Field(None, min_length=1)
+
+
+class Card(_Strict):
+    uuid: Text
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=139)]
+    detail: Text | None = None
+    indicator: Literal["info", "warning", "critical"]
+    source: Source
+    suggestions: list[Suggestion] | None = Field(None, min_length=1)
+    selectionBehavior: Literal["at-most-one", "any"] | None = None
+    overrideReasons: list[Coding] | None = Field(None, min_length=1)
+    links: list[Link] | None = Field(None, min_length=1)
+    extension: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _conformance(self):
+        if self.suggestions and not self.selectionBehavior:
+            raise ValueError("suggestions require selectionBehavior (cds-resp-6)")
+        if self.overrideReasons and any(not reason.display for reason in self.overrideReasons):
+            raise ValueError("every override reason needs a display (cds-resp-4)")
+        return self
+
+
+class CdsResponse(_Strict):
+    cards: list[Card]
+    systemActions: list[Action] | None = None
+    extension: dict[str, Any] | None = None
+
+
+class ServiceDefinition(_Strict):
+    hook: Literal["order-select", "order-sign"]
+    id: Text
+    title: Text
+    description: Text
+    prefetch: dict[str, Text]
+
+
+def dump(model: BaseModel) -> dict:
+    """Serialize one model (a card, an action): absent optionals omitted, free-form dicts pruned."""
+    return prune(model.model_dump(exclude_none=True)) or {}
+
+
+def response_body(hook: str, cards: list[Card], system_actions: list[Action]) -> dict:
+    """Return the hook response: ``cards`` always, ``systemActions`` always on order-sign."""
+    body: dict[str, Any] = {"cards": [dump(card) for card in cards]}
+    if hook == "order-sign":
+        body["systemActions"] = [dump(action) for action in system_actions]
+    return body
+
+
+def prune(value):
+    """Drop ``None``, empty strings, lists and objects, recursively (CDS Hooks 2.0 §JSON rules)."""
+    if isinstance(value, dict):
+        out = {k: pv for k, v in value.items() if (pv := prune(v)) is not None}
+        return out or None
+    if isinstance(value, list):
+        out = [pv for v in value if (pv := prune(v)) is not None]
+        return out or None
+    if value is None or value == "":
+        return None
+    return value

@@ -1,0 +1,145 @@
+"""The patient's record for one call, indexed once: by type, by ``Type/id`` and by code.
+
+Built in one pass over the prefetch slots and the draft orders.  Mappings look candidates up by
+``(system, code)`` here instead of scanning whole Bundles; ICD-10-CM codes are indexed without
+dots, upper-case, and also by their 3-character category so that prefix sets (``M51.-``) and
+category ranges (``C00–C96``) cost one dictionary lookup per category.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from dataclasses import field
+
+from cdshooks.prefetch import Slot
+from cdshooks.protocol import DraftOrder
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+# The CodeableConcept(s) that say what a resource *is*, by resource type.
+_MAIN_CODE = {
+    "Condition": ("code",),
+    "Observation": ("code",),
+    "Procedure": ("code",),
+    "ServiceRequest": ("code",),
+    "DiagnosticReport": ("code",),
+    "DeviceRequest": ("codeCodeableConcept",),
+    "MedicationRequest": ("medicationCodeableConcept",),
+    "MedicationStatement": ("medicationCodeableConcept",),
+    "Medication": ("code",),
+}
+
+
+def normalize_code(system: str, code: str) -> str:
+    """Return the comparison form of a code (D1: ICD-10-CM without dots, case-insensitive)."""
+    if system == ICD10CM:
+        return code.replace(".", "").upper().strip()
+    return code.strip()
+
+
+def as_list(value) -> list:
+    """Read an element that should be an array but may arrive as one object (sandbox shapes)."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def codings(concept) -> list[tuple[str, str]]:
+    """``(system, normalized code)`` pairs of a CodeableConcept (or a list of them); junk ignored."""
+    pairs = []
+    for cc in as_list(concept):
+        if not isinstance(cc, dict):
+            continue
+        for coding in as_list(cc.get("coding")):
+            if isinstance(coding, dict):
+                system, code = coding.get("system"), coding.get("code")
+                if isinstance(system, str) and isinstance(code, str) and code.strip():
+                    pairs.append((system, normalize_code(system, code)))
+    return pairs
+
+
+@dataclass
+class Record:
+    """Resources of one patient for one call, with the drafts of ``context.draftOrders``."""
+
+    by_type: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    by_ref: dict[str, dict] = field(default_factory=dict)
+    by_code: dict[tuple[str, str], list[dict]] = field(default_factory=lambda: defaultdict(list))
+    by_category: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    unavailable: dict[str, str] = field(default_factory=dict)   # resource type -> reason
+    draft_refs: frozenset[str] = frozenset()
+    drafts: tuple[DraftOrder, ...] = ()
+    patient: dict | None = None
+
+    def of_type(self, resource_type: str) -> list[dict]:
+        return self.by_type.get(resource_type, [])
+
+    def with_code(self, system: str, code: str) -> list[dict]:
+        return self.by_code.get((system, normalize_code(system, code)), [])
+
+    def with_icd_category(self, category: str) -> list[dict]:
+        return self.by_category.get(category.upper(), [])
+
+    def is_draft(self, resource: dict) -> bool:
+        return reference_of(resource) in self.draft_refs
+
+    def resolve(self, reference, container: dict | None = None) -> dict | None:
+        """Resolve a Reference (or its ``reference`` string): contained, relative or absolute."""
+        if isinstance(reference, dict):
+            reference = reference.get("reference")
+        if not isinstance(reference, str) or not reference:
+            return None
+        if reference.startswith("#"):
+            for contained in as_list((container or {}).get("contained")):
+                if isinstance(contained, dict) and contained.get("id") == reference[1:]:
+                    return contained
+            return None
+        parts = reference.rstrip("/").split("/")
+        return self.by_ref.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+
+    def add(self, resource: dict) -> None:
+        resource_type = resource["resourceType"]
+        reference = reference_of(resource)
+        if reference:
+            if reference in self.by_ref:
+                return  # a draft order and its prefetched copy count once; drafts come first
+            self.by_ref[reference] = resource
+        self.by_type[resource_type].append(resource)
+        for element in _MAIN_CODE.get(resource_type, ()):
+            for system, code in codings(resource.get(element)):
+                self.by_code[(system, code)].append(resource)
+                if system == ICD10CM:
+                    self.by_category[code[:3]].append(resource)
+
+
+def reference_of(resource: dict) -> str | None:
+    rid = resource.get("id")
+    return f"{resource['resourceType']}/{rid}" if isinstance(rid, str) and rid else None
+
+
+def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[DraftOrder, ...]) -> Record:
+    """Index the drafts and every resource in the prefetch slots (``slot_types``: key -> type)."""
+    record = Record(draft_refs=frozenset(d.reference for d in drafts), drafts=drafts)
+    for draft in drafts:
+        record.add(draft.resource)
+    for key, slot in slots.items():
+        if slot.state == "unavailable":
+            record.unavailable[slot_types.get(key, key)] = slot.reason or "unavailable"
+        elif slot.state == "data":
+            for resource in _resources(slot.value):
+                record.add(resource)
+    patients = record.of_type("Patient")
+    record.patient = patients[0] if patients else None
+    return record
+
+
+def _resources(value: dict):
+    if value.get("resourceType") != "Bundle":
+        yield value
+        return
+    for entry in as_list(value.get("entry")):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+            if resource["resourceType"] != "OperationOutcome":
+                yield resource

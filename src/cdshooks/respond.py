@@ -1,0 +1,172 @@
+"""Evaluations → CDS cards and CRD coverage-information system actions (CONTRACT §4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import uuid
+
+from cdshooks import coverage
+from cdshooks import explain
+from cdshooks.mapping.calculators.orders import order_codes
+from cdshooks.mapping.facts import Fact
+from cdshooks.policy.engine import Evaluation
+from cdshooks.policy.engine import result_in
+from cdshooks.policy.logic import MET
+from cdshooks.policy.logic import NOT_MET
+from cdshooks.policy.logic import UNKNOWN
+from cdshooks.policy.model import Response
+from cdshooks.protocol import Action
+from cdshooks.protocol import Card
+from cdshooks.protocol import Coding
+from cdshooks.protocol import Link
+from cdshooks.protocol import Source
+from cdshooks.protocol import Suggestion
+from cdshooks.protocol import prune
+from cdshooks.record import Record
+
+log = logging.getLogger(__name__)
+
+CARD_TOPIC_SYSTEM = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"   # CRD 2.0.1 card types
+OVERRIDE_SYSTEM = "http://example.org/fhir/CodeSystem/cdshooks-override-reason"
+_TOPIC_DISPLAY = {"guideline": "Guideline", "off-guideline": "Off-guideline", "coverage-info": "Coverage information",
+                  "appropriate-use": "Appropriate use"}
+_DECISION_WORDS = {MET: "criteria met", NOT_MET: "criteria not met", UNKNOWN: "criteria not yet shown",
+                   "excluded": "policy does not apply"}
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([^}]+))?\}")
+MAX_SUMMARY = 139
+
+
+def row_for(evaluation: Evaluation) -> Response:
+    """The first response-table row matching the decision, outcome and settings."""
+    policy = evaluation.match.policy
+    for row in policy.model.responses:
+        when = row.when
+        if when.decision and evaluation.decision not in when.decision:
+            continue
+        if when.outcome and (evaluation.outcome or "none") not in when.outcome:
+            continue
+        if any(policy.settings.get(k) != v for k, v in when.settings.items()):
+            continue
+        if not all(result_in(evaluation.results, i, allowed) for i, allowed in when.results.items()):
+            continue
+        return row
+    raise LookupError(f"{policy.id}: no response row for {evaluation.decision}/{evaluation.outcome}")
+
+
+def order_label(evaluation: Evaluation) -> str:
+    """``IT pump trial (62322)``: the rule's label and the ordered code."""
+    codes = evaluation.match.policy.applies
+    rule_codes = next(cs for r, cs in codes if r is evaluation.match.rule)
+    hits = [c for s, c in order_codes(evaluation.match.order.resource, evaluation.context.record)
+            if rule_codes.entry_for(s, c)]
+    return f"{evaluation.match.rule.label} ({hits[0]})" if hits else evaluation.match.rule.label
+
+
+def summary(evaluation: Evaluation, row: Response) -> str:
+    policy = evaluation.match.policy
+
+    def fill(match: re.Match) -> str:
+        name, arg = match.groups()
+        if name == "order":
+            return order_label(evaluation)
+        if name == "policy":
+            return policy.model.short
+        if name == "deciding":
+            return explain.headline(evaluation)
+        if name == "open":
+            return explain.open_items(evaluation)
+        if name == "fact":
+            return _fact_text(evaluation.context.fact(arg, evaluation.dates["E"]))
+        if name in ("note", "brief"):
+            result = evaluation.results.get(arg)
+            text = getattr(result, name, "") if result else ""
+            return text or arg
+        if name == "date":
+            return evaluation.dates[arg].isoformat()
+        return match.group(0)
+
+    text = re.sub(r"\s+", " ", _PLACEHOLDER.sub(fill, row.summary)).strip()
+    return text if len(text) <= MAX_SUMMARY else text[: MAX_SUMMARY - 1].rstrip() + "…"
+
+
+def _fact_text(fact: Fact) -> str:
+    if not fact.known or fact.value is None:
+        return "unknown"
+    return fact.value.isoformat() if isinstance(fact.value, dt.date) else str(fact.value)
+
+
+def card(evaluation: Evaluation, base_url: str) -> Card:
+    policy = evaluation.match.policy
+    row = row_for(evaluation)
+    policy_url = policy.model.source.url or f"{base_url}/policies/{policy.id}"
+    links = [Link(label=f"{policy.model.short}: {policy.model.title}"[:120], url=policy_url, type="absolute")]
+    if evaluation.documentation:
+        links.append(Link(label="Documentation questionnaire", type="absolute",
+                          url=f"{base_url}/fhir/Questionnaire/{policy.id}"))
+    suggestions = _suggestions(evaluation, row)
+    return Card(
+        uuid=str(uuid.uuid4()),
+        summary=summary(evaluation, row),
+        detail=explain.detail(evaluation, row, base_url),
+        indicator=row.indicator,
+        source=Source(label=policy.model.issuer, url=policy.model.source.url,
+                      topic=Coding(system=CARD_TOPIC_SYSTEM, code=policy.model.topic,
+                                   display=_TOPIC_DISPLAY[policy.model.topic])),
+        suggestions=suggestions or None,
+        selectionBehavior="at-most-one" if suggestions else None,
+        overrideReasons=[Coding(system=OVERRIDE_SYSTEM, code=r.code, display=r.display)
+                         for r in policy.model.override_reasons],
+        links=links,
+        extension={"cdshooks.evaluation": explain.evaluation_json(evaluation)},
+    )
+
+
+def _suggestions(evaluation: Evaluation, row: Response) -> list[Suggestion]:
+    if row.reschedule is None:
+        return []
+    fact = evaluation.context.fact(row.reschedule.date_fact, evaluation.dates[row.reschedule.at])
+    if not fact.known or not isinstance(fact.value, dt.date):
+        return []
+    order = evaluation.match.order
+    resource = {k: v for k, v in coverage.normalized(order.resource).items()
+                if k not in ("occurrencePeriod", "occurrenceTiming")}
+    resource["occurrenceDateTime"] = fact.value.isoformat()
+    label = row.reschedule.label.replace("{date}", fact.value.isoformat())
+    action = Action(type="update", description=f"Set the occurrence of {order.reference} to {fact.value}",
+                    resource=prune(resource))
+    return [Suggestion(label=label, uuid=str(uuid.uuid4()), isRecommended=True, actions=[action])]
+
+
+def coverage_action(evaluation: Evaluation, record: Record, base_url: str) -> Action | None:
+    """The order-sign update carrying coverage-information, when a Coverage and values exist."""
+    policy = evaluation.match.policy
+    row = row_for(evaluation)
+    coverage_ref = coverage.active_coverage(record.of_type("Coverage"))
+    if policy.model.jurisdiction != "US" or row.coverage is None or coverage_ref is None:
+        return None
+    values = row.coverage.model_dump(by_alias=True, exclude_none=True)
+    values["reason"] = explain.reason_text(evaluation)
+    if values.get("doc-needed"):
+        values["questionnaire"] = f"{base_url}/fhir/Questionnaire/{policy.id}"
+    try:
+        ext = coverage.extension(values, coverage_ref, evaluation.dates["T"])
+    except coverage.CoverageInvariantError as exc:
+        log.error("coverage-information for %s not sent: %s", policy.id, exc)
+        return None
+    order = evaluation.match.order
+    return Action(type="update", description=f"Coverage information for {order.reference} under {policy.model.short}",
+                  resource=prune(coverage.with_extension(order.resource, ext)))
+
+
+def unavailable_card(record: Record) -> Card | None:
+    """One card saying which record data could not be read (the criteria reading it are unknown)."""
+    if not record.unavailable:
+        return None
+    kinds = ", ".join(sorted(record.unavailable))
+    detail = "\n".join(f"- **{rt}**: {reason}" for rt, reason in sorted(record.unavailable.items()))
+    return Card(uuid=str(uuid.uuid4()), indicator="warning",
+                summary=f"Some record data could not be read ({kinds}); affected criteria are unknown"[:MAX_SUMMARY],
+                detail=f"The EHR did not provide this data, so criteria that need it were not decided:\n\n{detail}",
+                source=Source(label="Medical policy check"))

@@ -1,0 +1,109 @@
+"""Configuration: defaults, then ``CDSHOOKS_*`` environment variables, then the caller's config.
+
+Flask's ``from_prefixed_env`` JSON-decodes each value (so ``CDSHOOKS_TIME_BUDGET_MS=500`` is an
+int); the merged mapping is then validated once into an immutable :class:`Settings`, so a typo in
+the environment stops start-up instead of surfacing in the first request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask import current_app
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationError
+from pydantic import field_validator
+
+EXTENSION_KEY = "cdshooks.settings"
+
+
+class Settings(BaseModel):
+    """The validated configuration of one app (CONTRACT §7)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    DATABASE_URL: str
+    FHIR_ALLOWLIST: tuple[str, ...] = ()
+    TRUSTED_ISSUERS: Path | None = None
+    PUBLIC_BASE_URL: str | None = None
+    TIME_BUDGET_MS: int = Field(3000, gt=0)
+    MAX_BODY_BYTES: int = Field(10 * 1024 * 1024, gt=0)
+    MAX_JSON_DEPTH: int = Field(100, gt=2)
+    MAX_DRAFT_ORDERS: int = Field(100, gt=0)
+    MAX_PREFETCH_ENTRIES: int = Field(100_000, gt=0)
+    FHIR_MAX_RESPONSE_BYTES: int = Field(20 * 1024 * 1024, gt=0)
+    FHIR_MAX_PAGES: int = Field(50, gt=0)
+    TODAY: dt.date | None = None
+    TIMEZONE: str = "UTC"
+    POLICIES: Path = Path("policies")
+    MAPPINGS: Path = Path("mappings")
+    POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str]] = {}
+    SANDBOX_SYSTEM_ACTIONS: bool = False
+
+    @field_validator("FHIR_ALLOWLIST", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value):
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("TIMEZONE")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    def today(self) -> dt.date:
+        """Return T: the configured evaluation date, else today in the service time zone."""
+        if self.TODAY is not None:
+            return self.TODAY
+        return dt.datetime.now(ZoneInfo(self.TIMEZONE)).date()
+
+
+class SettingsError(RuntimeError):
+    """The configuration cannot be used; the message names each bad setting."""
+
+
+def init_app(app: Flask, config: dict | None = None) -> None:
+    """Merge defaults, environment and ``config`` into ``app.config`` and validate them."""
+    app.config.from_mapping(
+        # SQLite in the instance folder so `make run` needs no database server.
+        DATABASE_URL=None,
+        # The CDS client is a browser app on another origin; JSON keys must keep their order.
+        JSON_SORT_KEYS=False,
+    )
+    app.config.from_prefixed_env("CDSHOOKS")
+    if config:
+        app.config.update(config)
+    if not app.config.get("DATABASE_URL"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'cdshooks.sqlite3'}"
+    app.extensions[EXTENSION_KEY] = load(app.config)
+
+
+def load(mapping) -> Settings:
+    """Validate a config mapping; raise :class:`SettingsError` naming every bad key."""
+    known = {key: mapping[key] for key in Settings.model_fields if key in mapping}
+    try:
+        return Settings(**known)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CDSHOOKS_{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def get() -> Settings:
+    """Return the settings of the current app."""
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def get_from(app: Flask) -> Settings:
+    """Return the settings of ``app`` (for ``init_app`` functions, outside a request)."""
+    return app.extensions[EXTENSION_KEY]
