@@ -101,13 +101,13 @@ class ParsedRequest:
 
 def parse_request(body: dict, hook: str, max_draft_orders: int, max_depth: int) -> ParsedRequest:
     """Validate ``body`` as a request for ``hook``; raise :class:`InvalidRequest` naming the field."""
+    if isinstance(body.get("hook"), str) and body["hook"] != hook:
+        raise InvalidRequest(f"hook '{body['hook']}' does not match this service's hook '{hook}'", "hook")
     model = OrderSelectRequest if hook == "order-select" else HookRequest
     try:
         request = model.model_validate(body)
     except ValidationError as exc:
         raise invalid_request(exc) from None
-    if request.hook != hook:
-        raise InvalidRequest(f"hook '{request.hook}' does not match this service's hook '{hook}'", "hook")
     if depth_exceeds(request.context.draftOrders, max_depth):
         raise InvalidRequest(f"context.draftOrders is nested deeper than {max_depth}", "context.draftOrders")
     entries = _bundle_entries(request.context.draftOrders)

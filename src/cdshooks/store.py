@@ -99,11 +99,11 @@ class Store:
         rows = [_feedback_row(service_id, item, now) for item in items]
         statement = self._insert(feedback).on_conflict_do_nothing(
             index_elements=["card_uuid", "outcome", "outcome_timestamp"]
-        )
+        ).returning(feedback.c.id)  # rowcount is not reliable for ON CONFLICT across drivers
         inserted = 0
         with self.engine.begin() as conn:
             for row in rows:
-                inserted += conn.execute(statement, row).rowcount or 0
+                inserted += len(conn.execute(statement, row).all())
         return inserted
 
     def add_audit(self, row: dict) -> None:
@@ -119,11 +119,12 @@ class Store:
         """Record a JWT (by ``iss`` + ``jti``) until it expires; False if it was already seen."""
         token_key = hashlib.sha256(key.encode()).hexdigest()
         now = _utcnow()
-        statement = self._insert(jwt_replay).on_conflict_do_nothing(index_elements=["token_key"])
+        statement = self._insert(jwt_replay).on_conflict_do_nothing(
+            index_elements=["token_key"]).returning(jwt_replay.c.token_key)
         with self.engine.begin() as conn:
             conn.execute(delete(jwt_replay).where(jwt_replay.c.expires_at < now))
-            result = conn.execute(statement, {"token_key": token_key, "expires_at": expires_at})
-        return bool(result.rowcount)
+            inserted = conn.execute(statement, {"token_key": token_key, "expires_at": expires_at}).all()
+        return bool(inserted)
 
     def rows(self, table: Table) -> list[dict]:
         """Return every row of ``table`` (for tests and the operator's inspection)."""

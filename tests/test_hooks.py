@@ -1,0 +1,120 @@
+"""One hook call end to end: audit row, log line, junk never yields a 5xx."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from cdshooks import store
+from conftest import full_prefetch
+from conftest import hook_request
+from conftest import make_app
+
+SIGN = "/cds-services/medical-policy-order-sign"
+SELECT = "/cds-services/medical-policy-order-select"
+
+
+def test_each_hook_call_writes_one_audit_row_with_ids_only(app, client):
+    body = hook_request(prefetch=full_prefetch(app))
+    client.post(SIGN, json=body)
+    with app.app_context():
+        (row,) = store.get().rows(store.audit)
+    assert row["hook_instance"] == body["hookInstance"] and row["patient_id"] == "pat-1"
+    assert row["status"] == 200 and row["service_id"] == "medical-policy-order-sign"
+    assert json.loads(row["order_refs"]) == ["ServiceRequest/sr-1"]
+    decision = json.loads(row["decisions"])[0]
+    assert decision["policy"] == "prenatal-cfdna-screening" and decision["decision"] == "unknown"
+    assert len(json.loads(row["card_ids"])) == 1
+    assert row["latency_ms"] > 0
+
+
+def test_failed_calls_are_audited_with_their_status(app, client):
+    client.post(SIGN, json={"hook": "order-sign"})
+    with app.app_context():
+        (row,) = store.get().rows(store.audit)
+    assert row["status"] == 422
+
+
+def test_each_call_logs_hook_service_instance_status_and_time(app, client, caplog):
+    body = hook_request(prefetch=full_prefetch(app))
+    with caplog.at_level(logging.INFO, logger="cdshooks.calls"):
+        client.post(SIGN, json=body)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "cdshooks.calls"]
+    assert f"hookInstance={body['hookInstance']}" in line
+    assert "hook=order-sign service=medical-policy-order-sign" in line and "status=200" in line
+
+
+def test_order_select_returns_cards_only(app, client):
+    response = client.post(SELECT, json=hook_request("order-select", prefetch=full_prefetch(app)))
+    body = response.get_json()
+    assert response.status_code == 200 and "systemActions" not in body and body["cards"]
+
+
+def test_order_sign_without_coverage_still_has_system_actions_key(app, client):
+    body = client.post(SIGN, json=hook_request(prefetch=full_prefetch(app))).get_json()
+    assert body["systemActions"] == []
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=30,
+)
+keys = st.sampled_from(["hook", "hookInstance", "context", "prefetch", "fhirServer", "fhirAuthorization"])
+context_keys = st.sampled_from(["patientId", "userId", "draftOrders", "selections", "encounterId"])
+
+
+def mutated_request(base):
+    return st.tuples(st.dictionaries(keys, json_values, max_size=3),
+                     st.dictionaries(context_keys, json_values, max_size=3)).map(
+        lambda parts: _merge(base, *parts))
+
+
+def _merge(base, top, context):
+    body = json.loads(json.dumps(base))
+    body.update(top)
+    if isinstance(body.get("context"), dict):
+        body["context"].update(context)
+    return body
+
+
+def test_generated_junk_never_yields_a_server_error(tmp_path):
+    app = make_app(tmp_path)
+    client = app.test_client()
+    base = hook_request(prefetch=full_prefetch(app))
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.one_of(json_values, mutated_request(base)), st.sampled_from([SIGN, SELECT]))
+    def check(body, path):
+        response = client.post(path, data=json.dumps(body), content_type="application/json")
+        assert response.status_code < 500, response.get_data(as_text=True)
+
+    check()
+
+
+def test_generated_junk_prefetch_never_yields_a_server_error(tmp_path):
+    app = make_app(tmp_path)
+    client = app.test_client()
+    base = hook_request(prefetch=full_prefetch(app))
+    prefetch_keys = st.sampled_from(list(base["prefetch"]))
+    resource = st.fixed_dictionaries({"resourceType": st.sampled_from(
+        ["Observation", "Condition", "Patient", "Bundle", "MedicationRequest", "QuestionnaireResponse"])},
+        optional={"id": json_values, "status": json_values, "code": json_values, "entry": json_values,
+                  "valueQuantity": json_values, "effectiveDateTime": json_values, "birthDate": json_values,
+                  "clinicalStatus": json_values, "item": json_values, "dosageInstruction": json_values})
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.dictionaries(prefetch_keys, st.one_of(resource, json_values, resource.map(
+        lambda r: {"resourceType": "Bundle", "entry": [{"resource": r}]})), max_size=4))
+    def check(prefetch):
+        body = json.loads(json.dumps(base))
+        body["prefetch"].update(prefetch)
+        response = client.post(SIGN, data=json.dumps(body), content_type="application/json")
+        assert response.status_code < 500, response.get_data(as_text=True)
+
+    check()

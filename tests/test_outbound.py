@@ -1,0 +1,87 @@
+"""Allow-list matching on normalized URLs; redirects and size limits of the FHIR client."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import responses
+
+from cdshooks import outbound
+
+ALLOW = ("https://ehr.example/fhir",)
+
+
+@pytest.mark.parametrize("url", [
+    "https://ehr.example/fhir/Patient/1",
+    "https://EHR.example/fhir/Condition?patient=1",
+    "HTTPS://ehr.example:443/fhir/Observation",
+    "https://ehr.example/fhir",
+    "https://ehr.example//fhir//Patient/1",
+])
+def test_urls_under_the_allowed_base_are_allowed(url):
+    assert outbound.is_allowed(url, ALLOW)
+
+
+@pytest.mark.parametrize("url", [
+    "https://ehr.example.evil/fhir/Patient/1",
+    "https://ehr.example@evil.example/fhir/Patient/1",
+    "https://user:pw@ehr.example/fhir/Patient/1",
+    "http://ehr.example/fhir/Patient/1",
+    "https://ehr.example:8443/fhir/Patient/1",
+    "https://ehr.example/fhirx/Patient/1",
+    "https://ehr.example/other",
+    "https://[::1]/fhir/Patient/1",
+    "ftp://ehr.example/fhir",
+    "https://ehr.example:notaport/fhir",
+    "not a url",
+])
+def test_lookalike_urls_are_refused(url):
+    assert not outbound.is_allowed(url, ALLOW)
+
+
+def test_ipv6_literal_base_matches_only_itself():
+    assert outbound.is_allowed("https://[2001:db8::1]/fhir/Patient/1", ("https://[2001:db8::1]/fhir",))
+    assert not outbound.is_allowed("https://[2001:db8::2]/fhir/Patient/1", ("https://[2001:db8::1]/fhir",))
+
+
+def client(**kwargs):
+    return outbound.FhirClient(ALLOW, "tok", time.monotonic() + 5, kwargs.get("max_bytes", 10_000))
+
+
+@responses.activate
+def test_redirect_off_the_allow_list_is_not_followed():
+    responses.get("https://ehr.example/fhir/Patient/1", status=302,
+                  headers={"Location": "https://evil.example/steal"})
+    with pytest.raises(outbound.FetchError, match="not on CDSHOOKS_FHIR_ALLOWLIST"):
+        client().get("https://ehr.example/fhir/Patient/1")
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_redirect_within_the_allow_list_is_followed():
+    responses.get("https://ehr.example/fhir/Patient/1", status=301,
+                  headers={"Location": "/fhir/Patient/1b"})
+    responses.get("https://ehr.example/fhir/Patient/1b", json={"resourceType": "Patient", "id": "1b"})
+    assert client().get("https://ehr.example/fhir/Patient/1")["id"] == "1b"
+
+
+@responses.activate
+def test_oversized_response_is_refused():
+    responses.get("https://ehr.example/fhir/Patient/1", body=b"{" + b" " * 20_000 + b"}")
+    with pytest.raises(outbound.FetchError, match="exceeds"):
+        client(max_bytes=1000).get("https://ehr.example/fhir/Patient/1")
+
+
+@responses.activate
+def test_not_found_is_no_data():
+    responses.get("https://ehr.example/fhir/Patient/1", status=404)
+    assert client().get("https://ehr.example/fhir/Patient/1") is None
+
+
+@responses.activate
+def test_errors_name_the_url_without_its_query():
+    responses.get("https://ehr.example/fhir/Condition", status=500)
+    with pytest.raises(outbound.FetchError) as caught:
+        client().get("https://ehr.example/fhir/Condition?patient=secret-id")
+    assert "secret-id" not in str(caught.value)
