@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    if args.run is not _serve:  # offline commands: the "JWT is off" warning is for servers
+        logging.getLogger("cdshooks.auth").setLevel(logging.ERROR)
     return args.run(args) or 0
 
 

@@ -26,6 +26,7 @@ def deciding(evaluation: Evaluation) -> list[str]:
         if result is None:
             return
         if node.ref is not None:
+            out.append(node.id) if node.id not in out else None
             return visit(policy.nodes[node.ref])
         if node.type is not None:
             out.append(node.id) if node.id not in out else None
@@ -128,6 +129,7 @@ def detail(evaluation: Evaluation, row, base_url: str) -> str:
 
 
 def _line(policy, result: NodeResult) -> str:
+    """``- **id** result — paraphrase — note · evidence``."""
     node = policy.nodes[result.id]
     text = f"- **{result.id}** {_WORDS[result.result]} — {node.text}"
     if result.note:

@@ -49,6 +49,7 @@ class Case(_Model):
     hook: Literal["order-sign", "order-select"] = "order-sign"
     today: dt.date | None = None
     orders: list[str] = Field(min_length=1, description="draft order fixtures; the first is evaluated")
+    evaluate: str | None = Field(None, description="'Type/id' of the draft order to check (default: the first)")
     record: list[str] = Field(default_factory=list, description="fixtures placed in the prefetch")
     answers: dict[str, bool] = Field(default_factory=dict, description="QuestionnaireResponse answers")
     unavailable: list[str] = Field(default_factory=list, description="resource types sent as OperationOutcome")
@@ -125,7 +126,7 @@ def request_for(policies: Path, policy_id: str, case: Case, templates) -> tuple[
     patient_id = patient["id"] if patient else "example"
     if case.answers:
         record.append(_questionnaire_response(policy_id, case, patient_id))
-    evaluated = f"{orders[0]['resourceType']}/{orders[0]['id']}"
+    evaluated = case.evaluate or f"{orders[0]['resourceType']}/{orders[0]['id']}"
     context = {"userId": "Practitioner/example", "patientId": patient_id,
                "draftOrders": {"resourceType": "Bundle", "type": "collection",
                                "entry": [{"resource": r} for r in orders]}}

@@ -84,7 +84,7 @@ class Evaluator:
         elif node.type is not None:
             result = self._leaf(node, on)
         else:
-            children = [c for c in node.children() if only is None or c.id in only]
+            children = [c for c in node.children() if only is None or c.id in only or not c.decisive]
             values = [self.node(child, on) for child in children if child.decisive]
             for child in children:  # informational children are evaluated and reported too
                 self.node(child, on)
@@ -159,33 +159,44 @@ class Evaluator:
             return _Outcome(UNKNOWN, notes=[fact.note], unavailable=True)
         if not fact.known:
             return _Outcome(UNKNOWN, list(fact.evidence), notes=[fact.note])
-        value = test(expr, fact, self.policy.codesets)
-        decided = value != UNKNOWN
-        return _Outcome(value, list(fact.evidence), [fact.note], [fact.brief], decided=decided, by_data=decided)
+        value, evidential = test(expr, fact, self.policy.codesets)
+        return _Outcome(value, list(fact.evidence), [fact.note], [fact.brief], decided=evidential,
+                        by_data=evidential)
 
 
-def test(expr: Expr, fact: Fact, codesets) -> str:
-    """Apply the expression's operator to a known fact."""
-    value, fail = fact.value, expr.otherwise or NOT_MET
+def test(expr: Expr, fact: Fact, codesets) -> tuple[str, bool]:
+    """Apply the expression's operator to a known fact: (result, whether the record said so).
+
+    A known fact is evidence even when the test stays undecided ("≥ 2 fetuses" against "at most
+    2"); only a failure that the policy maps to ``otherwise: unknown`` means "no evidence".
+    """
+    value = _apply(expr, fact.value, codesets)
+    if value == "fail":
+        value = expr.otherwise or NOT_MET
+        return value, value != UNKNOWN
+    return value, True
+
+
+def _apply(expr: Expr, value, codesets) -> str:
     if expr.result is not None:
         return value if value in (MET, NOT_MET, UNKNOWN) else UNKNOWN
     if expr.known is not None:
-        return MET if expr.known else fail
+        return MET if expr.known else "fail"
     if expr.present is not None:
         if not isinstance(value, bool):
             return UNKNOWN
         return (MET if value else NOT_MET) if expr.present else (NOT_MET if value else MET)
     if expr.codes_in is not None:
         codes = codesets[tuple(expr.codes_in)]
-        return MET if any(codes.entry_for(s, c) for s, c in value) else fail
+        return MET if any(codes.entry_for(s, c) for s, c in value) else "fail"
     if expr.is_ is not None:
-        return MET if value == expr.is_ else fail
+        return MET if value == expr.is_ else "fail"
     if expr.in_ is not None:
-        return MET if value in expr.in_ else fail
-    return _compare(expr, value, fail)
+        return MET if value in expr.in_ else "fail"
+    return _compare(expr, value)
 
 
-def _compare(expr: Expr, value, fail: str) -> str:
+def _compare(expr: Expr, value) -> str:
     low, high = (value.low, value.high) if isinstance(value, Interval) else (value, value)
     if not isinstance(low, (int, float)) or isinstance(low, bool):
         return UNKNOWN
@@ -196,7 +207,7 @@ def _compare(expr: Expr, value, fail: str) -> str:
         if holds_low and holds_high:
             return MET
         if not holds_low and not holds_high:
-            return fail
+            return "fail"
         return UNKNOWN
     return UNKNOWN
 
