@@ -26,6 +26,7 @@ from cdshooks.mapping.calculators import Calculator
 from cdshooks.mapping.calculators import registry as calculator_registry
 from cdshooks.mapping.model import FactMapping
 from cdshooks.mapping.model import MappingFile
+from cdshooks.mapping.model import MappingShell
 from cdshooks.mapping.model import duration_days
 from cdshooks.mapping.select import SelectFact
 
@@ -91,7 +92,7 @@ def load(folder: Path) -> tuple[FactSet, list[Problem]]:
         if document is None:
             continue
         problems += datafile.check_schema_comment(path, document, SCHEMA_FILE)
-        parsed, found = datafile.validate(document, MappingFile)
+        parsed, found = _validate(document)
         problems += found
         if parsed is not None:
             problems += _merge(raw, parsed, document, path.name)
@@ -106,6 +107,26 @@ def load(folder: Path) -> tuple[FactSet, list[Problem]]:
     problems += _check_references(compiled, raw)
     compiled = _with_order_scope(compiled)
     return FactSet(MappingProxyType(compiled), MappingProxyType(origins)), problems
+
+
+def _validate(document) -> tuple[MappingFile | None, list[Problem]]:
+    """Validate the file, then each fact on its own: a broken fact is reported and left out."""
+    shell, problems = datafile.validate(document, MappingShell)
+    if shell is None:
+        return None, problems
+    facts = {}
+    for name, body in shell.facts.items():
+        sub = datafile.Document(document.file, body, {k[2:]: v for k, v in document.lines.items()
+                                                      if k[:2] == ("facts", name)})
+        fact, found = datafile.validate(sub, FactMapping)
+        problems += [Problem(p.file, p.line, f"facts.{name}" + (f".{p.path}" if p.path else ""), p.kind, p.detail)
+                     for p in found]
+        if fact is not None:
+            facts[name] = fact
+    try:
+        return MappingFile(description=shell.description, overrides=shell.overrides, facts=facts), problems
+    except ValueError as exc:
+        return None, problems + [document.problem(("facts",), "schema", str(exc))]
 
 
 def _merge(raw, parsed: MappingFile, document, file_name: str) -> list[Problem]:

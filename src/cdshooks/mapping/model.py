@@ -87,6 +87,14 @@ class MappingFile(_Model):
         return self
 
 
+class MappingShell(_Model):
+    """The file around the facts, validated first so one bad fact does not hide the others."""
+
+    description: str = Field(min_length=1)
+    overrides: list[str] = Field(default_factory=list)
+    facts: dict[str, dict]
+
+
 def duration_days(value: str) -> int:
     """``P30D`` -> 30, ``P2W`` -> 14, ``P6M`` -> 180, ``P1Y`` -> 365 (calendar-day windows)."""
     number, unit = DURATION.match(value).groups()

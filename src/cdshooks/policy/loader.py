@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Iterator
 from typing import Mapping
 
+from cdshooks import coverage
 from cdshooks import datafile
 from cdshooks.codes import CodeError
 from cdshooks.codes import CodeSet
@@ -257,6 +258,13 @@ def _check_dates_and_responses(model: Policy, nodes, facts: FactSet, document, u
                 problems.append(document.problem(("responses", i, "reschedule"), "reference",
                                                  f"unknown fact '{row.reschedule.date_fact}'"))
             used.add(row.reschedule.date_fact)
+        if row.coverage:
+            values = row.coverage.model_dump(by_alias=True, exclude_none=True)
+            values["reason"] = "(set at run time)"
+            if values.get("doc-needed"):
+                values["questionnaire"] = "(set at run time)"
+            problems += [document.problem(("responses", i, "coverage"), "coverage", detail)
+                         for detail in coverage.invariant_problems(values)]
         if row.coverage and model.jurisdiction != "US":
             problems.append(document.problem(("responses", i, "coverage"), "jurisdiction",
                                              "only US policies carry CRD coverage information"))

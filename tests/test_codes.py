@@ -1,0 +1,47 @@
+"""Code tokens and D1 matching: ICD-10-CM without dots, prefixes, category ranges."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdshooks import codes
+from cdshooks.record import ICD10CM
+
+
+@pytest.mark.parametrize("token, system, code, match, miss", [
+    ("icd10cm|C50.911", ICD10CM, "C50911", "C50911", "C5091"),
+    ("icd10cm|M51.-", ICD10CM, "M51", "M5126", "M50"),
+    ("icd10cm|G90.5-", ICD10CM, "G905", "G9050", "G904"),
+    ("cpt|81420", "http://www.ama-assn.org/go/cpt", "81420", "81420", "81422"),
+])
+def test_tokens_parse_and_match(token, system, code, match, miss):
+    parsed = codes.parse(token)
+    assert (parsed.system, parsed.code) == (system, code)
+    assert parsed.matches(system, match) and not parsed.matches(system, miss)
+
+
+def test_category_range_compares_three_character_categories_as_strings():
+    cancer = codes.parse("icd10cm|C00–C96")
+    assert cancer.kind == "range"
+    for inside in ("C000", "C7A00", "C7B8", "C9600", "C34"):
+        assert cancer.matches(ICD10CM, inside)
+    for outside in ("C97", "D000", "B999"):
+        assert not cancer.matches(ICD10CM, outside)
+
+
+def test_exclusions_and_patterns_remove_codes_from_a_set():
+    sud = codes.CodeSet.of(["icd10cm|F11.2-"], exclude_pattern="^F1[0-9][12]1$")
+    assert sud.entry_for(ICD10CM, "F1120") is not None
+    assert sud.entry_for(ICD10CM, "F1121") is None
+
+
+@pytest.mark.parametrize("bad", ["81420", "nosuch|x", "cpt|", "|81420"])
+def test_bad_tokens_are_refused(bad):
+    with pytest.raises(codes.CodeError):
+        codes.parse(bad)
+
+
+def test_matches_concept_reads_sandbox_objects_and_ignores_empty_codings():
+    concept = {"coding": [{}, {"system": ICD10CM, "code": "m51.26"}]}
+    hits = codes.CodeSet.of(["icd10cm|M51.-"]).matches_concept(concept)
+    assert [(s, c) for s, c, _ in hits] == [(ICD10CM, "M5126")]

@@ -1,0 +1,140 @@
+"""Leaf precedence: structured evidence, then documentation, then the default — only without evidence."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import MappingProxyType
+
+from cdshooks.codes import CodeSet
+from cdshooks.mapping.facts import Evidence
+from cdshooks.mapping.facts import Fact
+from cdshooks.mapping.facts import FactContext
+from cdshooks.mapping.facts import Interval
+from cdshooks.policy.answers import Answer
+from cdshooks.policy.evaluate import Evaluator
+from cdshooks.policy.evaluate import test as apply_test
+from cdshooks.policy.model import Expr
+from cdshooks.policy.model import Node
+from cdshooks.record import Record
+
+T = dt.date(2025, 6, 15)
+
+
+class Fixed:
+    """A fact definition that returns a fixed Fact."""
+
+    order_scoped = False
+    setting_refs = ()
+
+    def __init__(self, fact):
+        self.value = fact
+
+    def compute(self, ctx, at):
+        return self.value
+
+
+class Policy:
+    def __init__(self, root: Node):
+        self.model = type("M", (), {"criteria": root})
+        self.nodes = {n.id: n for n in _walk(root)}
+        self.codesets = {}
+
+
+def _walk(node):
+    yield node
+    for child in node.children():
+        yield from _walk(child)
+
+
+def leaf(id_, when=None, type_="structured+doc", default="unknown"):
+    return Node(id=id_, text=id_, cite="test", type=type_, when=when, default=default)
+
+
+def run(root, facts, answers=None, settings=None):
+    ctx = FactContext(MappingProxyType({k: Fixed(v) for k, v in facts.items()}), Record(), T, {},
+                      settings=settings or {})
+    evaluator = Evaluator(Policy(root), ctx, answers or {}, {"T": T, "E": T, "R": T})
+    decision = evaluator.run(None)
+    return decision, {k: v for k, v in evaluator.results.items()}
+
+
+def present(name):
+    return Expr(fact=name, present=True)
+
+
+EVIDENCE = (Evidence("Condition/c1", "F11.20"),)
+
+
+def test_structured_evidence_wins_over_documentation():
+    root = Node(id="R", text="r", cite="c", none=[leaf("X", present("f"), default="not-met")])
+    _, results = run(root, {"f": Fact("known", True, EVIDENCE)},
+                     {"X": Answer(False, Evidence("QuestionnaireResponse/q", "X answered no"))})
+    assert results["X"].result == "met" and results["X"].source == "structured"
+
+
+def test_documentation_answers_when_the_record_is_silent():
+    root = Node(id="R", text="r", cite="c", all=[leaf("X", present("f"))])
+    decision, results = run(root, {"f": Fact("unknown")}, {"X": Answer(True, Evidence("QuestionnaireResponse/q", "yes"))})
+    assert results["X"].result == "met" and results["X"].source == "documentation" and decision == "met"
+
+
+def test_default_applies_only_without_any_evidence():
+    root = Node(id="R", text="r", cite="c", none=[leaf("X", present("f"), default="not-met")])
+    decision, results = run(root, {"f": Fact("unknown")})
+    assert results["X"].result == "not-met" and results["X"].source == "default" and decision == "met"
+
+
+def test_unavailable_data_is_unknown_never_the_default():
+    root = Node(id="R", text="r", cite="c", none=[leaf("X", present("f"), default="not-met")])
+    decision, results = run(root, {"f": Fact("unavailable", note="Condition data unavailable")})
+    assert results["X"].result == "unknown" and results["X"].source == "unavailable" and decision == "unknown"
+
+
+def test_structured_leaves_ignore_documentation():
+    root = Node(id="R", text="r", cite="c", all=[leaf("X", present("f"), type_="structured")])
+    _, results = run(root, {"f": Fact("unknown")}, {"X": Answer(True, Evidence("QuestionnaireResponse/q", "yes"))})
+    assert results["X"].result == "unknown"
+
+
+def test_a_known_but_undecided_value_stays_unknown_instead_of_the_default():
+    root = Node(id="R", text="r", cite="c", all=[leaf("X", Expr(fact="n", le=2), default="met")])
+    _, results = run(root, {"n": Fact("known", Interval(2, float("inf")))})
+    assert results["X"].result == "unknown"
+
+
+def test_otherwise_unknown_means_no_evidence():
+    expr = Expr(fact="n", ge=2, otherwise="unknown")
+    assert apply_test(expr, Fact("known", 1), {}) == ("unknown", False)
+    assert apply_test(expr, Fact("known", 3), {}) == ("met", True)
+
+
+def test_every_node_is_evaluated_without_short_circuit():
+    root = Node(id="R", text="r", cite="c", all=[leaf("A", present("a")), leaf("B", present("b"))])
+    decision, results = run(root, {"a": Fact("known", False, EVIDENCE), "b": Fact("known", True, EVIDENCE)})
+    assert decision == "not-met" and set(results) == {"R", "A", "B"}
+
+
+def test_informational_children_are_reported_but_do_not_decide():
+    info = Node(id="I", text="i", cite="c", type="documentation", default="unknown", decisive=False)
+    root = Node(id="R", text="r", cite="c", all=[leaf("A", present("a")), info])
+    decision, results = run(root, {"a": Fact("known", True, EVIDENCE)})
+    assert decision == "met" and results["I"].result == "unknown"
+
+
+def test_interval_comparisons_use_both_bounds():
+    assert apply_test(Expr(fact="age", ge=21), Fact("known", Interval(20, 21)), {})[0] == "unknown"
+    assert apply_test(Expr(fact="age", ge=21), Fact("known", Interval(21, 22)), {})[0] == "met"
+    assert apply_test(Expr(fact="age", ge=21), Fact("known", Interval(19, 20)), {})[0] == "not-met"
+
+
+def test_codes_in_reads_code_pairs():
+    codesets = {("cpt|81422",): CodeSet.of(["cpt|81422"])}
+    expr = Expr(fact="codes", codes_in=["cpt|81422"])
+    assert apply_test(expr, Fact("known", (("http://www.ama-assn.org/go/cpt", "81422"),)), codesets)[0] == "met"
+    assert apply_test(expr, Fact("known", (("http://www.ama-assn.org/go/cpt", "81420"),)), codesets)[0] == "not-met"
+
+
+def test_setting_tests_read_the_policy_settings():
+    root = Node(id="R", text="r", cite="c", all=[
+        Node(id="B", text="b", cite="c", type="rule", when=Expr(setting="paRequired", is_=True), default="met")])
+    assert run(root, {}, settings={"paRequired": False})[1]["B"].result == "not-met"
