@@ -11,6 +11,7 @@ import datetime as dt
 import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
 
 from flask import Flask
 from flask import current_app
@@ -56,7 +57,10 @@ class Settings(BaseModel):
     @field_validator("TIMEZONE")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises for an unknown zone
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}'") from None
         return value
 
     def today(self) -> dt.date:

@@ -110,12 +110,18 @@ class SelectFact:
 
 
 def _written_code(concept, normalized: str) -> tuple[str, str]:
+    """The code as the record wrote it (``M96.1``, not ``M961``) and its display or text."""
     for cc in as_list(concept):
         for coding in as_list(cc.get("coding") if isinstance(cc, dict) else None):
             if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 if coding["code"].replace(".", "").upper().strip() == normalized.upper():
                     return coding["code"], coding.get("display") or (cc.get("text") or "")
     return normalized, ""
+
+
+def written_code(concept, normalized: str) -> str:
+    """``M96.1 Postlaminectomy syndrome…``: the written code with its display, for evidence."""
+    return " ".join(part for part in _written_code(concept, normalized) if part)
 
 
 def _usable(items):

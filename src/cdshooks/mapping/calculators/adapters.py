@@ -20,6 +20,7 @@ from cdshooks.mapping.facts import Evidence
 from cdshooks.mapping.facts import Fact
 from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.facts import Interval
+from cdshooks.mapping.select import written_code
 from cdshooks.record import codings
 from cdshooks.record import reference_of
 
@@ -178,19 +179,20 @@ def _prepare_pain(params: dict) -> dict:
 
 
 def pain_origin(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    reasons, _ = orders.reason_codes(ctx.order.resource, ctx.record)
-    unavailable = _unavailable(ctx, "Condition")
-    active = [(resource, pair) for resource in ctx.record.of_type("Condition")
-              if condition_state(resource, at) == "active" for pair in codings(resource.get("code"))]
-    origin, why = pain.pain_origin(reasons, [pair for _, pair in active], params["sets"])
-    if origin == "unknown" and unavailable:
-        return unavailable
     sets = params["sets"]
-    evidence = tuple(Evidence(reference_of(r) or "Condition", code) for r, (s, code) in active
-                     if any(cs.entry_for(s, code) for cs in (sets.malignant, sets.nonmalignant, sets.neutral)))
-    evidence = evidence or (Evidence(ctx.order.reference, why),)
+    reasons, _ = orders.reason_codes(ctx.order.resource, ctx.record)
+    active = [(r, pair) for r in ctx.record.of_type("Condition") if condition_state(r, at) == "active"
+              for pair in codings(r.get("code"))]
+    origin, why = pain.pain_origin(reasons, [pair for _, pair in active], sets)
+    if why.startswith("order reason"):
+        shown = [written_code(ctx.order.resource.get("reasonCode"), c) for s, c in reasons if pain.relevant(s, c, sets)]
+        evidence = (Evidence(ctx.order.reference, "reason " + ", ".join(shown)),)
+    else:
+        evidence = tuple(Evidence(reference_of(r) or "Condition", written_code(r.get("code"), c))
+                         for r, (s, c) in active if pain.relevant(s, c, sets))
+    unavailable = _unavailable(ctx, "Condition")
     if origin == "unknown":
-        return Fact("unknown", None, evidence, why)
+        return unavailable or Fact("unknown", None, evidence, why)
     return Fact("known", origin, evidence, why, origin)
 
 

@@ -15,6 +15,11 @@ class PainCodeSets:
     cancer: CodeSet                # active malignancy
 
 
+def relevant(system: str, code: str, sets: PainCodeSets) -> bool:
+    """Whether a code is one of the pain or cancer codes the origin is read from."""
+    return any(cs.entry_for(system, code) for cs in (sets.malignant, sets.nonmalignant, sets.neutral, sets.cancer))
+
+
 def _classify(pairs, sets: PainCodeSets) -> tuple[bool, bool, bool]:
     def has(code_set):
         return any(code_set.entry_for(system, code) for system, code in pairs)
@@ -25,6 +30,7 @@ def pain_origin(reasons, conditions, sets: PainCodeSets) -> tuple[str, str]:
     """(``malignant`` | ``non-malignant`` | ``unknown``, why) from order reasons first, then Conditions.
 
     ``reasons`` and ``conditions`` are ``(system, normalized code)`` pairs (conditions: active only).
+    ``why`` starts with "order reason" when the order's reasons decided.
     """
     malignant, specific, neutral = _classify(reasons, sets)
     decided = _decide(malignant, specific, "order reason")

@@ -1,0 +1,109 @@
+"""The cdshooks command: check, test, eval (on the saved headline requests), schemas, serve wiring."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cdshooks import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = ["--policies", str(ROOT / "policies"), "--mappings", str(ROOT / "mappings")]
+
+
+def response_of(output: str) -> dict:
+    return json.loads(output[output.index("== response") + len("== response"):])
+
+
+def test_check_passes_on_the_shipped_files(capsys):
+    assert cli.main(["check", *FOLDERS]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_check_prints_every_problem_sorted_and_exits_1(tmp_path, capsys):
+    for name in ("policies", "mappings"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    policy = tmp_path / "policies" / "prenatal-cfdna-screening.yaml"
+    policy.write_text(policy.read_text().replace("default: met\n", "default: maybe\n", 1))
+    mapping = tmp_path / "mappings" / "default.yaml"
+    mapping.write_text(mapping.read_text().replace("within: P365D", "within: 365 days"))
+    assert cli.main(["check", "--policies", str(tmp_path / "policies"), "--mappings", str(tmp_path / "mappings")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == sorted(lines) and len(lines) >= 2
+    assert lines[0].startswith("mappings/default.yaml:") and ": facts.procedures.last_trial_date.within:" in lines[0]
+    assert any(line.startswith("policies/prenatal-cfdna-screening.yaml:") for line in lines)
+
+
+def test_test_runs_every_case_and_reports_the_count(capsys):
+    assert cli.main(["test", *FOLDERS]) == 0
+    out = capsys.readouterr().out
+    assert "PASS prenatal-cfdna-screening_test.yaml::" in out and " 0 failed" in out
+
+
+def test_eval_explains_the_opioid_headline_request(capsys):
+    assert cli.main(["eval", str(ROOT / "examples" / "pump-trial-opioids-weaned-30pct.json"),
+                     "--today", "2025-06-15", *FOLDERS]) == 0
+    out = capsys.readouterr().out
+    assert "opioids.wean_50pct @ 2025-06-15" in out and "I.A.2.g          not-met  structured" in out
+    response = response_of(out)
+    card = response["cards"][0]
+    assert card["summary"] == "IT pump trial (62322): opioids not weaned ≥50% (70 vs 100 MME/day) — criteria not met"
+    assert "oxycodone 20 mg × 2/day × 1.5 = 60" in card["detail"]
+    coverage = response["systemActions"][0]["resource"]["extension"][-1]["extension"]
+    assert {"url": "covered", "valueCode": "not-covered"} in coverage
+    assert not any(part["url"] == "pa-needed" for part in coverage)
+
+
+def test_eval_explains_the_cfdna_at_8w2d_request(capsys):
+    assert cli.main(["eval", str(ROOT / "examples" / "cfdna-at-8w2d.json"), "--today", "2026-11-21", *FOLDERS]) == 0
+    response = response_of(capsys.readouterr().out)
+    card = response["cards"][0]
+    assert card["summary"] == "cfDNA screen (81420): 8w2d on 2026-11-21 — eligible from 2026-11-26 (9w0d)"
+    action = card["suggestions"][0]["actions"][0]
+    assert action["type"] == "update" and action["resource"]["occurrenceDateTime"] == "2026-11-26"
+    assert card["extension"]["cdshooks.evaluation"]["outcome"] == "too-early"
+
+
+def test_eval_of_a_bad_request_prints_the_operation_outcome(tmp_path, capsys):
+    request = tmp_path / "bad.json"
+    request.write_text(json.dumps({"hook": "order-sign", "context": {}}))
+    assert cli.main(["eval", str(request), *FOLDERS]) == 1
+    assert json.loads(capsys.readouterr().out)["resourceType"] == "OperationOutcome"
+
+
+def test_schemas_writes_the_three_schema_files(tmp_path, capsys):
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "mappings").mkdir()
+    assert cli.main(["schemas", "--policies", str(tmp_path / "policies"), "--mappings", str(tmp_path / "mappings")]) == 0
+    assert {p.name for p in tmp_path.glob("*/*.json")} == {"schema.json", "test-schema.json"}
+
+
+def test_serve_refuses_to_start_with_a_broken_policy(tmp_path, monkeypatch, capsys):
+    for name in ("policies", "mappings"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    (tmp_path / "policies" / "prenatal-cfdna-screening.yaml").write_text("id: [\n")
+    monkeypatch.setenv("CDSHOOKS_POLICIES", str(tmp_path / "policies"))
+    monkeypatch.setenv("CDSHOOKS_MAPPINGS", str(tmp_path / "mappings"))
+    monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    started = []
+    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: started.append(self))
+    assert cli.main(["serve", "--port", "8999"]) == 1
+    assert "policies/prenatal-cfdna-screening.yaml:" in capsys.readouterr().err and not started
+
+
+def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.chdir(ROOT)
+    started = []
+    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: started.append(self.options))
+    assert cli.main(["serve", "--host", "127.0.0.1", "--port", "8999", "--workers", "3"]) == 0
+    (options,) = started
+    assert options["bind"] == "127.0.0.1:8999" and options["workers"] == 3 and options["accesslog"] is None
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "serve" in capsys.readouterr().out

@@ -1,0 +1,52 @@
+"""The record index: one pass, by type, by reference, by code; reference resolution."""
+
+from __future__ import annotations
+
+from cdshooks import record
+from cdshooks.prefetch import Slot
+from cdshooks.protocol import DraftOrder
+from conftest import bundle
+
+ICD = record.ICD10CM
+
+
+def condition(cid, code):
+    return {"resourceType": "Condition", "id": cid, "code": {"coding": [{"system": ICD, "code": code}]}}
+
+
+def build(*resources, drafts=()):
+    return record.build({"conditions": Slot("data", bundle(*resources))}, {"conditions": "Condition"}, drafts)
+
+
+def test_resources_are_indexed_by_type_reference_code_and_icd_category():
+    rec = build(condition("c1", "M51.26"), condition("c2", "m51.26"))
+    assert [r["id"] for r in rec.with_code(ICD, "M51.26")] == ["c1", "c2"]
+    assert len(rec.with_icd_category("M51")) == 2 and rec.by_ref["Condition/c1"]["id"] == "c1"
+
+
+def test_a_draft_and_its_prefetched_copy_count_once():
+    draft = DraftOrder("ServiceRequest/sr-1", {"resourceType": "ServiceRequest", "id": "sr-1", "status": "draft"}, 0)
+    prefetched = {"resourceType": "ServiceRequest", "id": "sr-1", "status": "active"}
+    rec = record.build({"serviceRequests": Slot("data", bundle(prefetched))}, {"serviceRequests": "ServiceRequest"}, (draft,))
+    assert rec.of_type("ServiceRequest") == [draft.resource] and rec.is_draft(draft.resource)
+
+
+def test_references_resolve_contained_relative_and_absolute():
+    rec = build(condition("c1", "Z88.5"))
+    container = {"contained": [{"resourceType": "Medication", "id": "m"}]}
+    assert rec.resolve({"reference": "#m"}, container)["resourceType"] == "Medication"
+    assert rec.resolve("Condition/c1")["id"] == "c1"
+    assert rec.resolve({"reference": "https://ehr.example/fhir/Condition/c1"})["id"] == "c1"
+    assert rec.resolve({"reference": "Condition/none"}) is None and rec.resolve(None) is None
+
+
+def test_unavailable_slots_mark_their_resource_type():
+    rec = record.build({"conditions": Slot("unavailable", reason="OperationOutcome")}, {"conditions": "Condition"}, ())
+    assert rec.unavailable == {"Condition": "OperationOutcome"}
+
+
+def test_junk_entries_are_skipped():
+    value = {"resourceType": "Bundle", "entry": [None, {"resource": 7}, {"resource": {"no": "type"}},
+                                                 {"resource": condition("c1", "F03.90")}]}
+    rec = record.build({"conditions": Slot("data", value)}, {"conditions": "Condition"}, ())
+    assert [r["id"] for r in rec.of_type("Condition")] == ["c1"]
