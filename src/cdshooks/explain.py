@@ -12,43 +12,9 @@ _WORDS = {MET: "met", NOT_MET: "not met", UNKNOWN: "unknown", "excluded": "exclu
 _MAX_EVIDENCE = 6
 
 
-def deciding(evaluation: Evaluation) -> list[str]:
-    """Leaf ids that decided the root's value, in tree order.
-
-    A met ``all`` is decided by every child, a not-met one by its not-met children, an unknown
-    one by its unknown children; ``any`` and ``none`` mirror that.
-    """
-    policy, results = evaluation.match.policy, evaluation.results
-    out: list[str] = []
-
-    def visit(node) -> None:
-        result = results.get(node.id)
-        if result is None:
-            return
-        if node.ref is not None:
-            out.append(node.id) if node.id not in out else None
-            return visit(policy.nodes[node.ref])
-        if node.type is not None:
-            out.append(node.id) if node.id not in out else None
-            return
-        children = [c for c in node.children() if c.id in results]
-        for child in _deciding_children(node.op, result.result, children, results):
-            visit(child)
-
-    visit(policy.model.criteria)
-    return out
-
-
-def _deciding_children(op: str, value: str, children, results):
-    if value == UNKNOWN:
-        return [c for c in children if results[c.id].result == UNKNOWN]
-    everything = (op == "all" and value == MET) or (op == "any" and value == NOT_MET) \
-        or (op == "none" and value == MET)
-    if everything:
-        return children
-    wanted = {("all", NOT_MET): NOT_MET, ("any", MET): MET, ("none", NOT_MET): MET,
-              ("at_least", MET): MET, ("at_least", NOT_MET): NOT_MET}[(op, value)]
-    return [c for c in children if results[c.id].result == wanted]
+def deciding(evaluation: Evaluation) -> tuple[str, ...]:
+    """Leaf (and reference) ids that decided the root's value, in tree order."""
+    return evaluation.deciding
 
 
 def headline(evaluation: Evaluation) -> str:
@@ -93,16 +59,22 @@ def evaluation_json(evaluation: Evaluation) -> dict:
         "policy": {"id": model.id, "version": model.version, "title": model.title},
         "order": evaluation.match.order.reference,
         "decision": evaluation.decision,
-        "outcome": evaluation.outcome,
         "criteria": [_criterion_json(r) for r in evaluation.results.values()],
-        "documentation": list(evaluation.documentation),
     }
+    if evaluation.outcome:
+        out["outcome"] = evaluation.outcome
+    if evaluation.documentation:
+        out["documentation"] = list(evaluation.documentation)
     return out
 
 
 def _criterion_json(result: NodeResult) -> dict:
-    return {"id": result.id, "result": result.result,
-            "evidence": [e.as_json() for e in result.evidence], "note": result.note}
+    out = {"id": result.id, "result": result.result}
+    if result.evidence:
+        out["evidence"] = [e.as_json() for e in result.evidence]
+    if result.note:
+        out["note"] = result.note
+    return out
 
 
 def detail(evaluation: Evaluation, row, base_url: str) -> str:

@@ -49,7 +49,8 @@ def run(request_path: Path, policies: Path, mappings: Path, today: str | None) -
 
 def _print_facts(facts) -> None:
     print("== facts")
-    for (name, at, order, _settings), fact in sorted(facts.memo.items(), key=lambda kv: (kv[0][0], str(kv[0][1:3]))):
+    for key, fact in sorted(facts.memo.items(), key=lambda kv: (kv[0][0], str(kv[0][1:3]))):
+        name, at, order = key[:3]
         scope = f" [{order}]" if order else ""
         value = "" if fact.value is None or isinstance(fact.value, tuple) and fact.value and \
             hasattr(fact.value[0], "resource") else f" = {fact.value}"

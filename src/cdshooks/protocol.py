@@ -265,8 +265,11 @@ class ServiceDefinition(_Strict):
 
 
 def dump(model: BaseModel) -> dict:
-    """Serialize one model (a card, an action): absent optionals omitted, free-form dicts pruned."""
-    return prune(model.model_dump(exclude_none=True)) or {}
+    """Serialize one model: absent optionals omitted (the models admit no empty values).
+
+    The free-form parts — FHIR resources in actions — are pruned where they are built.
+    """
+    return model.model_dump(exclude_none=True)
 
 
 def response_body(hook: str, cards: list[Card], system_actions: list[Action]) -> dict:

@@ -92,12 +92,13 @@ class FactContext:
         """The fact ``name`` as of ``at`` (default T)."""
         at = at or self.today
         definition = self.definitions[name]
-        key = (name, at,
-               self.order.reference if definition.order_scoped and self.order else None,
-               tuple(self.settings.get(s, d) for s, d in definition.setting_refs))
-        if key not in self.memo:
-            self.memo[key] = definition.compute(self, at)
-        return self.memo[key]
+        key = (name, at, self.order.reference if definition.order_scoped and self.order else None)
+        if definition.setting_refs:  # facts tuned by policy settings are remembered per value
+            key += tuple(self.settings.get(s, d) for s, d in definition.setting_refs)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = definition.compute(self, at)
+        return found
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from cdshooks.policy import logic
 from cdshooks.policy.answers import answers_for
 from cdshooks.policy.evaluate import Evaluator
 from cdshooks.policy.evaluate import NodeResult
+from cdshooks.policy.evaluate import deciding
 from cdshooks.policy.loader import CompiledPolicy
 from cdshooks.policy.loader import PolicySet
 from cdshooks.policy.model import Applicability
-from cdshooks.policy.questionnaire import documentation_leaves
 from cdshooks.protocol import DraftOrder
 from cdshooks.record import Record
 
@@ -44,6 +44,7 @@ class Evaluation:
     documentation: tuple[str, ...]
     dates: Mapping[str, dt.date]
     context: FactContext
+    deciding: tuple[str, ...]       # ids that decided the root's value (explanations, reasons)
 
 
 def service_date(order: dict, today: dt.date) -> dt.date:
@@ -97,7 +98,7 @@ def evaluate(match: Match, base: FactContext, record: Record) -> Evaluation:
                if v is not None}
     outcome = _outcome(policy, results, match.rule.sections)
     documentation = _documentation(policy, results, evaluator)
-    return Evaluation(match, decision, outcome, results, documentation, dates, ctx)
+    return Evaluation(match, decision, outcome, results, documentation, dates, ctx, deciding(policy, results))
 
 
 def _reference_date(policy: CompiledPolicy, ctx: FactContext) -> dt.date:
@@ -146,7 +147,6 @@ def recompute(policy: CompiledPolicy, node, results, overrides: Mapping[str, str
 def _documentation(policy: CompiledPolicy, results, evaluator: Evaluator) -> tuple[str, ...]:
     """Unknown documentation-answerable leaves, in tree order, that the policy wants asked."""
     wanted = []
-    order = {node.id: i for i, node in enumerate(documentation_leaves(policy.model.criteria))}
     for node_id, result in results.items():
         node = policy.nodes[node_id]
         if not (result.doc_leaf and result.result == logic.UNKNOWN and node.ask):
@@ -155,4 +155,4 @@ def _documentation(policy: CompiledPolicy, results, evaluator: Evaluator) -> tup
             if evaluator.expr(node.ask_if, evaluator.dates["T"], node).value != logic.MET:
                 continue
         wanted.append(node_id)
-    return tuple(sorted(wanted, key=order.get))
+    return tuple(sorted(wanted, key=policy.order.get))

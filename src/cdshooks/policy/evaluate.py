@@ -214,3 +214,39 @@ def _compare(expr: Expr, value) -> str:
 
 def _holds(op: str, x: float, bound: float) -> bool:
     return {"ge": x >= bound, "gt": x > bound, "le": x <= bound, "lt": x < bound}[op]
+
+
+def deciding(policy, results: dict[str, NodeResult]) -> tuple[str, ...]:
+    """Leaf and reference ids that decided the root's value, in tree order.
+
+    A met ``all`` is decided by every child, a not-met one by its not-met children, an unknown
+    one by its unknown children; ``any`` and ``none`` mirror that.
+    """
+    out: dict[str, None] = {}
+
+    def visit(node) -> None:
+        result = results.get(node.id)
+        if result is None:
+            return
+        if node.ref is not None:
+            out[node.id] = None
+            return visit(policy.nodes[node.ref])
+        if node.type is not None:
+            out[node.id] = None
+            return
+        children = [c for c in node.children() if c.id in results and c.decisive]
+        for child in _deciding_children(node.op, result.result, children, results):
+            visit(child)
+
+    visit(policy.model.criteria)
+    return tuple(out)
+
+
+def _deciding_children(op: str, value: str, children, results):
+    if value == UNKNOWN:
+        return [c for c in children if results[c.id].result == UNKNOWN]
+    if (op, value) in (("all", MET), ("any", NOT_MET), ("none", MET)):
+        return children
+    wanted = {("all", NOT_MET): NOT_MET, ("any", MET): MET, ("none", NOT_MET): MET,
+              ("at_least", MET): MET, ("at_least", NOT_MET): NOT_MET}[(op, value)]
+    return [c for c in children if results[c.id].result == wanted]

@@ -65,14 +65,14 @@ class PolicySet:
     by_id: Mapping[str, CompiledPolicy]
     facts: FactSet
     resources: Mapping[str, object]
+    reads: Mapping[str, frozenset[str]]      # policy id -> record types its facts read
 
     @property
     def resource_types(self) -> frozenset[str]:
-        names = set().union(*(p.facts for p in self.by_id.values())) if self.by_id else set()
-        return self.facts.resource_types(names)
+        return frozenset().union(*self.reads.values())
 
     def resource_types_for(self, policy: CompiledPolicy) -> frozenset[str]:
-        return self.facts.resource_types(policy.facts)
+        return self.reads[policy.id]
 
 
 def load_policy_set(policies: Path, mappings: Path, overrides: Mapping[str, Mapping] | None = None) -> PolicySet:
@@ -102,7 +102,8 @@ def check(policies: Path, mappings: Path, overrides: Mapping[str, Mapping]) -> t
         if policy_id not in compiled:
             problems.append(Problem("CDSHOOKS_POLICY_SETTINGS", 1, policy_id, "unknown", "no such policy"))
     resources = MappingProxyType({"mme": load_mme_tables()})
-    return PolicySet(MappingProxyType(compiled), facts, resources), problems
+    reads = MappingProxyType({pid: facts.resource_types(p.facts) for pid, p in compiled.items()})
+    return PolicySet(MappingProxyType(compiled), facts, resources, reads), problems
 
 
 def _load_one(path: Path, root: Path, facts: FactSet, overrides) -> tuple[CompiledPolicy | None, list[Problem]]:

@@ -181,8 +181,8 @@ def _prepare_pain(params: dict) -> dict:
 def pain_origin(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     sets = params["sets"]
     reasons, _ = orders.reason_codes(ctx.order.resource, ctx.record)
-    active = [(r, pair) for r in ctx.record.of_type("Condition") if condition_state(r, at) == "active"
-              for pair in codings(r.get("code"))]
+    conditions = [r for r in pain.candidates(ctx.record, sets) if r.get("resourceType") == "Condition"]
+    active = [(r, pair) for r in conditions if condition_state(r, at) == "active" for pair in codings(r.get("code"))]
     origin, why = pain.pain_origin(reasons, [pair for _, pair in active], sets)
     if why.startswith("order reason"):
         shown = [written_code(ctx.order.resource.get("reasonCode"), c) for s, c in reasons if pain.relevant(s, c, sets)]

@@ -15,6 +15,15 @@ class PainCodeSets:
     cancer: CodeSet                # active malignancy
 
 
+def candidates(record, sets: PainCodeSets) -> list[dict]:
+    """Resources whose codes may bear on the pain origin (index lookups, not a scan)."""
+    seen: dict[int, dict] = {}
+    for code_set in (sets.malignant, sets.nonmalignant, sets.neutral, sets.cancer):
+        for resource in code_set.candidates(record):
+            seen.setdefault(id(resource), resource)
+    return list(seen.values())
+
+
 def relevant(system: str, code: str, sets: PainCodeSets) -> bool:
     """Whether a code is one of the pain or cancer codes the origin is read from."""
     return any(cs.entry_for(system, code) for cs in (sets.malignant, sets.nonmalignant, sets.neutral, sets.cancer))

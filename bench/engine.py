@@ -1,0 +1,100 @@
+"""Engine time in-process: parse → policies → record index → facts → evaluation → response JSON.
+
+No HTTP, no database: what one hook call costs the service itself.  Prints median and p99 per
+record size; ``--calls`` in-process test-client calls measure the whole Flask path too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import records  # noqa: E402
+
+from cdshooks import create_app  # noqa: E402
+from cdshooks import hooks  # noqa: E402
+from cdshooks import jsonio  # noqa: E402
+from cdshooks import registry  # noqa: E402
+
+SIZES = (20, 200, 2000, 20000)
+
+
+def make_app(tmp: str = ":memory:"):
+    return create_app({"TESTING": True, "TODAY": "2025-06-15", "DATABASE_URL": "sqlite://",
+                       "POLICIES": str(ROOT / "policies"), "MAPPINGS": str(ROOT / "mappings"),
+                       "PUBLIC_BASE_URL": "https://cds.example.org", "MAX_BODY_BYTES": 200 * 1024 * 1024})
+
+
+def engine_times(app, size: int, repeats: int) -> list[float]:
+    """Seconds per call of the engine alone (the body arrives parsed, as after json.loads)."""
+    body = records.request(size)
+    with app.app_context():
+        service = next(s for s in registry.get().services.values() if s.hook == "order-sign")
+    times = []
+    with app.test_request_context("/cds-services/x", method="POST"):
+        for _ in range(repeats):
+            started = time.perf_counter()
+            answer = hooks.answer(service, body, {})
+            jsonio.dumps(answer.body)
+            times.append(time.perf_counter() - started)
+    assert len(answer.evaluations) == 2, "both policies must apply"
+    return times
+
+
+def client_times(app, size: int, calls: int) -> list[float]:
+    """Seconds per in-process test-client call (Flask routing, JSON, audit row in SQLite)."""
+    data = json.dumps(records.request(size)).encode()
+    client = app.test_client()
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        response = client.post("/cds-services/medical-policy-order-sign", data=data, content_type="application/json")
+        times.append(time.perf_counter() - started)
+        assert response.status_code == 200
+    return times
+
+
+def summary(times: list[float]) -> tuple[float, float]:
+    ordered = sorted(times)
+    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+def tune_gc() -> None:
+    """The same collector settings as a gunicorn worker (cdshooks.server)."""
+    from cdshooks.server import GC_THRESHOLDS
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=0, help="also time N in-process client calls at 200 resources")
+    args = parser.parse_args()
+    app = make_app()
+    tune_gc()
+    print("| resources | engine median (ms) | engine p99 (ms) |\n|---:|---:|---:|")
+    for size in args.sizes:
+        repeats = max(10, args.repeats // max(1, size // 200)) if size > 200 else args.repeats
+        engine_times(app, size, 5)  # warm-up
+        median, p99 = summary(engine_times(app, size, repeats))
+        print(f"| {size} | {median:.2f} | {p99:.2f} |")
+    if args.calls:
+        median, p99 = summary(client_times(app, 200, args.calls))
+        print(f"\nin-process client, order-sign, 200 resources, {args.calls} calls: median {median:.2f} ms, p99 {p99:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
