@@ -47,14 +47,18 @@ def as_list(value) -> list:
 
 def codings(concept) -> list[tuple[str, str]]:
     """``(system, normalized code)`` pairs of a CodeableConcept (or a list of them); junk ignored."""
+    # Hot path (every resource is indexed by it): exact type checks, no helper calls.
+    if concept is None:
+        return []
     pairs = []
-    for cc in as_list(concept):
-        if not isinstance(cc, dict):
+    for cc in concept if type(concept) is list else (concept,):
+        coding = cc.get("coding") if type(cc) is dict else None
+        if coding is None:
             continue
-        for coding in as_list(cc.get("coding")):
-            if isinstance(coding, dict):
-                system, code = coding.get("system"), coding.get("code")
-                if isinstance(system, str) and isinstance(code, str) and code.strip():
+        for item in coding if type(coding) is list else (coding,):
+            if type(item) is dict:
+                system, code = item.get("system"), item.get("code")
+                if type(system) is str and type(code) is str and code.strip():
                     pairs.append((system, normalize_code(system, code)))
     return pairs
 
