@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
 from cdshooks import create_app
 
+ROOT = Path(__file__).resolve().parents[1]
 TODAY = "2025-06-15"
 ALLOWED_EMPTY = {("cards",), ("systemActions",), ("services",)}
 
@@ -58,6 +61,58 @@ def app(tmp_path):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+class _Collector(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+def _private_values() -> set[str]:
+    """Patient names and birth dates of every fixture, and every token the tests use."""
+    values = {"tok-abc", "secret-token-123", "1990-04-02"}
+    for path in list(ROOT.glob("policies/testdata/*.json")) + list(ROOT.glob("examples/*.json")):
+        text = path.read_text(encoding="utf-8")
+        for resource in _resources(json.loads(text)):
+            if resource.get("resourceType") == "Patient":
+                values.add(resource.get("birthDate", ""))
+                for name in resource.get("name", []):
+                    values.update([name.get("family", ""), *name.get("given", [])])
+    return {v for v in values if v}
+
+
+def _resources(value):
+    if isinstance(value, list):
+        for item in value:
+            yield from _resources(item)
+    elif isinstance(value, dict):
+        if "resourceType" in value:
+            yield value
+        for child in value.values():
+            if isinstance(child, (dict, list)):
+                yield from _resources(child)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_private_data_in_any_log_line():
+    """Every log line the whole suite produces, at every level, is free of names, birth dates and tokens."""
+    collector, root = _Collector(), logging.getLogger()
+    collector.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    previous = root.level
+    root.addHandler(collector)
+    root.setLevel(logging.DEBUG)
+    yield collector
+    root.removeHandler(collector)
+    root.setLevel(previous)
+    from test_auth import TOKENS_SEEN
+    private = _private_values() | set(TOKENS_SEEN) | {t.split(".")[2] for t in TOKENS_SEEN if t.count(".") == 2 and t.split(".")[2]}
+    leaks = sorted({value for line in collector.lines for value in private if value in line})
+    assert collector.lines, "the privacy guard saw no log output at all"
+    assert not leaks, f"private values in logs: {leaks}"
 
 
 @pytest.fixture(autouse=True)

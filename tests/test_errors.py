@@ -145,3 +145,34 @@ def test_huge_string_values_are_handled(app, client):
     body = hook_request(prefetch=full_prefetch(app))
     body["context"]["userId"] = "Practitioner/" + "x" * 500_000
     assert client.post(SIGN, json=body).status_code == 200
+
+
+def test_too_many_prefetch_entries_is_422(tmp_path):
+    app = make_app(tmp_path, MAX_PREFETCH_ENTRIES=5)
+    observations = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "id": str(i)}}
+                                                        for i in range(6)]}
+    body = hook_request(prefetch=full_prefetch(app, observations=observations))
+    issue = outcome(app.test_client().post(SIGN, json=body), 422)
+    assert issue["expression"] == ["prefetch"] and "6 entries" in issue["diagnostics"]
+
+
+def test_context_nested_deeper_than_the_limit_is_422(tmp_path):
+    app = make_app(tmp_path, MAX_JSON_DEPTH=20)
+    nested = {}
+    node = nested
+    for _ in range(30):
+        node["x"] = {}
+        node = node["x"]
+    body = hook_request(prefetch=full_prefetch(app), extraContext=nested)
+    assert outcome(app.test_client().post(SIGN, json=body), 422)["expression"] == ["context"]
+
+
+def test_a_questionnaire_response_nested_thousands_deep_is_harmless(app, client):
+    item = {"linkId": "MN-3", "answer": [{"valueBoolean": True}]}
+    for _ in range(900):
+        item = {"linkId": "g", "item": [item]}
+    qr = {"resourceType": "QuestionnaireResponse", "id": "deep", "status": "completed",
+          "questionnaire": "https://x/fhir/Questionnaire/prenatal-cfdna-screening", "item": [item]}
+    body = hook_request(prefetch=full_prefetch(app, questionnaireResponses={"resourceType": "Bundle",
+                                                                           "entry": [{"resource": qr}]}))
+    assert client.post(SIGN, json=body).status_code == 200

@@ -96,10 +96,11 @@ def operation_outcome(diagnostics: str, code: str, expression: str | None = None
 
 def to_response(error: CdsHooksError) -> Response:
     """Map a request error to its status and OperationOutcome body."""
-    if isinstance(error, Unauthorized):
-        body = operation_outcome("Unauthorized", error.code)
-    else:
-        body = operation_outcome(error.diagnostics, error.code, error.expression)
+    if isinstance(error, Unauthorized):  # bare: the reason is logged, never told to the caller
+        response = jsonio.response(operation_outcome("Unauthorized", error.code), error.status)
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    body = operation_outcome(error.diagnostics, error.code, error.expression)
     return jsonio.response(body, error.status)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 from flask import Flask
 from flask import g
@@ -42,6 +44,17 @@ def normalize_path(path: str) -> str:
     if len(path) > 1 and path.endswith("/"):
         path = path.rstrip("/") or "/"
     return path
+
+
+def normalize_url(url: str) -> str:
+    """Scheme and host lower-cased, default port dropped, path as :func:`normalize_path`."""
+    parts = urlsplit(url.strip())
+    netloc = parts.netloc.lower()
+    for scheme, port in (("https", ":443"), ("http", ":80")):
+        if parts.scheme.lower() == scheme and netloc.endswith(port):
+            netloc = netloc[: -len(port)]
+    path = normalize_path(parts.path or "/")
+    return urlunsplit((parts.scheme.lower(), netloc, "" if path == "/" else path, parts.query, ""))
 
 
 def read_json_object() -> dict:

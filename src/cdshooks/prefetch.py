@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait
 from dataclasses import dataclass
 
+from cdshooks.errors import InvalidRequest
 from cdshooks.errors import PrefetchUnavailable
 from cdshooks.outbound import FetchError
 from cdshooks.outbound import FhirClient
@@ -78,6 +79,7 @@ def resolve(request: HookRequest, templates: tuple[Template, ...], required: fro
             settings, deadline: float) -> dict[str, Slot]:
     """Return a Slot per template key; raise 412 when a required key cannot be obtained."""
     sent = request.prefetch or {}
+    _within_entry_limit(sent, settings.MAX_PREFETCH_ENTRIES)
     slots: dict[str, Slot] = {}
     jobs: dict[str, tuple] = {}
     for template in templates:
@@ -94,6 +96,13 @@ def resolve(request: HookRequest, templates: tuple[Template, ...], required: fro
         slots.update(_run(jobs, request, settings, deadline))
     _require(slots, required, request)
     return slots
+
+
+def _within_entry_limit(sent: dict, limit: int) -> None:
+    total = sum(len(v["entry"]) for v in sent.values()
+                if isinstance(v, dict) and isinstance(v.get("entry"), list))
+    if total > limit:
+        raise InvalidRequest(f"prefetch holds {total} entries; the limit is {limit}", "prefetch")
 
 
 def _classify(value) -> Slot:

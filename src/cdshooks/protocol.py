@@ -108,8 +108,8 @@ def parse_request(body: dict, hook: str, max_draft_orders: int, max_depth: int) 
         request = model.model_validate(body)
     except ValidationError as exc:
         raise invalid_request(exc) from None
-    if depth_exceeds(request.context.draftOrders, max_depth):
-        raise InvalidRequest(f"context.draftOrders is nested deeper than {max_depth}", "context.draftOrders")
+    if depth_exceeds(body["context"], max_depth):
+        raise InvalidRequest(f"context is nested deeper than {max_depth}", "context")
     entries = _bundle_entries(request.context.draftOrders)
     if len(entries) > max_draft_orders:
         raise InvalidRequest(

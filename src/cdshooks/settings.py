@@ -31,7 +31,7 @@ class Settings(BaseModel):
 
     DATABASE_URL: str
     FHIR_ALLOWLIST: tuple[str, ...] = ()
-    TRUSTED_ISSUERS: Path | None = None
+    TRUSTED_ISSUERS: Path | None = None    # a JSON file, or "sandbox" for the dev-only preset
     PUBLIC_BASE_URL: str | None = None
     TIME_BUDGET_MS: int = Field(3000, gt=0)
     MAX_BODY_BYTES: int = Field(10 * 1024 * 1024, gt=0)

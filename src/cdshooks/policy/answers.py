@@ -51,15 +51,21 @@ def _counts(qr: dict, policy_id: str, patient_refs: set[str]) -> bool:
     return isinstance(ref, str) and any(ref == p or ref.endswith("/" + p) for p in patient_refs)
 
 
+MAX_ITEM_DEPTH = 50
+
+
 def _boolean_items(items):
-    for item in as_list(items):
-        if not isinstance(item, dict):
+    """``(linkId, valueBoolean)`` of every item, nested ones included (iterative: a hostile
+    QuestionnaireResponse nested thousands deep must not exhaust the stack)."""
+    stack = [(item, 1) for item in reversed(as_list(items))]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict) or depth > MAX_ITEM_DEPTH:
             continue
         answers = as_list(item.get("answer"))
         first = answers[0] if answers and isinstance(answers[0], dict) else {}
         if isinstance(item.get("linkId"), str) and isinstance(first.get("valueBoolean"), bool):
             yield item["linkId"], first["valueBoolean"]
-        yield from _boolean_items(item.get("item"))
-        for answer in answers:  # items may nest under answers too
-            if isinstance(answer, dict):
-                yield from _boolean_items(answer.get("item"))
+        nested = as_list(item.get("item")) + [child for answer in answers if isinstance(answer, dict)
+                                              for child in as_list(answer.get("item"))]
+        stack.extend((child, depth + 1) for child in reversed(nested))
