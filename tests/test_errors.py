@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -167,12 +168,14 @@ def test_context_nested_deeper_than_the_limit_is_422(tmp_path):
     assert outcome(app.test_client().post(SIGN, json=body), 422)["expression"] == ["context"]
 
 
-def test_a_questionnaire_response_nested_thousands_deep_is_harmless(app, client):
-    item = {"linkId": "MN-3", "answer": [{"valueBoolean": True}]}
-    for _ in range(900):
-        item = {"linkId": "g", "item": [item]}
-    qr = {"resourceType": "QuestionnaireResponse", "id": "deep", "status": "completed",
-          "questionnaire": "https://x/fhir/Questionnaire/prenatal-cfdna-screening", "item": [item]}
-    body = hook_request(prefetch=full_prefetch(app, questionnaireResponses={"resourceType": "Bundle",
-                                                                           "entry": [{"resource": qr}]}))
-    assert client.post(SIGN, json=body).status_code == 200
+def test_a_questionnaire_response_nested_hundreds_deep_is_harmless(app, client):
+    # 400 levels of items (≈ 800 JSON levels, under the parser's 1024) written as text: the
+    # stdlib encoder would itself recurse too deep to build it
+    levels = 400
+    item = '{"linkId": "g", "item": [' * levels + '{"linkId": "MN-3", "answer": [{"valueBoolean": true}]}' + "]}" * levels
+    qr = ('{"resourceType": "QuestionnaireResponse", "id": "deep", "status": "completed", '
+          '"questionnaire": "https://x/fhir/Questionnaire/prenatal-cfdna-screening", "item": [' + item + "]}")
+    body = hook_request(prefetch=full_prefetch(app, questionnaireResponses="QR"))
+    text = json.dumps(body).replace('"questionnaireResponses": "QR"',
+                                    '"questionnaireResponses": {"resourceType": "Bundle", "entry": [{"resource": ' + qr + "}]}")
+    assert client.post(SIGN, data=text, content_type="application/json").status_code == 200
