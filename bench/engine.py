@@ -7,7 +7,6 @@ record size; ``--calls`` in-process test-client calls measure the whole Flask pa
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import statistics
 import sys
@@ -70,11 +69,9 @@ def summary(times: list[float]) -> tuple[float, float]:
 
 def tune_gc() -> None:
     """The same collector settings as a gunicorn worker (cdshooks.server)."""
-    from cdshooks.server import GC_THRESHOLDS
+    from cdshooks.server import freeze_heap
 
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    freeze_heap()
 
 
 def main() -> int:

@@ -107,3 +107,9 @@ def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch):
 def test_no_command_prints_help(capsys):
     assert cli.main([]) == 2
     assert "serve" in capsys.readouterr().out
+
+
+def test_workers_warm_up_on_each_policy_before_serving(app):
+    from cdshooks import server
+
+    assert server.warm_up(app) == 2

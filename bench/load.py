@@ -1,0 +1,91 @@
+"""A lean closed-loop load generator over loopback: N concurrent clients sending back to back.
+
+Blocking sockets in threads, prebuilt request bytes, minimal response parsing: the generator
+shares the two cores with the servers it measures, so it must take as little of them as it can.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Result:
+    latencies: list[float]      # seconds, per successful request
+    errors: int
+    elapsed: float
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.elapsed
+
+
+def drive(host: str, port: int, path: str, body: bytes, requests: int, concurrency: int) -> Result:
+    """Send ``requests`` POSTs of ``body`` from ``concurrency`` clients; time each one."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    message = head + body
+    counter, lock = itertools.count(), threading.Lock()
+    latencies: list[float] = []
+    errors = [0]
+
+    def client():
+        mine, failed = [], 0
+        while True:
+            with lock:
+                if next(counter) >= requests:
+                    break
+            started = time.perf_counter()
+            if _one(host, port, message):
+                mine.append(time.perf_counter() - started)
+            else:
+                failed += 1
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Result(latencies, errors[0], time.perf_counter() - started)
+
+
+def _one(host: str, port: int, message: bytes) -> bool:
+    """One request on a fresh connection (gunicorn's sync workers close after each response)."""
+    try:
+        with socket.create_connection((host, port), timeout=30) as sock:
+            sock.sendall(message)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return False
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            while len(rest) < length:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return False
+                rest += chunk
+            return head.split(b" ", 2)[1] == b"200"
+    except (OSError, IndexError, ValueError):
+        return False
