@@ -65,8 +65,8 @@ def parse(token: str) -> Code:
         ranged = _RANGE.match(code.upper())
         if ranged:
             return Code(system, ranged.group(1), "range", ranged.group(2), token)
-        if code.endswith("-"):
-            return Code(system, normalize_code(system, code.rstrip("-").rstrip(".")), "prefix", token=token)
+    if code.endswith("-") and len(code) > 1:  # "M51.-", "G90.5-", "J01-" (an ATC class)
+        return Code(system, normalize_code(system, code.rstrip("-").rstrip(".")), "prefix", token=token)
     return Code(system, normalize_code(system, code), "exact", token=token)
 
 

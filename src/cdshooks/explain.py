@@ -41,15 +41,32 @@ def open_items(evaluation: Evaluation) -> str:
     return f"{node.short or node.text} not shown"
 
 
+def open_ids(evaluation: Evaluation) -> list[str]:
+    """Deciding criteria that count against the order, then documentation still needed."""
+    policy = evaluation.match.policy
+    ids = [i for i in deciding(evaluation) if policy.unfavourable(i, evaluation.results[i].result)]
+    return ids + [i for i in evaluation.documentation if i not in ids]
+
+
+def met_under(evaluation: Evaluation, node_id: str) -> list[str]:
+    """Leaves under ``node_id`` whose result is met (e.g. which red flags), in tree order."""
+    policy, found = evaluation.match.policy, []
+    stack = [policy.nodes[node_id]]
+    while stack:
+        node = stack.pop()
+        result = evaluation.results.get(node.id)
+        if node.type is not None and result is not None and result.result == MET:
+            found.append(node.id)
+        stack.extend(reversed(node.children()))
+    return found
+
+
 def reason_text(evaluation: Evaluation) -> str:
     """``<policy-id>: <decision>; <criterion ids>`` (policy README §7)."""
     decision = evaluation.decision + (f" ({evaluation.outcome})" if evaluation.outcome else "")
     if evaluation.decision == MET:
         return f"{evaluation.match.policy.id}: {decision}"
-    policy = evaluation.match.policy
-    ids = [i for i in deciding(evaluation) if policy.unfavourable(i, evaluation.results[i].result)]
-    ids += [i for i in evaluation.documentation if i not in ids]
-    return f"{evaluation.match.policy.id}: {decision}; {', '.join(ids)}"
+    return f"{evaluation.match.policy.id}: {decision}; {', '.join(open_ids(evaluation))}"
 
 
 def evaluation_json(evaluation: Evaluation) -> dict:

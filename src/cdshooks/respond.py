@@ -85,6 +85,10 @@ def summary(evaluation: Evaluation, row: Response) -> str:
             return text or arg
         if name == "date":
             return evaluation.dates[arg].isoformat()
+        if name == "met":
+            return ", ".join(explain.met_under(evaluation, arg)) or arg
+        if name == "ids":
+            return ", ".join(explain.open_ids(evaluation)) or "none"
         return match.group(0)
 
     text = re.sub(r"\s+", " ", _PLACEHOLDER.sub(fill, row.summary)).strip()

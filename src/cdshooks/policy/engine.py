@@ -97,6 +97,8 @@ def evaluate(match: Match, base: FactContext, record: Record) -> Evaluation:
     results = {k: v for k, v in sorted(evaluator.results.items(), key=lambda kv: policy.order[kv[0]])
                if v is not None}
     outcome = _outcome(policy, results, match.rule.sections)
+    decision = (outcome.decision or decision) if outcome else decision
+    outcome = outcome.code if outcome else None
     documentation = _documentation(policy, results, evaluator)
     return Evaluation(match, decision, outcome, results, documentation, dates, ctx, deciding(policy, results))
 
@@ -109,7 +111,8 @@ def _reference_date(policy: CompiledPolicy, ctx: FactContext) -> dt.date:
     return fact.value if fact.known and isinstance(fact.value, dt.date) else ctx.today
 
 
-def _outcome(policy: CompiledPolicy, results: Mapping[str, NodeResult], sections) -> str | None:
+def _outcome(policy: CompiledPolicy, results: Mapping[str, NodeResult], sections):
+    """The first outcome rule that holds (its code, and the decision it may impose)."""
     for outcome in policy.model.outcomes:
         when = outcome.when
         if not all(result_in(results, node_id, allowed) for node_id, allowed in when.results.items()):
@@ -121,7 +124,7 @@ def _outcome(policy: CompiledPolicy, results: Mapping[str, NodeResult], sections
             value = recompute(policy, policy.nodes[cf.node], results, cf.set, sections)
             if value not in cf.in_:
                 continue
-        return outcome.code
+        return outcome
     return None
 
 

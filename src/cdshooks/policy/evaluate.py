@@ -106,7 +106,7 @@ class Evaluator:
         if found.value != UNKNOWN:
             source = "documentation" if found.uses_doc and not found.by_data else "structured"
             return self._leaf_result(node, found.value, source, found, doc_leaf)
-        answer = self.answers.get(node.id) if doc_leaf and not found.uses_doc else None
+        answer = self._answer(node) if doc_leaf and not found.uses_doc else None
         if answer is not None:
             value = MET if answer.value else NOT_MET
             return NodeResult(node.id, value, "documentation", (answer.evidence,), "", True, doc_leaf)
@@ -115,6 +115,11 @@ class Evaluator:
         if found.decided:
             return self._leaf_result(node, UNKNOWN, "structured", found, doc_leaf)
         return self._leaf_result(node, node.default, "default", found, doc_leaf)
+
+    def _answer(self, node: Node) -> Answer | None:
+        """The latest documentation answer for the leaf or one of its twins."""
+        answers = [a for i in (node.id, *node.answered_with) if (a := self.answers.get(i)) is not None]
+        return max(answers, key=lambda a: a.evidence.date or "") if answers else None
 
     @staticmethod
     def _leaf_result(node, value, source, found: _Outcome, doc_leaf) -> NodeResult:

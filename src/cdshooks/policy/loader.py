@@ -31,7 +31,7 @@ from cdshooks.policy.model import Policy
 SCHEMA_FILE = "schema.json"
 TEST_SUFFIX = "_test.yaml"
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([^}]+))?\}")
-_PLACEHOLDERS = frozenset({"order", "policy", "deciding", "open", "fact", "note", "brief", "date"})
+_PLACEHOLDERS = frozenset({"order", "policy", "deciding", "open", "fact", "note", "brief", "date", "met", "ids"})
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,8 @@ def _index(root: Node, document) -> tuple[dict[str, Node], list[Problem]]:
     for node, path in _walk(root, ("criteria",)):
         if node.ref is not None and node.ref not in nodes:
             problems.append(document.problem(path + ("ref",), "reference", f"no criterion '{node.ref}'"))
+        problems += [document.problem(path + ("answered_with",), "reference", f"no criterion '{twin}'")
+                     for twin in node.answered_with if twin not in nodes]
     return nodes, problems
 
 
@@ -249,7 +251,7 @@ def _check_dates_and_responses(model: Policy, nodes, facts: FactSet, document, u
                      for n in row.when.results if n not in nodes]
         for name, arg in _PLACEHOLDER.findall(row.summary):
             if name not in _PLACEHOLDERS or (name == "fact" and arg not in facts.facts) or \
-                    (name in ("note", "brief") and arg not in nodes) or (name == "date" and arg not in "TER"):
+                    (name in ("note", "brief", "met") and arg not in nodes) or (name == "date" and arg not in "TER"):
                 problems.append(document.problem(("responses", i, "summary"), "template",
                                                  f"unknown placeholder '{{{name}{':' + arg if arg else ''}}}'"))
             if name == "fact" and arg in facts.facts:

@@ -84,6 +84,8 @@ class Node(_Model):
     default: Result | None = None
     short: str | None = Field(None, description="phrase for a card summary when this decides")
     ask: bool = Field(True, description="list this leaf in 'documentation' while unknown")
+    answered_with: list[str] = Field(default_factory=list, description=(
+        "twin criteria whose documentation answer also answers this one (the latest answer wins)"))
     ask_if: Expr | None = Field(None, description="list it only when this holds")
     decisive: bool = Field(True, description="false: evaluated and reported, but not part of the group's value")
     ref: str | None = Field(None, description="evaluate the subtree with this id here")
@@ -152,6 +154,8 @@ class Counterfactual(_Model):
 class Outcome(_Model):
     code: str = Field(min_length=1)
     when: ResultsWhen
+    decision: Literal["met", "not-met", "unknown", "excluded"] | None = Field(
+        None, description="the decision this outcome imposes (e.g. excluded); default: the root's value")
     cite: str = Field(min_length=1)
 
 

@@ -25,7 +25,18 @@ class Calculator:
 
 
 def registry() -> dict[str, Calculator]:
-    """Every calculator by name (imported lazily: nothing runs at import time)."""
-    from cdshooks.mapping.calculators import adapters
+    """Every calculator by name: each module of this package may export ``CALCULATORS``.
 
-    return {c.name: c for c in adapters.ALL}
+    Modules are imported here, when the mappings load, never at import time of the package.
+    """
+    import importlib
+    import pkgutil
+
+    found: dict[str, Calculator] = {}
+    for module in pkgutil.iter_modules(__path__):
+        exported = getattr(importlib.import_module(f"{__name__}.{module.name}"), "CALCULATORS", ())
+        for calculator in exported:
+            if calculator.name in found:
+                raise ValueError(f"calculator '{calculator.name}' is defined twice")
+            found[calculator.name] = calculator
+    return found

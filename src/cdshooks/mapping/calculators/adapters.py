@@ -262,7 +262,7 @@ def _number(value: float) -> str:
     return f"{round(value, 1):g}"
 
 
-ALL = (
+CALCULATORS = (
     Calculator("patient_age", patient_age, resource_types=frozenset({"Patient"})),
     Calculator("gestational_age", gestational_age, frozenset({"observations", "edd"})),
     Calculator("pregnancy_start", pregnancy_start, frozenset({"gestation"})),
