@@ -44,7 +44,7 @@ class Settings(BaseModel):
     TIMEZONE: str = "UTC"
     POLICIES: Path = Path("policies")
     MAPPINGS: Path = Path("mappings")
-    POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str]] = {}
+    POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str | list[str]]] = {}
     SANDBOX_SYSTEM_ACTIONS: bool = False
 
     @field_validator("FHIR_ALLOWLIST", mode="before")

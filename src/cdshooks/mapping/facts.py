@@ -94,11 +94,15 @@ class FactContext:
         definition = self.definitions[name]
         key = (name, at, self.order.reference if definition.order_scoped and self.order else None)
         if definition.setting_refs:  # facts tuned by policy settings are remembered per value
-            key += tuple(self.settings.get(s, d) for s, d in definition.setting_refs)
+            key += tuple(_hashable(self.settings.get(s, d)) for s, d in definition.setting_refs)
         found = self.memo.get(key)
         if found is None:
             found = self.memo[key] = definition.compute(self, at)
         return found
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 @dataclass(frozen=True)

@@ -191,8 +191,8 @@ def _compile_calculator(name, m: FactMapping, document, calculators):
         params = calculator.prepare(dict(m.params)) if calculator.prepare else dict(m.params)
     except (KeyError, TypeError, ValueError, CodeError, re.error) as exc:
         return None, [document.problem(path + ("params",), "calculator", f"bad params: {exc}")]
-    refs = tuple((v["setting"], v["default"]) for v in m.params.values()
-                 if isinstance(v, dict) and "setting" in v)
+    refs = tuple((v["setting"], tuple(v["default"]) if isinstance(v["default"], list) else v["default"])
+                 for v in m.params.values() if isinstance(v, dict) and "setting" in v)
     return CalculatorFact(name, calculator, MappingProxyType(dict(m.inputs)), params,
                           calculator.order_scoped, refs), []
 

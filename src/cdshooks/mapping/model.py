@@ -37,7 +37,7 @@ class SettingRef(_Model):
     """A calculator parameter taken from the evaluating policy's settings."""
 
     setting: str = Field(min_length=1, description="name of a setting in the policy file")
-    default: int | float | bool | str
+    default: int | float | bool | str | list[str]
 
 
 class FactMapping(_Model):

@@ -53,7 +53,7 @@ class Case(_Model):
     record: list[str] = Field(default_factory=list, description="fixtures placed in the prefetch")
     answers: dict[str, bool] = Field(default_factory=dict, description="QuestionnaireResponse answers")
     unavailable: list[str] = Field(default_factory=list, description="resource types sent as OperationOutcome")
-    settings: dict[str, bool | int | float | str] = Field(default_factory=dict)
+    settings: dict[str, bool | int | float | str | list[str]] = Field(default_factory=dict)
     expect: Expect
 
 
@@ -229,7 +229,7 @@ def run_all(policies: Path, mappings: Path) -> list[Outcome]:
     for file_name, suite in suites:
         for case in suite.cases:
             today = case.today or suite.today
-            key = (today, suite.policy, tuple(sorted(case.settings.items())))
+            key = (today, suite.policy, json.dumps(case.settings, sort_keys=True))
             if key not in apps:
                 apps[key] = create_app({
                     "TESTING": True, "TODAY": today.isoformat(), "DATABASE_URL": "sqlite://",

@@ -213,7 +213,7 @@ class Policy(_Model):
     effective: dt.date
     jurisdiction: Literal["US", "NHS"]
     topic: Literal["guideline", "off-guideline", "coverage-info", "appropriate-use"] = "guideline"
-    settings: dict[str, bool | int | float | str] = Field(default_factory=dict)
+    settings: dict[str, bool | int | float | str | list[str]] = Field(default_factory=dict)
     dates: dict[Literal["R"], DateRule] = Field(default_factory=dict)
     applicability: list[Applicability] = Field(min_length=1)
     criteria: Node
