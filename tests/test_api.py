@@ -34,7 +34,8 @@ def test_discovery_prefetch_uses_only_cds_hooks_2_tokens(client):
         assert key in prefetch
     for template in prefetch.values():
         tokens = [t.split("}}")[0] for t in template.split("{{")[1:]]
-        assert set(tokens) <= {"context.patientId", "context.userId", "context.encounterId"}
+        assert set(tokens) <= {"context.patientId", "context.userId", "context.encounterId", "userPractitionerId",
+                               "userPractitionerRoleId", "userPatientId", "userRelatedPersonId"}
 
 
 @pytest.mark.parametrize("path", ["/cds-services/", "//cds-services", "/cds-services//",

@@ -138,3 +138,21 @@ def test_setting_tests_read_the_policy_settings():
     root = Node(id="R", text="r", cite="c", all=[
         Node(id="B", text="b", cite="c", type="rule", when=Expr(setting="paRequired", is_=True), default="met")])
     assert run(root, {}, settings={"paRequired": False})[1]["B"].result == "not-met"
+
+
+def test_a_disproved_alternative_does_not_make_an_any_unknown():
+    """Old weight loss (disproved) or a malignancy nobody recorded: the leaf's default decides."""
+    root = Node(id="R", text="r", cite="c", none=[leaf("RF", Expr(any=[Expr(fact="old", result=True),
+                                                                       Expr(fact="absent", result=True)]),
+                                                      default="not-met")])
+    _, results = run(root, {"old": Fact("known", "not-met", EVIDENCE), "absent": Fact("unknown")})
+    assert results["RF"].result == "not-met" and results["RF"].source == "default"
+
+
+def test_a_proven_part_waiting_on_an_unproven_one_keeps_an_all_unknown():
+    """Thoracic pain recorded, no pain score: unknown, not the not-met default."""
+    root = Node(id="R", text="r", cite="c", none=[leaf("RF", Expr(all=[Expr(fact="pain", result=True),
+                                                                       Expr(fact="score", ge=7)]),
+                                                      default="not-met")])
+    _, results = run(root, {"pain": Fact("known", "met", EVIDENCE), "score": Fact("unknown")})
+    assert results["RF"].result == "unknown"

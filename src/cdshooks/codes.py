@@ -26,6 +26,8 @@ SYSTEMS = {
     "cpt": "http://www.ama-assn.org/go/cpt",
     "hcpcs": "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
     "ucum": "http://unitsofmeasure.org",
+    "atc": "http://www.whocc.no/atc",
+    "icd10pcs": "http://www.cms.gov/Medicare/Coding/ICD10",
 }
 _RANGE = re.compile(r"^([A-Z0-9]{3})\s*(?:–|\.\.)\s*([A-Z0-9]{3})$")
 

@@ -49,7 +49,7 @@ def answer(service, body: dict, call: dict) -> Answer:
     slots = prefetch.resolve(parsed.request, loaded.templates, required, config, _deadline(config))
     record = record_module.build(slots, loaded.slot_types, parsed.draft_orders)
     base = FactContext(loaded.policies.facts.facts, record, today, loaded.policies.resources)
-    evaluations = [engine.evaluate(match, base, record) for match in matches]
+    evaluations = [engine.evaluate(match, base, record) for match in engine.confirmed(matches, base)]
     cards, actions = _respond(evaluations, record, parsed.hook)
     call.update(decisions=[_decision(e) for e in evaluations], card_ids=[c.uuid for c in cards])
     return Answer(evaluations, base, protocol.response_body(parsed.hook, cards, actions))

@@ -38,6 +38,7 @@ _FIXED_TEMPLATES = (
 _SEARCH_PARAMS = {
     "QuestionnaireResponse": "patient={{context.patientId}}&status=completed,amended",
     "MedicationRequest": "patient={{context.patientId}}&_include=MedicationRequest:medication",
+    "PractitionerRole": "practitioner={{userPractitionerId}}&_include=PractitionerRole:practitioner",
 }
 
 
@@ -82,7 +83,8 @@ def templates_for(resource_types) -> tuple[Template, ...]:
 
 
 def build(policies: PolicySet) -> Registry:
-    templates = templates_for(policies.resource_types | {"QuestionnaireResponse"})
+    optional = policies.facts.optional_types - {"Practitioner"}  # arrives with its PractitionerRole
+    templates = templates_for(policies.resource_types | optional | {"QuestionnaireResponse"})
     prefetch = {t.key: t.query for t in templates}
     services = {
         service_id: Service(service_id, hook, ServiceDefinition(

@@ -74,6 +74,12 @@ class FactSet:
                 stack.extend(fact.inputs.values())
         return frozenset(types)
 
+    @property
+    def optional_types(self) -> frozenset[str]:
+        """Types some calculator reads when present, never asked for as required prefetch."""
+        return frozenset().union(*(f.calculator.optional_types for f in self.facts.values()
+                                   if isinstance(f, CalculatorFact)))
+
     def drafts_only(self, name: str) -> bool:
         fact = self.facts[name]
         return fact.drafts == "only" if isinstance(fact, SelectFact) else fact.drafts_only

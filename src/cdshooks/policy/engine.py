@@ -87,6 +87,20 @@ def _applicable_rule(policy: CompiledPolicy, order: DraftOrder, concepts, base: 
     return None
 
 
+def confirmed(matches: list[Match], base: FactContext) -> list[Match]:
+    """The matches whose rule's ``confirm`` condition holds on the full record."""
+    kept = []
+    for match in matches:
+        rule, policy = match.rule, match.policy
+        if rule.confirm is not None:
+            ctx = base.for_order(match.order, service_date(match.order.resource, base.today), policy.settings)
+            evaluator = Evaluator(policy, ctx, {}, {"T": base.today, "E": ctx.service_date, "R": base.today})
+            if evaluator.expr(rule.confirm, base.today, policy.model.criteria).value != logic.MET:
+                continue
+        kept.append(match)
+    return kept
+
+
 def evaluate(match: Match, base: FactContext, record: Record) -> Evaluation:
     """Evaluate ``match.policy`` for ``match.order`` against the full record."""
     policy, today = match.policy, base.today

@@ -136,6 +136,11 @@ class Evaluator:
             hit = value == expr.is_ if expr.is_ is not None else value in expr.in_
             return _Outcome(MET if hit else NOT_MET, notes=[f"setting {expr.setting} = {value}"],
                             decided=True, by_data=True)
+        if expr.node is not None and (expr.is_ is not None or expr.in_ is not None):
+            value = self.node(self.policy.nodes[expr.node], on)
+            wanted = [expr.is_] if expr.is_ is not None else expr.in_
+            hit = value in wanted  # a hit is evidence; a miss only says "not shown to be"
+            return _Outcome(MET if hit else NOT_MET, decided=hit, by_data=hit)
         if expr.node is not None:
             value = self.node(self.policy.nodes[expr.node], on)
             result = self.results[expr.node]
@@ -152,9 +157,12 @@ class Evaluator:
             inner.value = logic.negate(inner.value)
             return inner
         parts = [self.expr(e, on, owner) for e in (expr.all or expr.any)]
-        out = _Outcome((logic.all_of if expr.all is not None else logic.any_of)(p.value for p in parts))
+        conjunction = expr.all is not None
+        out = _Outcome((logic.all_of if conjunction else logic.any_of)(p.value for p in parts))
         for part in parts:
             out.absorb(part)
+        if out.value == UNKNOWN:
+            out.decided = _unknown_on_evidence(parts, conjunction)
         return out
 
     def _fact_test(self, expr: Expr, on: dt.date) -> _Outcome:
@@ -167,6 +175,19 @@ class Evaluator:
         value, evidential = test(expr, fact, self.policy.codesets)
         return _Outcome(value, list(fact.evidence), [fact.note], [fact.brief], decided=evidential,
                         by_data=evidential)
+
+
+def _unknown_on_evidence(parts: list[_Outcome], conjunction: bool) -> bool:
+    """Whether an unknown group of tests rests on the record, rather than on missing data.
+
+    A part that is unknown *with* evidence (an undated symptom, "≥ 2 fetuses") keeps the group
+    unknown; so does, in an ``all``, a proven part waiting on an unproven one ("thoracic pain
+    recorded, no pain score"). Parts proven false in an ``any`` say nothing about the rest ("old
+    weight loss, no malignancy on record"): then the leaf's default applies.
+    """
+    if any(p.value == UNKNOWN and p.decided for p in parts):
+        return True
+    return conjunction and any(p.value == MET and p.decided for p in parts)
 
 
 def test(expr: Expr, fact: Fact, codesets) -> tuple[str, bool]:

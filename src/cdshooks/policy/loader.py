@@ -170,7 +170,7 @@ def _exprs(model: Policy, nodes) -> Iterator[tuple[Expr, tuple]]:
             if getattr(node, key) is not None:
                 yield from _sub_exprs(getattr(node, key), path + (key,))
     for i, rule in enumerate(model.applicability):
-        for key in ("requires", "unless"):
+        for key in ("requires", "unless", "confirm"):
             if getattr(rule, key) is not None:
                 yield from _sub_exprs(getattr(rule, key), ("applicability", i, key))
 
@@ -201,7 +201,7 @@ def _compile_codes_and_facts(model: Policy, nodes, facts: FactSet, document):
             problems.append(document.problem(path + ("setting",), "reference", f"no setting '{expr.setting}'"))
         if expr.fact is not None and expr.fact in facts.facts:
             used.add(expr.fact)
-            if path[0] == "applicability" and not _draft_safe(facts, expr.fact):
+            if path[0] == "applicability" and path[2] != "confirm" and not _draft_safe(facts, expr.fact):
                 problems.append(document.problem(path + ("fact",), "applicability",
                                                  f"fact '{expr.fact}' reads the record; applicability may "
                                                  f"only read the draft orders"))

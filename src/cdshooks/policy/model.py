@@ -45,7 +45,7 @@ class Expr(_Model):
     all: list[Expr] | None = None
     any: list[Expr] | None = None
     not_: Expr | None = Field(None, alias="not")
-    node: str | None = Field(None, description="the result of another criterion")
+    node: str | None = Field(None, description="the result of another criterion (or, with is/in, whether it is one of those results)")
     setting: str | None = Field(None, description="a policy setting (with 'is' or 'in')")
     doc: str | None = Field(None, description="the documentation answer for a criterion id")
 
@@ -57,9 +57,11 @@ class Expr(_Model):
         ops = [op for op in _FACT_OPS if getattr(self, op) is not None]
         if self.fact is not None and len(ops) != 1:
             raise ValueError(f"a fact test needs exactly one of {', '.join(o.rstrip('_') for o in _FACT_OPS)}")
-        if self.setting is not None and (len(ops) != 1 or ops[0] not in ("is_", "in_")):
-            raise ValueError("a setting test needs exactly one of is / in")
-        if self.fact is None and self.setting is None and (ops or self.at or self.otherwise):
+        if (self.setting or self.node) is not None and ops and (len(ops) != 1 or ops[0] not in ("is_", "in_")):
+            raise ValueError("a setting or node test takes exactly one of is / in")
+        if self.setting is not None and not ops:
+            raise ValueError("a setting test needs is / in")
+        if self.fact is None and self.setting is None and self.node is None and (ops or self.at or self.otherwise):
             raise ValueError("only a fact test takes an operator, 'at' or 'otherwise'")
         return self
 
@@ -131,6 +133,8 @@ class Applicability(_Model):
     codes: list[str] = Field(min_length=1, description="'system|code' tokens of the ordered item")
     requires: Expr | None = Field(None, description="further condition over draft-order facts")
     unless: Expr | None = Field(None, description="the policy does not apply when this is met")
+    confirm: Expr | None = Field(None, description=(
+        "condition checked once the record is in (may read it); the policy applies only when met"))
     sections: list[str] | None = Field(None, description="children of the root evaluated for these orders")
     cite: str = Field(min_length=1)
 

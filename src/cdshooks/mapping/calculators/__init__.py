@@ -22,6 +22,7 @@ class Calculator:
     order_scoped: bool = False
     drafts_only: bool = False
     resource_types: frozenset[str] = frozenset()   # record types read directly (for prefetch)
+    optional_types: frozenset[str] = frozenset()   # read when the client sends them; never required
 
 
 def registry() -> dict[str, Calculator]:

@@ -149,8 +149,8 @@ def order_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 def order_reason_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     pairs, references = orders.reason_codes(ctx.order.resource, ctx.record)
-    if not pairs:
-        return Fact("unknown", note="the order states no reason")
+    if not pairs:  # what the order says is known: it gives no reason
+        return Fact("known", (), (Evidence(ctx.order.reference, "no reason stated"),), "the order states no reason")
     evidence = tuple(Evidence(r, "order reason") for r in references) or (
         Evidence(ctx.order.reference, "reasonCode " + ", ".join(c for _, c in pairs)),)
     return Fact("known", tuple(pairs), evidence)

@@ -589,7 +589,7 @@ def _period_parts(med_request: dict) -> tuple[dict, dict, dict, dict]:
     return _as_dict(repeat.get("boundsPeriod")), repeat, dispense, validity
 
 
-def _active_interval(
+def active_interval(
     med_request: dict, open_ended: bool, default_supply_days: int
 ) -> tuple[date | None, date | None] | None:
     """Return [start, end) of the order; (None, None) = every day; None = ignored."""
@@ -677,7 +677,7 @@ def _consider(
     if drug is None or _excluded(med_request, draft, drug, concept, tables):
         return None
     status = _text(med_request.get("status"))
-    interval = _active_interval(med_request, status in _OPEN_STATUSES or draft, default_supply_days)
+    interval = active_interval(med_request, status in _OPEN_STATUSES or draft, default_supply_days)
     if interval is None or not _overlaps(interval, window):
         return None
     mme, name, arithmetic = _drug_mme(med_request, drug, tables)
