@@ -52,11 +52,15 @@ def _print_facts(facts) -> None:
     for key, fact in sorted(facts.memo.items(), key=lambda kv: (kv[0][0], str(kv[0][1:3]))):
         name, at, order = key[:3]
         scope = f" [{order}]" if order else ""
-        value = "" if fact.value is None or isinstance(fact.value, tuple) and fact.value and \
-            hasattr(fact.value[0], "resource") else f" = {fact.value}"
+        value = "" if fact.value is None or _is_item_list(fact.value) else f" = {fact.value}"
         print(f"{name} @ {at}{scope}: {fact.status}{value}" + (f" — {fact.note}" if fact.note else ""))
         for evidence in fact.evidence:
             print(f"    {evidence}")
+
+
+def _is_item_list(value) -> bool:
+    """A select fact's ``all`` pick: its items are shown as evidence, not as a value."""
+    return isinstance(value, tuple) and bool(value) and hasattr(value[0], "resource")
 
 
 def _print_evaluation(evaluation) -> None:

@@ -28,6 +28,7 @@ from cdshooks.mapping.model import FactMapping
 from cdshooks.mapping.model import MappingFile
 from cdshooks.mapping.model import MappingShell
 from cdshooks.mapping.model import duration_days
+from cdshooks.mapping.select import DEFAULT_STATUS
 from cdshooks.mapping.select import SelectFact
 
 SCHEMA_FILE = "schema.json"
@@ -147,25 +148,35 @@ def _merge(raw, parsed: MappingFile, document, file_name: str) -> list[Problem]:
     return problems
 
 
+class _JsonPathError(ValueError):
+    pass
+
+
 def _compile(name: str, m: FactMapping, document, calculators):
     path = ("facts", name)
     try:
         if m.calculator is not None:
             return _compile_calculator(name, m, document, calculators)
-        return _compile_select(name, m, document), []
+        return _compile_select(name, m), []
     except (CodeError, re.error) as exc:
         return None, [document.problem(path + ("codes",), "code", str(exc))]
-    except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # jsonpath raises plain Exception too
+    except _JsonPathError as exc:
         return None, [document.problem(path + ("value",), "jsonpath", f"invalid JSONPath: {exc}")]
 
 
-def _compile_select(name: str, m: FactMapping, document) -> SelectFact:
+def _jsonpath(text: str):
+    try:
+        return jsonpath_parse(text)
+    except (JsonPathLexerError, JsonPathParserError) as exc:
+        raise _JsonPathError(str(exc)) from None
+    except Exception as exc:  # jsonpath-ng's parser also raises bare Exception("Parse error …")
+        raise _JsonPathError(str(exc)) from None
+
+
+def _compile_select(name: str, m: FactMapping) -> SelectFact:
     if m.unit and not units.known(m.unit):
         raise CodeError(f"unknown unit '{m.unit}'")
-    statuses = frozenset(m.status) if m.status is not None else None
-    if statuses is None:
-        from cdshooks.mapping.select import _DEFAULT_STATUS
-        statuses = _DEFAULT_STATUS.get(m.source)
+    statuses = frozenset(m.status) if m.status is not None else DEFAULT_STATUS.get(m.source)
     return SelectFact(
         name=name, source=m.source,
         codes=CodeSet.of(m.codes, m.exclude_codes, m.exclude_pattern),
@@ -173,7 +184,7 @@ def _compile_select(name: str, m: FactMapping, document) -> SelectFact:
         statuses=statuses,
         active_only=m.active if m.active is not None else m.source == "Condition",
         drafts=m.drafts,
-        value=jsonpath_parse(m.value) if m.value else None,
+        value=_jsonpath(m.value) if m.value else None,
         unit=m.unit,
         within_days=duration_days(m.within) if m.within else None,
         ahead_days=duration_days(m.ahead) if m.ahead else 0,

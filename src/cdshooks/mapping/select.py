@@ -17,7 +17,7 @@ from cdshooks.mapping.facts import Item
 from cdshooks.record import as_list
 from cdshooks.record import reference_of
 
-_DEFAULT_STATUS = {
+DEFAULT_STATUS = {
     "Observation": frozenset({"final", "amended", "corrected"}),
     "DiagnosticReport": frozenset({"registered", "partial", "preliminary", "final", "amended",
                                    "corrected", "appended"}),

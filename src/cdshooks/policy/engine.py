@@ -77,28 +77,24 @@ def _applicable_rule(policy: CompiledPolicy, order: DraftOrder, concepts, base: 
     for rule, codes in policy.applies:
         if order.resource_type not in rule.resource or not codes.matches_concept(concepts):
             continue
-        ctx = base.for_order(order, service_date(order.resource, today), policy.settings)
-        evaluator = Evaluator(policy, ctx, {}, {"T": today, "E": ctx.service_date, "R": today})
-        if rule.requires is not None and evaluator.expr(rule.requires, today, policy.model.criteria).value != logic.MET:
+        if rule.requires is not None and not _holds(rule.requires, policy, order, base):
             continue
-        if rule.unless is not None and evaluator.expr(rule.unless, today, policy.model.criteria).value == logic.MET:
+        if rule.unless is not None and _holds(rule.unless, policy, order, base):
             return None
         return rule
     return None
 
 
+def _holds(expr, policy: CompiledPolicy, order: DraftOrder, base: FactContext) -> bool:
+    """Whether an applicability expression is met for ``order`` (unknown is not met)."""
+    ctx = base.for_order(order, service_date(order.resource, base.today), policy.settings)
+    evaluator = Evaluator(policy, ctx, {}, {"T": base.today, "E": ctx.service_date, "R": base.today})
+    return evaluator.expr(expr, base.today, policy.model.criteria).value == logic.MET
+
+
 def confirmed(matches: list[Match], base: FactContext) -> list[Match]:
     """The matches whose rule's ``confirm`` condition holds on the full record."""
-    kept = []
-    for match in matches:
-        rule, policy = match.rule, match.policy
-        if rule.confirm is not None:
-            ctx = base.for_order(match.order, service_date(match.order.resource, base.today), policy.settings)
-            evaluator = Evaluator(policy, ctx, {}, {"T": base.today, "E": ctx.service_date, "R": base.today})
-            if evaluator.expr(rule.confirm, base.today, policy.model.criteria).value != logic.MET:
-                continue
-        kept.append(match)
-    return kept
+    return [m for m in matches if m.rule.confirm is None or _holds(m.rule.confirm, m.policy, m.order, base)]
 
 
 def evaluate(match: Match, base: FactContext, record: Record) -> Evaluation:

@@ -77,10 +77,13 @@ def pregnancy_start(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 
 def eligible_date(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
+    """The date gestation reaches ``params.days``; the as-of date itself once it is reached."""
     ga = ctx.fact(inputs["gestation"], at)
     target = int(params["days"])
-    if not ga.known or ga.value >= target:
-        return Fact("unknown" if not ga.known else "known", None if not ga.known else at, ga.evidence)
+    if not ga.known:
+        return Fact(ga.status, note=ga.note)
+    if ga.value >= target:
+        return Fact("known", at, ga.evidence)
     when = gestation.date_reaching(at, ga.value, target)
     return Fact("known", when, ga.evidence, f"{gestation.weeks_days(target)} on {when}")
 

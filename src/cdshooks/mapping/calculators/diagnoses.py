@@ -134,8 +134,8 @@ def requester_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if requester.get("resourceType") == "Practitioner":
         concepts += [q.get("code") for q in as_list(requester.get("qualification")) if isinstance(q, dict)]
     pairs = codings(concepts)
-    reference = (order.get("requester") or {}).get("reference", "requester") if isinstance(order.get("requester"), dict) else "requester"
-    return Fact("known", tuple(pairs), (Evidence(reference, ", ".join(c for _, c in pairs) or "no role codes"),))
+    shown = ", ".join(c for _, c in pairs) or "no role codes"
+    return Fact("known", tuple(pairs), (Evidence(f"{ctx.order.reference} requester", shown),))
 
 
 def order_element(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
