@@ -21,20 +21,36 @@ def test_suites_load_without_problems():
     assert {suite.policy for _, suite in SUITES} >= {"intrathecal-pain-pump", "prenatal-cfdna-screening"}
 
 
+@pytest.fixture(scope="module")
+def apps(tmp_path_factory):
+    """One app per (date, policy settings): loading every policy per case would dominate the run."""
+    from cdshooks import create_app
+
+    made = {}
+
+    def app_for(suite, case):
+        key = ((case.today or suite.today).isoformat(), suite.policy, json.dumps(case.settings, sort_keys=True))
+        if key not in made:
+            app = create_app({
+                "TESTING": True, "TODAY": key[0], "POLICIES": str(POLICIES), "MAPPINGS": str(MAPPINGS),
+                "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('cases') / 'cases.sqlite3'}",
+                "PUBLIC_BASE_URL": "http://localhost",
+                "POLICY_SETTINGS": {suite.policy: dict(case.settings)} if case.settings else {},
+            })
+            app.test_client_class = CheckingClient  # also enforces the no-null/no-empty rule
+            made[key] = app
+        return made[key]
+
+    return app_for
+
+
 @pytest.mark.parametrize("suite, case", [
     pytest.param(suite, case, id=f"{file_name}::{case.name}") for file_name, suite in SUITES for case in suite.cases
 ])
-def test_policy_case(suite, case, tmp_path):
-    from cdshooks import create_app
+def test_policy_case(suite, case, apps):
     from cdshooks import registry
 
-    app = create_app({
-        "TESTING": True, "TODAY": (case.today or suite.today).isoformat(),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cases.sqlite3'}", "POLICIES": str(POLICIES),
-        "MAPPINGS": str(MAPPINGS), "PUBLIC_BASE_URL": "http://localhost",
-        "POLICY_SETTINGS": {suite.policy: dict(case.settings)} if case.settings else {},
-    })
-    app.test_client_class = CheckingClient  # also enforces the no-null/no-empty rule
+    app = apps(suite, case)
     with app.app_context():
         loaded = registry.get()
     assert cases.run_case(app.test_client(), loaded, POLICIES, suite, case) == []

@@ -67,7 +67,7 @@ def read(path: Path, root: Path | None = None) -> tuple[Document | None, list[Pr
     name = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(name, 1, "", "unreadable", str(exc))]
     except yaml.MarkedYAMLError as exc:
@@ -75,13 +75,13 @@ def read(path: Path, root: Path | None = None) -> tuple[Document | None, list[Pr
         return None, [Problem(name, line, "", "yaml", f"{exc.problem or exc}")]
     lines: dict[tuple, int] = {}
     try:
-        data = _construct(node, (), lines) if node is not None else None
+        data = _construct(node, (), lines, yaml.constructor.SafeConstructor()) if node is not None else None
     except ValueError as exc:
         return None, [Problem(name, 1, "", "yaml", str(exc))]
     return Document(name, data, lines), []
 
 
-def _construct(node, path: tuple, lines: dict):
+def _construct(node, path: tuple, lines: dict, constructor):
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out = {}
@@ -90,20 +90,12 @@ def _construct(node, path: tuple, lines: dict):
             if key in out:
                 raise ValueError(f"line {key_node.start_mark.line + 1}: duplicate key '{key}'")
             lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, path + (key,), lines)
+            out[key] = _construct(value_node, path + (key,), lines, constructor)
             lines[path + (key,)] = key_node.start_mark.line + 1  # the key's line, not its value's
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(child, path + (i,), lines) for i, child in enumerate(node.value)]
-    return _scalar(node)
-
-
-def _scalar(node):
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+        return [_construct(child, path + (i,), lines, constructor) for i, child in enumerate(node.value)]
+    return constructor.construct_object(node, deep=True)
 
 
 def validate(document: Document, model: type[BaseModel], context: dict | None = None):
@@ -120,6 +112,9 @@ def validate(document: Document, model: type[BaseModel], context: dict | None = 
 
 
 SCHEMA_COMMENT = "# yaml-language-server: $schema="
+# libyaml (bundled with PyYAML's wheels) parses ~10× faster than the pure-Python loader; both
+# are "safe" and both keep line marks.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def check_schema_comment(document_path: Path, document: Document, expected: str) -> list[Problem]:
