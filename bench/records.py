@@ -3,7 +3,7 @@
 A record has a Patient, a Coverage, Conditions, Observations (labs, vitals, gestational age),
 MedicationRequests (opioids with real dosage, and others), Procedures and ServiceRequests; the
 draft orders trigger every loaded policy: an intrathecal-pump trial with an intrathecal opioid,
-and a cfDNA screen.
+a cfDNA screen, an open SI-joint fusion and a spinal-surgery referral (and, once loaded, a CSF).
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ def request(size: int, seed: int = 7, hook: str = "order-sign", today: str = "20
         resource = maker(rng, i)
         resources[resource["resourceType"]].append(resource)
     resources["Observation"].append(_ga())
-    drafts = [_trial(), _intrathecal_morphine(), _cfdna()]
+    drafts = [_trial(), _intrathecal_morphine(), _cfdna(), _si_fusion(), _spinal_referral(), _pegfilgrastim()]
     context = {"userId": "Practitioner/bench", "patientId": PATIENT,
                "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in drafts]}}
     if hook == "order-select":
-        context["selections"] = ["ServiceRequest/sr-trial", "ServiceRequest/sr-cfdna"]
+        context["selections"] = [f"{d['resourceType']}/{d['id']}" for d in drafts if d["resourceType"] == "ServiceRequest"]
     prefetch = {"patient": {"resourceType": "Patient", "id": PATIENT, "birthDate": "1985-04-02"},
                 "coverage": _bundle([{"resourceType": "Coverage", "id": "cov", "status": "active",
                                       "beneficiary": {"reference": f"Patient/{PATIENT}"}, "payor": [{"display": "Plan"}]}])}
@@ -134,6 +134,28 @@ def _intrathecal_morphine():
 def _cfdna():
     return {"resourceType": "ServiceRequest", "id": "sr-cfdna", "status": "draft", "intent": "order",
             "subject": {"reference": f"Patient/{PATIENT}"}, "code": _cc(CPT, "81420", "cfDNA aneuploidy panel")}
+
+
+def _si_fusion():
+    return {"resourceType": "ServiceRequest", "id": "sr-si-fusion", "status": "draft", "intent": "order", "priority": "routine",
+            "subject": {"reference": f"Patient/{PATIENT}"}, "code": _cc(CPT, "27280", "Arthrodesis, open, sacroiliac joint"),
+            "reasonCode": [_cc(ICD, "S32.810A", "Multiple fractures of pelvis with stable disruption of pelvic ring")]}
+
+
+def _spinal_referral():
+    return {"resourceType": "ServiceRequest", "id": "sr-referral", "status": "draft", "intent": "order", "priority": "routine",
+            "subject": {"reference": f"Patient/{PATIENT}"}, "category": [_cc(SCT, "3457005", "Patient referral")],
+            "code": _cc(SCT, "308482002", "Referral to neurosurgeon"),
+            "reasonCode": [_cc(ICD, "M51.16", "Intervertebral disc disorders with radiculopathy, lumbar region")]}
+
+
+def _pegfilgrastim():
+    return {"resourceType": "MedicationRequest", "id": "mr-pegfilgrastim", "status": "draft", "intent": "order",
+            "subject": {"reference": f"Patient/{PATIENT}"},
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": "338036", "display": "pegfilgrastim"},
+                                                     {"system": "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+                                                      "code": "J2506", "display": "Injection, pegfilgrastim, 0.5 mg"}]},
+            "dosageInstruction": [{"text": "6 mg subcutaneously once per chemotherapy cycle"}]}
 
 
 def _bundle(resources):

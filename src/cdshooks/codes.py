@@ -79,25 +79,35 @@ class CodeSet:
     include: tuple[Code, ...]
     exclude: tuple[Code, ...] = ()
     exclude_pattern: re.Pattern | None = None
-    _exact: frozenset = field(default=frozenset(), compare=False)
+    # lookup structures built once: exact codes by (system, code); prefixes and ranges by system
+    _exact: dict = field(default_factory=dict, compare=False)
+    _partial: dict = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, include, exclude=(), exclude_pattern: str | None = None) -> "CodeSet":
         inc = tuple(parse(t) for t in include)
         exc = tuple(parse(t) for t in exclude)
         pattern = re.compile(exclude_pattern) if exclude_pattern else None
-        exact = frozenset((c.system, c.code) for c in inc if c.kind == "exact")
-        return cls(inc, exc, pattern, exact)
+        exact = {(c.system, c.code): c for c in reversed(inc) if c.kind == "exact"}
+        partial: dict[str, tuple[Code, ...]] = {}
+        for code in inc:
+            if code.kind != "exact":
+                partial[code.system] = partial.get(code.system, ()) + (code,)
+        return cls(inc, exc, pattern, exact, partial)
 
     def entry_for(self, system: str, code: str) -> Code | None:
         """The included entry a (normalized) coding falls under, unless it is excluded."""
-        if any(c.matches(system, code) for c in self.exclude):
+        if self.exclude and any(c.matches(system, code) for c in self.exclude):
             return None
         if self.exclude_pattern is not None and self.exclude_pattern.search(code):
             return None
-        if (system, code) in self._exact:
-            return next(c for c in self.include if c.kind == "exact" and (c.system, c.code) == (system, code))
-        return next((c for c in self.include if c.kind != "exact" and c.matches(system, code)), None)
+        found = self._exact.get((system, code))
+        if found is not None:
+            return found
+        for entry in self._partial.get(system, ()):
+            if entry.matches(system, code):
+                return entry
+        return None
 
     def matches_concept(self, concept) -> list[tuple[str, str, Code]]:
         """``(system, code, entry)`` for each coding of a CodeableConcept (or list) in the set."""

@@ -75,6 +75,15 @@ class Record:
     draft_refs: frozenset[str] = frozenset()
     drafts: tuple[DraftOrder, ...] = ()
     patient: dict | None = None
+    memo: dict = field(default_factory=dict)   # per-resource derivations (dates, D2 states) by id
+
+    def derived(self, kind: str, resource: dict, compute, *args):
+        """``compute(resource, *args)`` once per resource and arguments for this call."""
+        key = (kind, id(resource), *args)
+        found = self.memo.get(key, self)
+        if found is self:
+            found = self.memo[key] = compute(resource, *args)
+        return found
 
     def of_type(self, resource_type: str) -> list[dict]:
         return self.by_type.get(resource_type, [])

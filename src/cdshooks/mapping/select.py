@@ -71,10 +71,11 @@ class SelectFact:
         is_draft = ctx.record.is_draft(resource)
         if (self.drafts == "exclude" and is_draft) or (self.drafts == "only" and not is_draft):
             return
-        state = condition_state(resource, at) if self.source == "Condition" else "active"
+        record = ctx.record
+        state = record.derived("state", resource, condition_state, at) if self.source == "Condition" else "active"
         if state in ("ignored", "inactive") and (self.active_only or state == "ignored"):
             return
-        when = resource_date(resource)
+        when = record.derived("date", resource, resource_date)
         if not is_draft and not self._admitted(resource, when, start, end):
             return
         for system, code, entry in self.codes.matches_concept(resource.get(self.element)):

@@ -47,7 +47,7 @@ def _matches(ctx: FactContext, code_set: CodeSet, at: dt.date, params) -> tuple[
     for resource in code_set.candidates(ctx.record):
         if resource.get("resourceType") != "Condition":
             continue
-        state = condition_state(resource, at)
+        state = ctx.record.derived("state", resource, condition_state, at)
         if state == "ignored" or (state == "inactive" and not params.get("any_status")):
             continue
         if "body_site" in params and not params["body_site"].matches_concept(resource.get("bodySite")):
@@ -94,7 +94,7 @@ def diagnosis(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 def _windowed(at, days, reason_hits, live, evidence, unavailable) -> Fact:
     start = at - dt.timedelta(days=days)
-    dates = [resource_date(resource) for resource, _, _ in live]
+    dates = [resource_date(resource) for resource, _, _ in live]  # few: the matching Conditions only
     if any(d is not None and start <= d <= at for d in dates):
         return Fact("known", "met", evidence, f"recorded within {days} days")
     if any(d is None for d in dates) or (reason_hits and not live):
