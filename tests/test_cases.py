@@ -60,10 +60,12 @@ def test_policy_case(suite, case, apps):
 # unknown; an order that matched its policy's codes always has the code that COD-1 and the
 # code-based screening targets (NMN-T2–T4, which fall back to their not-met default) read; the
 # SI order's priority and reasons are on the order itself, so BEN-2 and BEN-3 are always decided;
-# a referral's requester either resolves (EXC-2 decided) or does not (the not-met default).
+# a referral's requester either resolves (EXC-2 decided) or does not (the not-met default); every
+# order the CSF policy accepts has a known product family, so its product gates are decided.
 IMPOSSIBLE = {("prenatal-cfdna-screening", node, "unknown") for node in ("COD-1", "NMN-T2", "NMN-T3", "NMN-T4")} | {
     ("si-joint-fusion-open", node, "unknown") for node in ("BEN-2", "BEN-3")} | {
-    ("spinal-surgery-referral", "EXC-2", "unknown")}
+    ("spinal-surgery-referral", "EXC-2", "unknown")} | {
+    ("colony-stimulating-factors", f"A.d.{family}.prod", "unknown") for family in ("i", "ii", "iii", "iv")}
 
 
 def possible_results(policy_id, node) -> set[str]:

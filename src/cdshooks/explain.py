@@ -10,6 +10,7 @@ from cdshooks.policy.logic import UNKNOWN
 
 _WORDS = {MET: "met", NOT_MET: "not met", UNKNOWN: "unknown", "excluded": "excluded"}
 _MAX_EVIDENCE = 6
+_MAX_OTHER = 12   # beyond this the card says how many more; the evaluation extension has them all
 
 
 def deciding(evaluation: Evaluation) -> tuple[str, ...]:
@@ -110,7 +111,9 @@ def detail(evaluation: Evaluation, row, base_url: str) -> str:
     others = [r for r in results.values() if r.leaf and r.id not in ids and policy.nodes[r.id].decisive
               and policy.unfavourable(r.id, r.result)]
     if others:
-        lines += ["", "**Other criteria not met or not shown**", *(_line(policy, r) for r in others)]
+        lines += ["", "**Other criteria not met or not shown**", *(_line(policy, r) for r in others[:_MAX_OTHER])]
+        if len(others) > _MAX_OTHER:
+            lines.append(f"- and {len(others) - _MAX_OTHER} more (all criteria are in the card's evaluation extension)")
     if evaluation.documentation:
         lines += ["", f"**Documentation needed** (answer yes/no in Questionnaire/{policy.id}): "
                   + ", ".join(evaluation.documentation)]

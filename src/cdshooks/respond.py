@@ -60,7 +60,7 @@ def order_label(evaluation: Evaluation) -> str:
     codes = evaluation.match.policy.applies
     rule_codes = next(cs for r, cs in codes if r is evaluation.match.rule)
     hits = [c for s, c in order_codes(evaluation.match.order.resource, evaluation.context.record)
-            if rule_codes.entry_for(s, c)]
+            if rule_codes is not None and rule_codes.entry_for(s, c)]
     return f"{evaluation.match.rule.label} ({hits[0]})" if hits else evaluation.match.rule.label
 
 

@@ -75,7 +75,7 @@ def match_orders(policies: PolicySet, in_scope, drafts, today: dt.date) -> list[
 
 def _applicable_rule(policy: CompiledPolicy, order: DraftOrder, concepts, base: FactContext, today):
     for rule, codes in policy.applies:
-        if order.resource_type not in rule.resource or not codes.matches_concept(concepts):
+        if order.resource_type not in rule.resource or (codes is not None and not codes.matches_concept(concepts)):
             continue
         if rule.requires is not None and not _holds(rule.requires, policy, order, base):
             continue

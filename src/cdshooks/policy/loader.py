@@ -40,7 +40,7 @@ class CompiledPolicy:
     nodes: Mapping[str, Node]
     settings: Mapping[str, object]
     codesets: Mapping[tuple, CodeSet]
-    applies: tuple[tuple[object, CodeSet], ...]     # (Applicability, its code set)
+    applies: tuple[tuple[object, CodeSet | None], ...]     # (Applicability, its code set if any)
     facts: frozenset[str]
     file: str
     order: Mapping[str, int]      # criterion id -> position in the tree (pre-order)
@@ -188,7 +188,7 @@ def _compile_codes_and_facts(model: Policy, nodes, facts: FactSet, document):
     problems, codesets, used, applies = [], {}, set(), []
     for i, rule in enumerate(model.applicability):
         try:
-            applies.append((rule, CodeSet.of(rule.codes)))
+            applies.append((rule, CodeSet.of(rule.codes) if rule.codes else None))
         except CodeError as exc:
             problems.append(document.problem(("applicability", i, "codes"), "code", str(exc)))
         for section in rule.sections or ():

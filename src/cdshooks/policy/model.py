@@ -130,13 +130,21 @@ class Applicability(_Model):
     name: str = Field(min_length=1)
     label: str = Field(min_length=1, description="how cards name the order, e.g. 'IT pump trial'")
     resource: list[Literal["MedicationRequest", "ServiceRequest", "DeviceRequest"]] = Field(min_length=1)
-    codes: list[str] = Field(min_length=1, description="'system|code' tokens of the ordered item")
+    codes: list[str] | None = Field(None, min_length=1, description=(
+        "'system|code' tokens of the ordered item; may be left out when 'requires' identifies the order"))
     requires: Expr | None = Field(None, description="further condition over draft-order facts")
     unless: Expr | None = Field(None, description="the policy does not apply when this is met")
     confirm: Expr | None = Field(None, description=(
         "condition checked once the record is in (may read it); the policy applies only when met"))
     sections: list[str] | None = Field(None, description="children of the root evaluated for these orders")
     cite: str = Field(min_length=1)
+
+
+    @model_validator(mode="after")
+    def _identifies_the_order(self):
+        if self.codes is None and self.requires is None:
+            raise ValueError("an applicability rule needs 'codes', 'requires', or both")
+        return self
 
 
 class DateRule(_Model):

@@ -26,6 +26,7 @@ from cdshooks.mapping.facts import Fact
 from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.facts import Interval
 from cdshooks.mapping.units import quantity_unit
+from cdshooks.policy.answers import answers_for
 from cdshooks.record import as_list
 from cdshooks.record import codings
 from cdshooks.record import reference_of
@@ -285,13 +286,17 @@ def preferred_step(preferred: list[str], ordered: Product | None, taken: list[Ta
     tried = [t for t in taken if t.product.tokens & wanted and t.status not in ("entered-in-error", "cancelled")
              and in_window(t.start, since, today)]
     if tried:
-        return MET, tried, f"preferred product tried: {tried[-1].product.brand}"
+        latest = max(tried, key=lambda t: (t.start, t.reference))
+        return MET, tried, f"preferred product tried: {latest.product.brand} from {latest.start}"
     return UNKNOWN_RESULT, [], f"no preferred product ({', '.join(preferred)}) ordered in the last {lookback_days} days"
 
 
 # ============================================================================ adapters
 def _setting(ctx: FactContext, value):
-    """A parameter's value: literal, or ``{setting, default}`` read from the policy's settings."""
+    """A parameter's value: literal, or ``{setting, default}`` read from the policy's settings.
+
+    (As ``adapters.setting``; kept here so this module depends on no other calculator module.)
+    """
     if isinstance(value, dict) and "setting" in value:
         return ctx.settings.get(value["setting"], value.get("default"))
     return value
@@ -312,8 +317,8 @@ class _Reading:
     reference: str
     date: dt.date
     issued: str
-    value: float
-    shown: str
+    value: float             # in the rule's unit (for the risk category: its index)
+    shown: str               # the value as recorded, for evidence
 
 
 def _readings(fact: Fact, read, start: dt.date | None, end: dt.date) -> list[_Reading]:
@@ -428,11 +433,11 @@ def fn_risk_category(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """f.1: the latest risk Observation of the window, else the one category documented as true.
 
     Documentation is read here because the spec defines the category from either source: a
-    "yes" to the intermediate leaf tells the high and low leaves they are not met.
+    "yes" to the intermediate leaf tells the high and low leaves they are not met. Several "yes"
+    answers leave the category unknown.
     """
-    from cdshooks.policy.answers import answers_for  # policy layer, imported when first used
-
     observations = ctx.fact(inputs["observations"], at)
+    # the reading's value is the category's index, so the latest usable Observation decides
     readings = _readings(observations, lambda r: _category_index(risk_category(r, params["system"])), None, at)
     best = _latest(readings)
     if best is not None:
@@ -535,7 +540,8 @@ def creatinine_clearance(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     low, high = (age.value.low, age.value.high) if isinstance(age.value, Interval) else (age.value, age.value)
     youngest = cockcroft_gault(low, kg.value, scr.value, sex)
     oldest = cockcroft_gault(high, kg.value, scr.value, sex)
-    evidence = (_evidence(scr, "creatinine", f"{_fmt2(scr.value)} mg/dL"), _evidence(kg, "weight", f"{_fmt(kg.value)} kg"))
+    evidence = (_evidence(scr, "creatinine", f"{_fmt2(scr.value)} mg/dL"),
+                _evidence(kg, "weight", f"{_fmt(kg.value)} kg"))
     if youngest is None or oldest is None:
         return Fact("known", None, evidence, "Cockcroft–Gault needs sex recorded as female or male")
     value = oldest if oldest == youngest else Interval(oldest, youngest)

@@ -1,0 +1,299 @@
+"""Oncology calculators (colony-stimulating-factors spec §b, f.1, f.2) on the spec's worked values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cdshooks.codes import CodeSet
+from cdshooks.mapping.calculators import oncology as onc
+from cdshooks.record import ICD10CM
+from conftest import full_prefetch
+from conftest import hook_request
+from conftest import make_app
+
+ROOT = Path(__file__).resolve().parents[1]
+FACTS = yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))["facts"]
+PRODUCTS = onc.product_table(FACTS["csf.product_family"]["params"]["products"])
+LOCAL = "http://example.org/fhir/CodeSystem/cds-policy-facts"
+HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+T = dt.date(2025, 6, 15)
+
+
+def quantity(value, unit):
+    return {"valueQuantity": {"value": value, "unit": unit, "code": unit}}
+
+
+# ------------------------------------------------------------------------ F-NEUT units
+@pytest.mark.parametrize("value, unit, per_ul", [
+    (1.2, "10*3/uL", 1200), (1.8, "10*9/L", 1800), (900, "/uL", 900), (2.1, "K/uL", 2100),
+    (450, "{cells}/uL", 450), (700, "10*6/L", 700), (45, "%", None), (3, None, None), (3, "g/dL", None),
+])
+def test_anc_in_cells_per_microlitre(value, unit, per_ul):
+    result = onc.anc_per_ul(value, unit)
+    assert result == pytest.approx(per_ul) if per_ul is not None else result is None
+
+
+# ------------------------------------------------------------------------------ F-ECOG
+ANSWERS = {str(k): v for k, v in FACTS["labs.ecog"]["params"]["answers"].items()}
+
+
+@pytest.mark.parametrize("resource, score", [
+    ({"valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA9625-0"}]}}, 3),
+    ({"valueInteger": 1}, 1),
+    (quantity(4, "{score}"), 4),
+    ({"valueInteger": 7}, None),                      # not an ECOG grade
+    ({"valueInteger": 2.5}, None),
+    ({"valueString": "three"}, None),
+])
+def test_ecog_score(resource, score):
+    assert onc.ecog_score(resource, ANSWERS) == score
+
+
+# ----------------------------------------------------------------------------- F-LIVER
+def test_liver_spec_examples():
+    # bilirubin 1.1 mg/dL → met
+    assert onc.at_or_above(1.1, 1.0) == "met"
+    # bilirubin 15 µmol/L (0.88 mg/dL) + AST 35 and ALT 30 with ULN 40 → not met
+    bilirubin = onc.convert((15, "umol/L"), onc.BILIRUBIN_MG_DL)
+    assert bilirubin == pytest.approx(0.877, abs=1e-3)
+    parts = [onc.at_or_above(bilirubin, 1.0), onc.enzyme_result(35, 40, 2), onc.enzyme_result(30, 40, 2)]
+    assert onc.kleene_or(*parts) == "not-met"
+    # bilirubin 0.6 and no AST/ALT → unknown
+    assert onc.kleene_or(onc.at_or_above(0.6, 1.0), "unknown", "unknown") == "unknown"
+
+
+def test_enzymes_against_the_upper_limit_of_normal():
+    assert onc.enzyme_result(80, 40, 2) == "met"          # exactly 2 × ULN counts
+    assert onc.enzyme_result(79.9, 40, 2) == "not-met"
+    assert onc.enzyme_result(95, None, 2) == "unknown"    # no referenceRange.high
+
+
+# ----------------------------------------------------------------------------- F-RENAL
+def test_cockcroft_gault_spec_examples():
+    assert onc.cockcroft_gault(70, 60, 1.2, "female") == pytest.approx(41.3, abs=0.05)
+    assert onc.cockcroft_gault(50, 80, 1.0, "male") == pytest.approx(100)
+    assert onc.convert((106, "umol/L"), onc.CREATININE_MG_DL) == pytest.approx(1.20, abs=0.005)
+    assert onc.cockcroft_gault(70, 60, 1.2, "unknown") is None
+    assert onc.cockcroft_gault(70, 60, 0, "female") is None
+
+
+def test_weight_and_clearance_units():
+    assert onc.convert((132.277, "[lb_av]"), onc.WEIGHT_KG) == pytest.approx(60, abs=0.01)
+    assert onc.convert((55, "mL/min/{1.73_m2}"), onc.CRCL_ML_MIN) == 55   # normalised taken as is
+    assert onc.convert((55, "mL/s"), onc.CRCL_ML_MIN) is None
+
+
+# ------------------------------------------------------------------------------ F-NUTR
+def test_nutrition_spec_examples():
+    assert onc.convert((34, "g/L"), onc.ALBUMIN_G_DL) == pytest.approx(3.4)           # ≤ 3.5 → met
+    assert onc.kleene_or(onc.below(22, 20), "not-met") == "not-met"                    # BMI 22, albumin 4.0
+    assert onc.body_mass_index(50, onc.convert((170, "cm"), onc.HEIGHT_M)) == pytest.approx(17.30, abs=0.01)
+    assert onc.body_mass_index(70, onc.convert((65, "[in_i]"), onc.HEIGHT_M)) == pytest.approx(25.6, abs=0.1)
+    assert onc.body_mass_index(70, 0) is None
+
+
+# --------------------------------------------------------------------------- F-PRIORFN
+def dated(ref, day, refuted=False):
+    return onc.Dated(ref, dt.date.fromisoformat(day) if day else None, refuted)
+
+
+CUTOFF = T - dt.timedelta(days=8)
+
+
+def test_prior_febrile_neutropenia_from_a_neutropenia_and_fever_pair():
+    result, records = onc.prior_febrile_neutropenia(
+        [], [dated("Condition/d70", "2024-11-02")], [dated("Condition/r5081", "2024-11-03")], CUTOFF, 7)
+    assert result == "met" and [r.reference for r in records] == ["Condition/d70", "Condition/r5081"]
+
+
+@pytest.mark.parametrize("episodes, neutropenia, fever, result", [
+    ([dated("c/fn", "2025-01-10")], [], [], "met"),
+    ([dated("c/fn", "2025-06-10")], [], [], None),                                  # within 8 days of T
+    ([dated("c/fn", None)], [], [], None),                                          # undated
+    ([dated("c/fn", "2025-01-10", refuted=True)], [], [], "not-met"),
+    ([], [dated("c/d70", "2024-11-02")], [dated("c/r50", "2024-11-12")], None),      # 10 days apart
+    ([], [dated("c/d70", "2024-11-02", refuted=True)], [dated("c/r50", "2024-11-03")], None),
+])
+def test_prior_febrile_neutropenia(episodes, neutropenia, fever, result):
+    assert onc.prior_febrile_neutropenia(episodes, neutropenia, fever, CUTOFF, 7)[0] == result
+
+
+def test_latest_complication_before_the_cutoff():
+    records = [dated("c/a", "2025-03-01"), dated("c/b", "2025-05-01"), dated("c/c", "2025-06-12"),
+               dated("c/d", "2025-05-20", refuted=True)]
+    assert onc.latest_dated(records, CUTOFF).reference == "c/b"
+
+
+# ------------------------------------------------------------------------------- F-ADV
+ADVANCED = re.compile(FACTS["csf.advanced_cancer"]["params"]["advanced"], re.IGNORECASE)
+EARLY = re.compile(FACTS["csf.advanced_cancer"]["params"]["early"], re.IGNORECASE)
+
+
+@pytest.mark.parametrize("text, result", [
+    ("IIIA", "not-met"), ("Stage IV", "met"), ("IVB", "met"), ("stage iv", "met"), ("cM1", "met"),
+    ("pM1a", "met"), ("M0", "not-met"), ("Stage IIA", "not-met"), ("0is", "not-met"), ("IVD", None),
+    ("unknown", None), ("", None),
+])
+def test_stage_readings(text, result):
+    assert onc.stage_result([text], ADVANCED, EARLY) == result
+
+
+# --------------------------------------------------------------------------- F-CHRONIC
+CHRONIC = CodeSet.of(FACTS["csf.chronic_conditions"]["codes"])
+
+
+def counted(*codes):
+    normal = [c.replace(".", "") for c in codes if CHRONIC.entry_for(ICD10CM, c.replace(".", ""))]
+    return len(onc.icd_categories(normal))
+
+
+def test_chronic_condition_categories_spec_examples():
+    assert counted("E11.9", "I10", "J44.9", "N18.30", "F32.9") == 5
+    assert counted("E11.9", "E78.5", "I10") == 3
+
+
+def test_chronic_conditions_exclude_cancer_pregnancy_symptoms_injuries_and_most_infections():
+    assert counted("C50.911", "D05.10", "O30.103", "R50.81", "S32.15XA", "T86.01", "Z21", "A41.9", "B25.0") == 0
+    assert counted("B18.2", "B20", "D61.9", "Q76.2") == 4
+    assert counted("E11.9", "E11.65", "E11.22") == 1                     # one category counts once
+
+
+# ------------------------------------------------------------------- FN risk category (f.1)
+@pytest.mark.parametrize("resource, category", [
+    ({"valueCodeableConcept": {"coding": [{"system": LOCAL, "code": "intermediate"}]}}, "intermediate"),
+    ({"valueCodeableConcept": {"coding": [{"system": "http://other", "code": "high"}]}}, None),
+    (quantity(15, "%"), "intermediate"), (quantity(20, "%"), "high"), (quantity(9.9, "%"), "low"),
+    (quantity(10, "%"), "intermediate"), (quantity(15, "mg"), None), (quantity("15", "%"), None),
+])
+def test_risk_category_from_an_observation(resource, category):
+    assert onc.risk_category(resource, LOCAL) == category
+
+
+def test_risk_category_from_documentation():
+    assert onc.category_from_answers({"intermediate": True, "high": False})[0] == "intermediate"
+    assert onc.category_from_answers({"intermediate": True, "high": True}) == (
+        None, "documentation names several risk categories")
+    assert onc.category_from_answers({"low": False})[0] is None
+
+
+# ------------------------------------------------------------------------- products (§b)
+def concept(*codings, text=None):
+    value = {"coding": [dict(zip(("system", "code", "display"), c)) for c in codings]}
+    if text:
+        value["text"] = text
+    return value
+
+
+@pytest.mark.parametrize("value, brand", [
+    (concept((HCPCS, "Q5111")), "Udenyca"),
+    (concept((RXNORM, "1605067")), "Zarxio"),
+    (concept((HCPCS, "J2506"), text="Udenyca"), "Neulasta"),                       # the code wins over a name
+    (concept((HCPCS, "J3590", "Unclassified biologics"), text="Ryzneuta 20 mg"), "Ryzneuta"),
+    (concept((HCPCS, "J3590", "Unclassified biologics")), None),
+    (concept(text="filgrastim 480 MCG/0.8 ML injection"), "Neupogen"),
+    (concept(text="tbo-filgrastim 300 mcg"), "Granix"),                             # not plain filgrastim
+    (concept(text="pegfilgrastim-cbqv 6 mg"), "Udenyca"),
+    (concept(text="peg-filgrastim"), "Neulasta"),
+    (concept(text="Fynetra"), "Fylnetra"),                                          # the policy's spelling
+    (concept(text="Neulasta Onpro kit"), "Neulasta"),
+    (concept(text="filgrastimab"), None),
+])
+def test_product_identification(value, brand):
+    found = onc.identify(value, PRODUCTS)
+    assert (found[0].brand if found else None) == brand
+
+
+def test_every_product_of_the_policy_has_a_family():
+    families = {p.brand: p.family for p in PRODUCTS}
+    assert families == {"Neupogen": "FIL", "Zarxio": "FIL", "Nivestym": "FIL", "Releuko": "FIL", "Granix": "TBO",
+                        "Leukine": "SAR", "Neulasta": "PEG", "Fulphila": "PEG", "Fylnetra": "PEG", "Nyvepria": "PEG",
+                        "Stimufend": "PEG", "Udenyca": "PEG", "Ziextenzo": "PEG", "Rolvedon": "EFL",
+                        "Ryzneuta": "EFB"}
+
+
+def test_order_start_prefers_the_first_dose():
+    assert onc.order_start({"dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2025-04-20"}}}}],
+                            "authoredOn": "2025-04-18"}) == dt.date(2025, 4, 20)
+    assert onc.order_start({"authoredOn": "2025-04-18"}) == dt.date(2025, 4, 18)
+    assert onc.order_start({"dosageInstruction": "junk"}) is None
+
+
+# -------------------------------------------------------------------- A.b.c2 and A.e
+def taken(brand, start, status="completed"):
+    product = next(p for p in PRODUCTS if p.brand == brand)
+    return onc.Taken(f"MedicationRequest/{brand.lower()}", product, dt.date.fromisoformat(start), status)
+
+
+def test_prophylaxis_gap_looks_21_days_back_from_the_complication():
+    complication = dt.date(2025, 5, 1)
+    statuses = frozenset({"active", "completed", "stopped"})
+    assert onc.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-20")], 21, statuses)[0] == "not-met"
+    assert onc.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-10")], 21, statuses)[0] == "not-met"
+    assert onc.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-09")], 21, statuses)[0] == "met"
+    assert onc.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-20", "cancelled")], 21, statuses)[0] == "met"
+
+
+def test_preferred_step():
+    udenyca = next(p for p in PRODUCTS if p.brand == "Udenyca")
+    assert onc.preferred_step([], udenyca, [], T, 365) == (
+        "met", [], "A.e not evaluated (no preferred list configured)")
+    assert onc.preferred_step(["udenyca"], udenyca, [], T, 365)[0] == "met"
+    assert onc.preferred_step(["Q5111"], udenyca, [], T, 365)[0] == "met"
+    assert onc.preferred_step(["FIL"], udenyca, [taken("Zarxio", "2024-12-01")], T, 365)[0] == "met"
+    assert onc.preferred_step(["FIL"], udenyca, [taken("Zarxio", "2024-06-14")], T, 365)[0] == "unknown"
+    assert onc.preferred_step(["Zarxio"], udenyca, [taken("Zarxio", "2025-01-01", "entered-in-error")], T,
+                              365)[0] == "unknown"
+
+
+# ----------------------------------------------------------------- malformed FHIR
+@pytest.mark.parametrize("resource", [
+    {"valueQuantity": "junk"}, {"valueQuantity": {"value": "1.2", "code": "10*3/uL"}},
+    {"valueQuantity": {"value": float("nan"), "code": "%"}}, {"valueInteger": True},
+    {"valueCodeableConcept": "junk"}, {},
+])
+def test_junk_values_read_as_nothing(resource):
+    assert onc.quantity(resource) is None
+    assert onc.risk_category(resource, LOCAL) is None
+    assert onc.ecog_score(resource, ANSWERS) is None
+
+
+def test_a_malformed_oncology_record_is_answered_not_raised(tmp_path):
+    app = make_app(tmp_path, TODAY="2025-06-15")
+    order = {"resourceType": "MedicationRequest", "id": "mr-1", "status": "draft", "intent": "order",
+             "subject": {"reference": "Patient/pat-1"}, "dosageInstruction": "junk",
+             "medicationCodeableConcept": {"coding": [{"system": HCPCS, "code": "Q5111"}]}}
+    junk = [
+        {"resourceType": "Observation", "id": "o1", "status": "final", "effectiveDateTime": "2025-06-10",
+         "code": {"coding": [{"system": "http://loinc.org", "code": "751-8"}]}, "valueQuantity": {"value": "many"}},
+        {"resourceType": "Observation", "id": "o2", "status": "final", "effectiveDateTime": "2025-06-10",
+         "code": {"coding": [{"system": "http://loinc.org", "code": "1920-8"}]},
+         "valueQuantity": {"value": 90, "code": "U/L"}, "referenceRange": "junk"},
+        {"resourceType": "Observation", "id": "o3", "status": "final", "effectiveDateTime": "not a date",
+         "code": {"coding": [{"system": LOCAL, "code": "fn-regimen-risk"}]},
+         "valueQuantity": {"value": 15, "code": "%"}},
+        {"resourceType": "Observation", "id": "o4", "status": "final", "effectiveDateTime": "2025-06-10",
+         "code": {"coding": [{"system": "http://loinc.org", "code": "21908-9"}]}, "valueCodeableConcept": [1, 2]},
+        {"resourceType": "Condition", "id": "c1", "code": {"coding": [{"system": ICD10CM, "code": "C"}]},
+         "onsetDateTime": 12},
+        {"resourceType": "MedicationRequest", "id": "mr-old", "status": 3, "intent": "order",
+         "medicationCodeableConcept": {"coding": [{"system": HCPCS, "code": "J2506"}]}, "dosageInstruction": [None]},
+    ]
+    by_type = {}
+    for resource in junk:
+        by_type.setdefault(resource["resourceType"], []).append(resource)
+    keys = {"Observation": "observations", "Condition": "conditions", "MedicationRequest": "medicationRequests"}
+    overrides = {keys[t]: {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in rs]}
+                 for t, rs in by_type.items()}
+    response = app.test_client().post("/cds-services/medical-policy-order-sign",
+                                      json=hook_request(orders=[order], prefetch=full_prefetch(app, **overrides)))
+    assert response.status_code == 200
+    cards = [c for c in response.get_json()["cards"]
+             if c.get("extension", {}).get("cdshooks.evaluation", {}).get("policy", {}).get("id")
+             == "colony-stimulating-factors"]
+    assert len(cards) == 1 and cards[0]["extension"]["cdshooks.evaluation"]["decision"] == "unknown"
