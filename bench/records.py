@@ -30,8 +30,13 @@ OTHER_DRUGS = ["197361", "310965", "314076", "860975"]
 PROCEDURES = [("62322", "epidural injection"), ("99213", "office visit"), ("71046", "chest x-ray")]
 
 
-def request(size: int, seed: int = 7, hook: str = "order-sign", today: str = "2025-06-15") -> dict:
-    """A complete hook request whose prefetch holds ``size`` resources."""
+def request(size: int, seed: int = 7, hook: str = "order-sign", today: str = "2025-06-15",
+            single: bool = False) -> dict:
+    """A complete hook request whose prefetch holds ``size`` resources.
+
+    Its draft orders trigger every policy, or with ``single`` only the first (the pump trial and
+    its intrathecal opioid): the common shape of a real order-sign call.
+    """
     rng = random.Random(seed)
     makers = [(0.25, _condition), (0.45, _observation), (0.15, _medication), (0.10, _procedure), (0.05, _service)]
     resources: dict[str, list] = {"Condition": [], "Observation": [], "MedicationRequest": [], "Procedure": [], "ServiceRequest": []}
@@ -41,6 +46,8 @@ def request(size: int, seed: int = 7, hook: str = "order-sign", today: str = "20
         resources[resource["resourceType"]].append(resource)
     resources["Observation"].append(_ga())
     drafts = [_trial(), _intrathecal_morphine(), _cfdna(), _si_fusion(), _spinal_referral(), _pegfilgrastim()]
+    if single:
+        drafts = drafts[:2]
     context = {"userId": "Practitioner/bench", "patientId": PATIENT,
                "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in drafts]}}
     if hook == "order-select":

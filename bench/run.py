@@ -33,6 +33,7 @@ LATENCY_REQUESTS = 2000
 THROUGHPUT_REQUESTS = 3000
 MEMORY_REQUESTS = 10_000
 PATHS = {"order-sign": "/cds-services/medical-policy-order-sign",
+         "order-sign, one order": "/cds-services/medical-policy-order-sign",
          "order-select": "/cds-services/medical-policy-order-select"}
 
 
@@ -101,11 +102,15 @@ def main() -> int:
     engine.tune_gc()
     for size in engine.SIZES:
         repeats = 300 if size <= 200 else (60 if size <= 2000 else 12)
-        engine.engine_times(app, size, 3)
-        results["engine"][size] = engine.summary(engine.engine_times(app, size, repeats))
-        print(f"engine {size}: median {results['engine'][size][0]:.2f} ms, p99 {results['engine'][size][1]:.2f} ms")
+        cells = []
+        for single in (False, True):
+            engine.engine_times(app, size, 3, single)
+            cells += engine.summary(engine.engine_times(app, size, repeats, single))
+        results["engine"][size] = cells
+        print(f"engine {size}: every policy median {cells[0]:.2f} ms; one order median {cells[2]:.2f} ms")
 
-    bodies = {hook: json.dumps(records.request(SIZE, hook=hook)).encode() for hook in PATHS}
+    bodies = {hook: json.dumps(records.request(SIZE, hook=hook.split(",")[0], single="one" in hook)).encode()
+              for hook in PATHS}
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "CDSHOOKS_TODAY": "2025-06-15", "CDSHOOKS_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
                "CDSHOOKS_PUBLIC_BASE_URL": "https://cds.example.org"}
@@ -115,7 +120,7 @@ def main() -> int:
                        "floor:app"], env)
         try:
             wait_ready(port)
-            results["floor"] = http_runs(port, bodies, ["order-sign"])
+            results["floor"] = http_runs(port, bodies, ["order-sign", "order-sign, one order"])
         finally:
             stop(floor)
         port = free_port()
@@ -125,8 +130,8 @@ def main() -> int:
             time.sleep(2.0)   # workers warm up (server.warm_up) before serving
             workers = worker_pids(service.pid)
             results["rss_start"] = [rss_mb(pid) for pid in workers]
-            results["service"] = http_runs(port, bodies, ["order-sign", "order-select"])
-            done = 2 * (100 + LATENCY_REQUESTS + THROUGHPUT_REQUESTS)
+            results["service"] = http_runs(port, bodies, list(PATHS))
+            done = len(PATHS) * (100 + LATENCY_REQUESTS + THROUGHPUT_REQUESTS)
             if MEMORY_REQUESTS > done:
                 load.drive("127.0.0.1", port, PATHS["order-sign"], bodies["order-sign"], MEMORY_REQUESTS - done, 4)
             results["rss_end"] = [rss_mb(pid) for pid in workers]
@@ -155,11 +160,11 @@ def _machine() -> str:
 
 
 def write_results(r: dict, body_bytes: int) -> None:
-    floor_latency, floor_throughput = r["floor"]["order-sign"]
-    sign_latency, sign_throughput = r["service"]["order-sign"]
-    ratio = sign_latency.p50_ms / floor_latency.p50_ms
+    rows = {hook: r["service"][hook] for hook in PATHS}
+    ratios = {hook: rows[hook][0].p50_ms / r["floor"][hook][0].p50_ms for hook in r["floor"]}
     engine_200, engine_2000, engine_20000 = (r["engine"][s][0] for s in (200, 2000, 20000))
     growth = max((end - start) / start * 100 for start, end in zip(r["rss_start"], r["rss_end"]))
+    errors = sum(x.errors for pair in r["service"].values() for x in pair)
     lines = [
         "# Benchmark results",
         "",
@@ -169,25 +174,28 @@ def write_results(r: dict, body_bytes: int) -> None:
         f"- **Setup:** `cdshooks serve --workers 2` (gunicorn sync workers, SQLite audit row per call) and the floor "
         f"app (`bench/floor.py`: parse the body, answer `{{\"cards\": []}}`) under the same gunicorn settings; "
         f"loopback, closed-loop load generator (`bench/load.py`); record of {SIZE} resources "
-        f"({body_bytes / 1024:.0f} KiB request) whose draft orders trigger both loaded policies.",
+        f"({body_bytes / 1024:.0f} KiB request) with all five policies loaded.",
+        "- **Two request shapes.** *Every policy*: six draft orders that trigger all five policies in one call "
+        "(five evaluations, five cards, four coverage actions). *One order*: a pump trial with its intrathecal opioid, "
+        "the usual shape of a real order-sign call (one evaluation).",
         "",
         "## Engine time (in-process: record index, facts, evaluation, response; no HTTP)",
         "",
-        "| resources | median (ms) | p99 (ms) |",
-        "|---:|---:|---:|",
-        *(f"| {size:,} | {median:.2f} | {p99:.2f} |" for size, (median, p99) in r["engine"].items()),
+        "| resources | every policy: median (ms) | p99 (ms) | one order: median (ms) | p99 (ms) |",
+        "|---:|---:|---:|---:|---:|",
+        *(f"| {size:,} | " + " | ".join(f"{v:.2f}" for v in cells) + " |" for size, cells in r["engine"].items()),
         "",
-        f"Growth 200 → 2,000 → 20,000 resources: ×{engine_2000 / engine_200:.1f}, ×{engine_20000 / engine_2000:.1f} "
-        f"(linear would be ×10, ×10).",
+        f"Growth 200 → 2,000 → 20,000 resources (every policy): ×{engine_2000 / engine_200:.1f}, "
+        f"×{engine_20000 / engine_2000:.1f} (linear would be ×10, ×10).",
         "",
         "## HTTP over loopback",
         "",
-        "| server | hook | c=1 p50 (ms) | c=1 p99 (ms) | c=8 req/s | c=8 p50 (ms) | c=8 p99 (ms) | errors |",
+        "| server | request | c=1 p50 (ms) | c=1 p99 (ms) | c=8 req/s | c=8 p50 (ms) | c=8 p99 (ms) | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
-        _row("floor", "order-sign", floor_latency, floor_throughput),
-        *(_row("cdshooks", hook, *r["service"][hook]) for hook in ("order-sign", "order-select")),
+        *(_row("floor", hook, *r["floor"][hook]) for hook in r["floor"]),
+        *(_row("cdshooks", hook, *rows[hook]) for hook in PATHS),
         "",
-        f"**p50 ÷ floor p50 (order-sign, c=1): {ratio:.2f}**",
+        "**p50 ÷ floor p50 (c=1):** " + "; ".join(f"{hook} {ratio:.2f}" for hook, ratio in ratios.items()),
         "",
         "## Worker memory (RSS)",
         "",
@@ -196,35 +204,38 @@ def write_results(r: dict, body_bytes: int) -> None:
         *(f"| {i + 1} | {start:.1f} | {end:.1f} | {(end - start) / start * 100:+.1f} % |"
           for i, (start, end) in enumerate(zip(r["rss_start"], r["rss_end"]))),
         "",
-        "## Against the targets",
+        "## Against the targets (200 resources, all policies loaded)",
         "",
-        "| target | measured | |",
+        "| target | every policy | one order |",
         "|---|---|---|",
-        _target("order-sign p50 ≤ 5 ms (c=1, 200 resources)", f"{sign_latency.p50_ms:.2f} ms", sign_latency.p50_ms <= 5),
-        _target("order-sign p99 ≤ 20 ms (c=1)", f"{sign_latency.p99_ms:.2f} ms", sign_latency.p99_ms <= 20),
-        _target("≥ 400 req/s, 2 workers, c=8", f"{sign_throughput.rps:.0f} req/s", sign_throughput.rps >= 400),
-        _target("zero errors", str(sum(x.errors for pair in r["service"].values() for x in pair)),
-                all(x.errors == 0 for pair in r["service"].values() for x in pair)),
-        _target("p50 ÷ floor p50 ≤ 2.0", f"{ratio:.2f}", ratio <= 2.0),
-        _target("engine time linear 200 → 20,000", f"×{engine_20000 / engine_200:.0f} for ×100 data",
-                engine_20000 / engine_200 <= 100 * 1.1),
-        _target("RSS per worker ≤ 150 MB", f"{max(r['rss_end']):.0f} MB", max(r["rss_end"]) <= 150),
-        _target("RSS growth < 5 % over 10,000 requests", f"{growth:+.1f} %", growth < 5),
+        _pair("order-sign p50 ≤ 5 ms (c=1)", [(f"{rows[h][0].p50_ms:.2f} ms", rows[h][0].p50_ms <= 5) for h in
+                                             ("order-sign", "order-sign, one order")]),
+        _pair("order-sign p99 ≤ 20 ms (c=1)", [(f"{rows[h][0].p99_ms:.2f} ms", rows[h][0].p99_ms <= 20) for h in
+                                              ("order-sign", "order-sign, one order")]),
+        _pair("≥ 400 req/s, 2 workers, c=8", [(f"{rows[h][1].rps:.0f} req/s", rows[h][1].rps >= 400) for h in
+                                             ("order-sign", "order-sign, one order")]),
+        _pair("p50 ÷ floor p50 ≤ 2.0", [(f"{ratios[h]:.2f}", ratios[h] <= 2.0) for h in
+                                        ("order-sign", "order-sign, one order")]),
+        f"| zero errors | {errors} | {'met' if errors == 0 else '**not met**'} |",
+        f"| engine time linear 200 → 20,000 | ×{engine_20000 / engine_200:.0f} for ×100 data | "
+        f"{'met' if engine_20000 / engine_200 <= 110 else '**not met**'} |",
+        f"| RSS per worker ≤ 150 MB | {max(r['rss_end']):.0f} MB | {'met' if max(r['rss_end']) <= 150 else '**not met**'} |",
+        f"| RSS growth < 5 % over 10,000 requests | {growth:+.1f} % | {'met' if growth < 5 else '**not met**'} |",
         "",
-        "Reproduce with `make bench` (about two minutes). Numbers on a shared 2-core VM vary by ±15 % "
-        "between runs; compare within one run.",
+        "Reproduce with `make bench` (about two minutes). Numbers on this shared 2-core VM drift by up to "
+        "±40 % between runs as neighbours come and go; compare figures within one run.",
         "",
     ]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
 
 
+def _pair(name: str, cells) -> str:
+    return f"| {name} | " + " | ".join(f"{text} ({'met' if ok else '**not met**'})" for text, ok in cells) + " |"
+
+
 def _row(server, hook, latency: load.Result, throughput: load.Result) -> str:
     return (f"| {server} | {hook} | {latency.p50_ms:.2f} | {latency.p99_ms:.2f} | {throughput.rps:.0f} | "
             f"{throughput.p50_ms:.2f} | {throughput.p99_ms:.2f} | {latency.errors + throughput.errors} |")
-
-
-def _target(name: str, measured: str, ok: bool) -> str:
-    return f"| {name} | {measured} | {'met' if ok else '**not met**'} |"
 
 
 if __name__ == "__main__":
