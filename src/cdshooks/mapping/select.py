@@ -78,7 +78,7 @@ class SelectFact:
         when = record.derived("date", resource, resource_date)
         if not is_draft and not self._admitted(resource, when, start, end):
             return
-        for system, code, entry in self.codes.matches_concept(resource.get(self.element)):
+        for _system, code, entry in self.codes.matches_concept(resource.get(self.element)):
             yield self._item(resource, when, code, entry, state == "refuted")
             return
 

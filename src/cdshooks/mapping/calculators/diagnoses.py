@@ -52,7 +52,7 @@ def _matches(ctx: FactContext, code_set: CodeSet, at: dt.date, params) -> tuple[
             continue
         if "body_site" in params and not params["body_site"].matches_concept(resource.get("bodySite")):
             continue
-        for system, code, _ in code_set.matches_concept(resource.get("code")):
+        for _system, code, _ in code_set.matches_concept(resource.get("code")):
             hits.append((resource, code, state))
             break
     unavailable = ctx.record.unavailable.get("Condition")

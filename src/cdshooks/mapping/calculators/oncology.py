@@ -19,7 +19,6 @@ from cdshooks.mapping.calculators import Calculator
 from cdshooks.mapping.calculators import orders
 from cdshooks.mapping.dates import get_path
 from cdshooks.mapping.dates import parse_date
-from cdshooks.mapping.dates import resource_date
 from cdshooks.mapping.facts import UNKNOWN
 from cdshooks.mapping.facts import Evidence
 from cdshooks.mapping.facts import Fact
