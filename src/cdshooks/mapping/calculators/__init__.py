@@ -25,6 +25,13 @@ class Calculator:
     optional_types: frozenset[str] = frozenset()   # read when the client sends them; never required
 
 
+def setting(ctx, value):
+    """A calculator parameter: a literal, or ``{setting, default}`` read from the policy's settings."""
+    if isinstance(value, dict) and "setting" in value:
+        return ctx.settings.get(value["setting"], value.get("default"))
+    return value
+
+
 def registry() -> dict[str, Calculator]:
     """Every calculator by name: each module of this package may export ``CALCULATORS``.
 

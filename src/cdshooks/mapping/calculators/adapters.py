@@ -7,6 +7,7 @@ import re
 
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import Calculator
+from cdshooks.mapping.calculators import setting
 from cdshooks.mapping.calculators import age
 from cdshooks.mapping.calculators import gestation
 from cdshooks.mapping.calculators import mme
@@ -23,13 +24,6 @@ from cdshooks.mapping.facts import Interval
 from cdshooks.mapping.select import written_code
 from cdshooks.record import codings
 from cdshooks.record import reference_of
-
-
-def setting(ctx: FactContext, value):
-    """A parameter's value: literal, or ``{setting, default}`` read from the policy's settings."""
-    if isinstance(value, dict) and "setting" in value:
-        return ctx.settings.get(value["setting"], value["default"])
-    return value
 
 
 def _unavailable(ctx: FactContext, resource_type: str) -> Fact | None:

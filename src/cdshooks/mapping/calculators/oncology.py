@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import Calculator
+from cdshooks.mapping.calculators import setting
 from cdshooks.mapping.calculators import orders
 from cdshooks.mapping.dates import get_path
 from cdshooks.mapping.dates import parse_date
@@ -26,6 +27,7 @@ from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.facts import Interval
 from cdshooks.mapping.units import quantity_unit
 from cdshooks.policy.answers import answers_for
+from cdshooks.policy.logic import any_of
 from cdshooks.record import as_list
 from cdshooks.record import codings
 from cdshooks.record import reference_of
@@ -49,10 +51,8 @@ CATEGORIES = ("high", "intermediate", "low")
 
 # =============================================================================== pure logic
 def kleene_or(*values: str) -> str:
-    """Three-valued OR: met if any is met, not-met if all are, else unknown."""
-    if MET in values:
-        return MET
-    return UNKNOWN_RESULT if UNKNOWN_RESULT in values else NOT_MET
+    """Three-valued OR of rule results (the policy engine's ``any``)."""
+    return any_of(values)
 
 
 def number(value) -> float | None:
@@ -291,16 +291,6 @@ def preferred_step(preferred: list[str], ordered: Product | None, taken: list[Ta
 
 
 # ============================================================================ adapters
-def _setting(ctx: FactContext, value):
-    """A parameter's value: literal, or ``{setting, default}`` read from the policy's settings.
-
-    (As ``adapters.setting``; kept here so this module depends on no other calculator module.)
-    """
-    if isinstance(value, dict) and "setting" in value:
-        return ctx.settings.get(value["setting"], value.get("default"))
-    return value
-
-
 def _inputs(ctx: FactContext, inputs, at: dt.date, *roles: str) -> tuple[list[Fact], Fact | None]:
     """The input facts and, if any of them could not be read, the first unavailable one."""
     facts = [ctx.fact(inputs[role], at) for role in roles]
@@ -400,7 +390,7 @@ def _taken_evidence(taken: list[Taken]) -> tuple[Evidence, ...]:
 
 def preferred(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """A.e preferred-product step (setting ``preferredProducts``)."""
-    wanted = _setting(ctx, params["preferred"])
+    wanted = setting(ctx, params["preferred"])
     wanted = [wanted] if isinstance(wanted, str) else [str(w) for w in wanted or () if isinstance(w, str)]
     found = identify(orders.order_concepts(ctx.order.resource, ctx.record), params["products"])
     history = ctx.fact(inputs["history"], at)
