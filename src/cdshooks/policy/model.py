@@ -88,6 +88,9 @@ class Node(_Model):
     ask: bool = Field(True, description="list this leaf in 'documentation' while unknown")
     answered_with: list[str] = Field(default_factory=list, description=(
         "twin criteria whose documentation answer also answers this one (the latest answer wins)"))
+    answered_by_fact: bool = Field(False, description=(
+        "a 'yes' answer is read by the leaf's fact together with its siblings' (conflicting yeses stay "
+        "unknown) instead of answering the leaf; a 'no' still answers it"))
     ask_if: Expr | None = Field(None, description="list it only when this holds")
     decisive: bool = Field(True, description="false: evaluated and reported, but not part of the group's value")
     ref: str | None = Field(None, description="evaluate the subtree with this id here")
