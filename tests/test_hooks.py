@@ -118,3 +118,18 @@ def test_generated_junk_prefetch_never_yields_a_server_error(tmp_path):
         assert response.status_code < 500, response.get_data(as_text=True)
 
     check()
+
+
+def test_system_actions_are_mirrored_under_extension_only_when_asked(tmp_path):
+    from conftest import bundle
+
+    for mirror in (False, True):
+        folder = tmp_path / str(mirror)
+        folder.mkdir()
+        app = make_app(folder, SANDBOX_SYSTEM_ACTIONS=mirror, TODAY="2025-03-05")
+        coverage = bundle({"resourceType": "Coverage", "id": "cov-1", "status": "active"})
+        body = app.test_client().post(SIGN, json=hook_request(prefetch=full_prefetch(app, coverage=coverage))).get_json()
+        assert len(body["systemActions"]) == 1
+        assert ("extension" in body) is mirror
+        if mirror:
+            assert body["extension"]["systemActions"] == body["systemActions"]

@@ -52,7 +52,8 @@ def answer(service, body: dict, call: dict) -> Answer:
     evaluations = [engine.evaluate(match, base, record) for match in engine.confirmed(matches, base)]
     cards, actions = _respond(evaluations, record, parsed.hook)
     call.update(decisions=[_decision(e) for e in evaluations], card_ids=[c.uuid for c in cards])
-    return Answer(evaluations, base, protocol.response_body(parsed.hook, cards, actions))
+    body = protocol.response_body(parsed.hook, cards, actions, mirror=config.SANDBOX_SYSTEM_ACTIONS)
+    return Answer(evaluations, base, body)
 
 
 def _deadline(config) -> float:

@@ -272,11 +272,17 @@ def dump(model: BaseModel) -> dict:
     return model.model_dump(exclude_none=True)
 
 
-def response_body(hook: str, cards: list[Card], system_actions: list[Action]) -> dict:
-    """Return the hook response: ``cards`` always, ``systemActions`` always on order-sign."""
+def response_body(hook: str, cards: list[Card], system_actions: list[Action], mirror: bool = False) -> dict:
+    """Return the hook response: ``cards`` always, ``systemActions`` always on order-sign.
+
+    ``mirror`` also puts the actions under ``extension.systemActions``, the only place the CDS
+    Hooks sandbox reads them (a development aid; conformant clients read the top level).
+    """
     body: dict[str, Any] = {"cards": [dump(card) for card in cards]}
     if hook == "order-sign":
         body["systemActions"] = [dump(action) for action in system_actions]
+        if mirror and body["systemActions"]:
+            body["extension"] = {"systemActions": body["systemActions"]}
     return body
 
 

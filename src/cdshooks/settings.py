@@ -45,7 +45,7 @@ class Settings(BaseModel):
     POLICIES: Path = Path("policies")
     MAPPINGS: Path = Path("mappings")
     POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str | list[str]]] = {}
-    SANDBOX_SYSTEM_ACTIONS: bool = False
+    SANDBOX_SYSTEM_ACTIONS: bool = False   # also send systemActions under extension (sandbox only)
 
     @field_validator("FHIR_ALLOWLIST", mode="before")
     @classmethod
