@@ -133,3 +133,39 @@ def test_system_actions_are_mirrored_under_extension_only_when_asked(tmp_path):
         assert ("extension" in body) is mirror
         if mirror:
             assert body["extension"]["systemActions"] == body["systemActions"]
+
+
+def _coverage_prefetch(app):
+    from conftest import bundle
+    return full_prefetch(app, coverage=bundle({"resourceType": "Coverage", "id": "cov-1", "status": "active"}))
+
+
+def test_card_topics_use_the_crd_2_0_1_system_unless_2_2_is_requested(app, client):
+    body = hook_request(prefetch=_coverage_prefetch(app))
+    topic = client.post(SIGN, json=body).get_json()["cards"][0]["source"]["topic"]
+    assert topic["system"] == "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
+    body["extension"] = {"davinci-crd.requestedVersion": "2.2"}
+    topic = client.post(SIGN, json=body).get_json()["cards"][0]["source"]["topic"]
+    assert topic["system"] == "http://terminology.hl7.org/CodeSystem/cdshooks-card-type"
+
+
+def test_discovery_advertises_crd_versions_and_configuration_options(client):
+    extension = client.get("/cds-services").get_json()["services"][0]["extension"]
+    assert extension["davinci-crd.version"] == ["2.0", "2.2"]
+    options = {o["code"]: o for o in extension["davinci-crd.configuration-options"]}
+    assert options["coverage-info"]["default"] is True and options["max-cards"]["type"] == "integer"
+
+
+def test_crd_configuration_can_switch_off_coverage_information_and_cap_the_cards(app, client):
+    body = hook_request(prefetch=_coverage_prefetch(app))
+    body["extension"] = {"davinci-crd.configuration": {"coverage-info": False, "max-cards": 0, "unknown-option": 1}}
+    response = client.post(SIGN, json=body).get_json()
+    assert response == {"cards": [], "systemActions": []}
+
+
+def test_a_malformed_crd_configuration_is_422(client, app):
+    body = hook_request(prefetch=_coverage_prefetch(app))
+    body["extension"] = {"davinci-crd.configuration": {"max-cards": "ten"}}
+    response = client.post(SIGN, json=body)
+    assert response.status_code == 422
+    assert "davinci-crd.configuration" in response.get_json()["issue"][0]["diagnostics"]

@@ -50,7 +50,7 @@ def answer(service, body: dict, call: dict) -> Answer:
     record = record_module.build(slots, loaded.slot_types, parsed.draft_orders)
     base = FactContext(loaded.policies.facts.facts, record, today, loaded.policies.resources)
     evaluations = [engine.evaluate(match, base, record) for match in engine.confirmed(matches, base)]
-    cards, actions = _respond(evaluations, record, parsed.hook)
+    cards, actions = _respond(evaluations, record, parsed.hook, parsed.request)
     call.update(decisions=[_decision(e) for e in evaluations], card_ids=[c.uuid for c in cards])
     body = protocol.response_body(parsed.hook, cards, actions, mirror=config.SANDBOX_SYSTEM_ACTIONS)
     return Answer(evaluations, base, body)
@@ -91,14 +91,17 @@ def _required_keys(loaded, matches, hook: str) -> frozenset[str]:
     return loaded.keys_for(types)
 
 
-def _respond(evaluations, record, hook: str):
-    base_url = http.public_base_url()
-    cards = [respond.card(e, base_url) for e in evaluations]
+def _respond(evaluations, record, hook: str, request):
+    base_url, configuration = http.public_base_url(), request.crd_configuration
+    cards = [respond.card(e, base_url, request.crd_version) for e in evaluations]
     problem = respond.unavailable_card(record) if evaluations else None
     if problem is not None:
         cards.append(problem)
+    if configuration.max_cards is not None:  # most pressing first: critical, warning, info
+        order = {"critical": 0, "warning": 1, "info": 2}
+        cards = sorted(cards, key=lambda c: order[c.indicator])[: configuration.max_cards]
     actions = []
-    if hook == "order-sign":
+    if hook == "order-sign" and configuration.coverage_info:
         actions = [a for e in evaluations if (a := respond.coverage_action(e, record, base_url)) is not None]
     return cards, actions
 

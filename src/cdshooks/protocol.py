@@ -53,6 +53,13 @@ class OrderSelectContext(OrderContext):
     selections: list[Text] = Field(min_length=1)
 
 
+class CrdConfiguration(_Lenient):
+    """Da Vinci CRD options a client may send (unknown codes are ignored, CRD dev-17)."""
+
+    coverage_info: bool = Field(True, alias="coverage-info")
+    max_cards: int | None = Field(None, alias="max-cards", ge=0)
+
+
 class HookRequest(_Lenient):
     hook: Text
     hookInstance: Text
@@ -60,6 +67,21 @@ class HookRequest(_Lenient):
     fhirAuthorization: FhirAuthorization | None = None
     context: OrderContext
     prefetch: dict[str, Any] | None = None
+    extension: dict[str, Any] | None = None
+
+    @property
+    def crd_version(self) -> str:
+        """The CRD version the client asked for: "2.2" when it says so, else "2.0" (2.0.1 output)."""
+        return "2.2" if (self.extension or {}).get("davinci-crd.requestedVersion") == "2.2" else "2.0"
+
+    @property
+    def crd_configuration(self) -> CrdConfiguration:
+        raw = (self.extension or {}).get("davinci-crd.configuration")
+        try:
+            return CrdConfiguration.model_validate(raw if isinstance(raw, dict) else {})
+        except ValidationError:
+            raise InvalidRequest("extension.davinci-crd.configuration has a value of the wrong type",
+                                 "extension.davinci-crd.configuration") from None
 
     @model_validator(mode="after")
     def _server_with_authorization(self):
@@ -262,6 +284,7 @@ class ServiceDefinition(_Strict):
     title: Text
     description: Text
     prefetch: dict[str, Text]
+    extension: dict[str, Any] | None = None
 
 
 def dump(model: BaseModel) -> dict:

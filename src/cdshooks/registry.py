@@ -31,6 +31,16 @@ _SERVICES = (
      "Evaluates the medical policies that apply to each draft order at signing, shows the "
      "result with the patient's data as evidence, and returns Da Vinci CRD coverage-information."),
 )
+# CRD discovery extensions: the versions we answer in, and the options a client may send.
+_CRD_DISCOVERY = {
+    "davinci-crd.version": ["2.0", "2.2"],
+    "davinci-crd.configuration-options": [
+        {"code": "coverage-info", "type": "boolean", "name": "Coverage information",
+         "description": "Return coverage-information system actions on order-sign", "default": True},
+        {"code": "max-cards", "type": "integer", "name": "Maximum cards",
+         "description": "Return at most this many cards", "default": 10},
+    ],
+}
 _FIXED_TEMPLATES = (
     Template("patient", "Patient", "Patient/{{context.patientId}}"),
     Template("coverage", "Coverage", "Coverage?patient={{context.patientId}}&status=active"),
@@ -88,7 +98,8 @@ def build(policies: PolicySet) -> Registry:
     prefetch = {t.key: t.query for t in templates}
     services = {
         service_id: Service(service_id, hook, ServiceDefinition(
-            hook=hook, id=service_id, title=title, description=description, prefetch=prefetch))
+            hook=hook, id=service_id, title=title, description=description, prefetch=prefetch,
+            extension=_CRD_DISCOVERY))
         for hook, service_id, title, description in _SERVICES
     }
     return Registry(MappingProxyType(services), templates, policies)

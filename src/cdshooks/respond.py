@@ -28,7 +28,10 @@ from cdshooks.record import Record
 
 log = logging.getLogger(__name__)
 
-CARD_TOPIC_SYSTEM = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"   # CRD 2.0.1 card types
+CARD_TOPIC_SYSTEMS = {  # CRD card types: 2.0.1 used a temporary code system, 2.2 the THO one
+    "2.0": "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp",
+    "2.2": "http://terminology.hl7.org/CodeSystem/cdshooks-card-type",
+}
 OVERRIDE_SYSTEM = "http://example.org/fhir/CodeSystem/cdshooks-override-reason"
 _TOPIC_DISPLAY = {"guideline": "Guideline", "off-guideline": "Off-guideline", "coverage-info": "Coverage information",
                   "appropriate-use": "Appropriate use"}
@@ -101,7 +104,7 @@ def _fact_text(fact: Fact) -> str:
     return fact.value.isoformat() if isinstance(fact.value, dt.date) else str(fact.value)
 
 
-def card(evaluation: Evaluation, base_url: str) -> Card:
+def card(evaluation: Evaluation, base_url: str, crd_version: str = "2.0") -> Card:
     policy = evaluation.match.policy
     row = row_for(evaluation)
     policy_url = policy.model.source.url or f"{base_url}/policies/{policy.id}"
@@ -116,7 +119,7 @@ def card(evaluation: Evaluation, base_url: str) -> Card:
         detail=explain.detail(evaluation, row, base_url),
         indicator=row.indicator,
         source=Source(label=policy.model.issuer, url=policy.model.source.url,
-                      topic=Coding(system=CARD_TOPIC_SYSTEM, code=policy.model.topic,
+                      topic=Coding(system=CARD_TOPIC_SYSTEMS[crd_version], code=policy.model.topic,
                                    display=_TOPIC_DISPLAY[policy.model.topic])),
         suggestions=suggestions or None,
         selectionBehavior="at-most-one" if suggestions else None,
