@@ -1,0 +1,59 @@
+"""Truth in citations: every code the policies and mappings match on is listed in spec/TERMINOLOGY.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cdshooks import codes
+
+ROOT = Path(__file__).resolve().parents[1]
+TERMINOLOGY = ROOT.parent / "shared" / "spec" / "TERMINOLOGY.md"
+_ROW = re.compile(r"^\| (\S+) \| ([^|]+?) \|")
+# Codes whose source is a rule of a policy spec rather than a TERMINOLOGY row.
+FROM_SPEC_RULES = {
+    "icd10cm|D50–D89": "colony-stimulating-factors.md f.2 F-CHRONIC (categories counted as chronic)",
+    "icd10cm|E00–N99": "colony-stimulating-factors.md f.2 F-CHRONIC (categories counted as chronic)",
+    "icd10cm|Q00–Q99": "colony-stimulating-factors.md f.2 F-CHRONIC (categories counted as chronic)",
+}
+_TOKEN = re.compile(r"^[a-z0-9-]+\|.+$|^https?://[^|]+\|.+$")
+
+
+def listed() -> set[tuple[str, str]]:
+    """(system, code) of every row of TERMINOLOGY.md, as written there (D1 notation)."""
+    pairs = set()
+    for line in TERMINOLOGY.read_text(encoding="utf-8").splitlines():
+        match = _ROW.match(line)
+        if match and "://" in match.group(1):
+            pairs.add((match.group(1), match.group(2).strip()))
+        if line.startswith("| ") and line.split("|")[1].strip().isdigit():  # opioid product table (RxNorm)
+            pairs.add((codes.SYSTEMS["rxnorm"], line.split("|")[1].strip()))
+    return pairs
+
+
+def tokens_in(value) -> list[str]:
+    """Every 'system|code' string inside a parsed YAML document."""
+    if isinstance(value, dict):
+        return [t for key, v in value.items() for t in tokens_in(key) + tokens_in(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in tokens_in(v)]
+    return [value] if isinstance(value, str) and _TOKEN.match(value) and " " not in value else []
+
+
+@pytest.mark.skipif(not TERMINOLOGY.is_file(), reason="spec/TERMINOLOGY.md is not beside the project")
+def test_every_code_of_the_policies_and_mappings_is_in_terminology():
+    known = listed()
+    missing = set()
+    for path in sorted(ROOT.glob("policies/*.yaml")) + sorted(ROOT.glob("mappings/*.yaml")):
+        if path.name.endswith("_test.yaml"):
+            continue
+        for token in tokens_in(yaml.safe_load(path.read_text(encoding="utf-8"))):
+            system_alias, _, code = token.partition("|")
+            system = codes.SYSTEMS.get(system_alias, system_alias)
+            written = {code, code.replace("–", "-"), code.rstrip("-").rstrip("."), code.replace(".-", "")}
+            if not any((system, w) in known for w in written) and token not in FROM_SPEC_RULES:
+                missing.add(f"{path.name}: {token}")
+    assert not missing, "codes not in TERMINOLOGY.md:\n" + "\n".join(sorted(missing))
