@@ -13,16 +13,16 @@ _MAX_EVIDENCE = 6
 _MAX_OTHER = 12   # beyond this the card says how many more; the evaluation extension has them all
 
 
-def deciding(evaluation: Evaluation) -> tuple[str, ...]:
-    """Leaf (and reference) ids that decided the root's value, in tree order."""
-    return evaluation.deciding
+def _against(evaluation: Evaluation) -> list[str]:
+    """Deciding criteria whose result counts against the order, in tree order."""
+    policy, results = evaluation.match.policy, evaluation.results
+    return [i for i in evaluation.deciding if policy.unfavourable(i, results[i].result)]
 
 
 def headline(evaluation: Evaluation) -> str:
     """The criterion a summary names: the first deciding leaf with a ``short`` phrase."""
     policy = evaluation.match.policy
-    ids = [i for i in deciding(evaluation) if policy.unfavourable(i, evaluation.results[i].result)] \
-        if evaluation.decision != MET else deciding(evaluation)
+    ids = _against(evaluation) if evaluation.decision != MET else evaluation.deciding
     for node_id in ids:
         node, result = policy.nodes[node_id], evaluation.results[node_id]
         if node.short:
@@ -35,7 +35,7 @@ def open_items(evaluation: Evaluation) -> str:
     n = len(evaluation.documentation)
     if n:
         return f"{n} documentation item{'s' if n != 1 else ''} needed"
-    ids = [i for i in deciding(evaluation) if evaluation.results[i].result == UNKNOWN]
+    ids = [i for i in evaluation.deciding if evaluation.results[i].result == UNKNOWN]
     if not ids:
         return "criteria not yet shown"
     node = evaluation.match.policy.nodes[ids[0]]
@@ -44,8 +44,7 @@ def open_items(evaluation: Evaluation) -> str:
 
 def open_ids(evaluation: Evaluation) -> list[str]:
     """Deciding criteria that count against the order, then documentation still needed."""
-    policy = evaluation.match.policy
-    ids = [i for i in deciding(evaluation) if policy.unfavourable(i, evaluation.results[i].result)]
+    ids = _against(evaluation)
     return ids + [i for i in evaluation.documentation if i not in ids]
 
 
@@ -106,7 +105,7 @@ def detail(evaluation: Evaluation, row, base_url: str) -> str:
         lines.append(f"Outcome: **{evaluation.outcome}**.")
     if row.quote:
         lines += ["", f"> {row.quote}"]
-    ids = deciding(evaluation)
+    ids = evaluation.deciding
     lines += ["", "**Deciding criteria**", *(_line(policy, results[i]) for i in ids)]
     others = [r for r in results.values() if r.leaf and r.id not in ids and policy.nodes[r.id].decisive
               and policy.unfavourable(r.id, r.result)]

@@ -13,8 +13,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from jsonpath_ng.exceptions import JsonPathLexerError
-from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext import parse as jsonpath_parse
 
 from cdshooks import datafile
@@ -167,9 +165,7 @@ def _compile(name: str, m: FactMapping, document, calculators):
 def _jsonpath(text: str):
     try:
         return jsonpath_parse(text)
-    except (JsonPathLexerError, JsonPathParserError) as exc:
-        raise _JsonPathError(str(exc)) from None
-    except Exception as exc:  # jsonpath-ng's parser also raises bare Exception("Parse error …")
+    except Exception as exc:  # JsonPathLexerError, JsonPathParserError, and bare Exception("Parse error …")
         raise _JsonPathError(str(exc)) from None
 
 

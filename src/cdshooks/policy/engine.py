@@ -67,13 +67,13 @@ def match_orders(policies: PolicySet, in_scope, drafts, today: dt.date) -> list[
     for order in in_scope:
         concepts = order_concepts(order.resource, draft_record)
         for policy in policies.by_id.values():
-            rule = _applicable_rule(policy, order, concepts, base, today)
+            rule = _applicable_rule(policy, order, concepts, base)
             if rule is not None:
                 matches.append(Match(order, policy, rule))
     return matches
 
 
-def _applicable_rule(policy: CompiledPolicy, order: DraftOrder, concepts, base: FactContext, today):
+def _applicable_rule(policy: CompiledPolicy, order: DraftOrder, concepts, base: FactContext):
     for rule, codes in policy.applies:
         if order.resource_type not in rule.resource or (codes is not None and not codes.matches_concept(concepts)):
             continue

@@ -142,7 +142,6 @@ class Applicability(_Model):
     sections: list[str] | None = Field(None, description="children of the root evaluated for these orders")
     cite: str = Field(min_length=1)
 
-
     @model_validator(mode="after")
     def _identifies_the_order(self):
         if self.codes is None and self.requires is None:
