@@ -10,10 +10,14 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from cdshooks import registry
 from cdshooks import store
+from cdshooks.policy import cases
+from conftest import ROOT
 from conftest import full_prefetch
 from conftest import hook_request
 from conftest import make_app
+from conftest import service_request
 
 SIGN = "/cds-services/medical-policy-order-sign"
 SELECT = "/cds-services/medical-policy-order-select"
@@ -161,6 +165,30 @@ def test_crd_configuration_can_switch_off_coverage_information_and_cap_the_cards
     body["extension"] = {"davinci-crd.configuration": {"coverage-info": False, "max-cards": 0, "unknown-option": 1}}
     response = client.post(SIGN, json=body).get_json()
     assert response == {"cards": [], "systemActions": []}
+
+
+def test_discovery_advertises_the_max_cards_default_that_requests_get(app, client):
+    extension = client.get("/cds-services").get_json()["services"][0]["extension"]
+    advertised = {o["code"]: o["default"] for o in extension["davinci-crd.configuration-options"]}["max-cards"]
+    orders = [service_request(f"sr-{i}", "81420") for i in range(advertised + 2)]
+    body = hook_request(orders=orders, prefetch=_coverage_prefetch(app))
+    assert len(client.post(SIGN, json=body).get_json()["cards"]) == advertised
+
+
+def test_when_cards_must_be_cut_the_most_urgent_are_kept(tmp_path):
+    policies = ROOT / "policies"
+    suite = next(s for _, s in cases.load_suites(policies)[0] if s.policy == "prenatal-cfdna-screening")
+    case = next(c for c in suite.cases if c.name.startswith("worked example 2"))
+    app = make_app(tmp_path, TODAY=(case.today or suite.today).isoformat())
+    with app.app_context():
+        body, _ = cases.request_for(policies, suite.policy, case, registry.get().templates)
+        key = next(t.key for t in registry.get().templates if t.resource_type == "MedicationRequest")
+    body["prefetch"][key] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    cards = app.test_client().post(SIGN, json=body).get_json()["cards"]
+    assert [c["indicator"] for c in cards] == ["info", "warning"]   # the met card, then "data unavailable"
+    body["extension"] = {"davinci-crd.configuration": {"max-cards": 1}}
+    cards = app.test_client().post(SIGN, json=body).get_json()["cards"]
+    assert [c["indicator"] for c in cards] == ["warning"]
 
 
 def test_a_malformed_crd_configuration_is_422(client, app):

@@ -91,15 +91,17 @@ def _required_keys(loaded, matches, hook: str) -> frozenset[str]:
     return loaded.keys_for(types)
 
 
+_URGENCY = {"critical": 0, "warning": 1, "info": 2}
+
+
 def _respond(evaluations, record, hook: str, request):
     base_url, configuration = http.public_base_url(), request.crd_configuration
     cards = [respond.card(e, base_url, request.crd_version) for e in evaluations]
     problem = respond.unavailable_card(record) if evaluations else None
     if problem is not None:
         cards.append(problem)
-    if configuration.max_cards is not None:  # most pressing first: critical, warning, info
-        order = {"critical": 0, "warning": 1, "info": 2}
-        cards = sorted(cards, key=lambda c: order[c.indicator])[: configuration.max_cards]
+    if len(cards) > configuration.max_cards:  # keep the most pressing: critical, warning, info
+        cards = sorted(cards, key=lambda c: _URGENCY[c.indicator])[: configuration.max_cards]
     actions = []
     if hook == "order-sign" and configuration.coverage_info:
         actions = [a for e in evaluations if (a := respond.coverage_action(e, record, base_url)) is not None]

@@ -57,7 +57,7 @@ class CrdConfiguration(_Lenient):
     """Da Vinci CRD options a client may send (unknown codes are ignored, CRD dev-17)."""
 
     coverage_info: bool = Field(True, alias="coverage-info")
-    max_cards: int | None = Field(None, alias="max-cards", ge=0)
+    max_cards: int = Field(10, alias="max-cards", ge=0)   # CRD's example default; discovery reads it here
 
 
 class HookRequest(_Lenient):

@@ -18,6 +18,7 @@ from cdshooks import settings
 from cdshooks.policy.loader import PolicySet
 from cdshooks.policy.loader import load_policy_set
 from cdshooks.prefetch import Template
+from cdshooks.protocol import CrdConfiguration
 from cdshooks.protocol import ServiceDefinition
 from cdshooks.protocol import dump
 
@@ -31,16 +32,6 @@ _SERVICES = (
      "Evaluates the medical policies that apply to each draft order at signing, shows the "
      "result with the patient's data as evidence, and returns Da Vinci CRD coverage-information."),
 )
-# CRD discovery extensions: the versions we answer in, and the options a client may send.
-_CRD_DISCOVERY = {
-    "davinci-crd.version": ["2.0", "2.2"],
-    "davinci-crd.configuration-options": [
-        {"code": "coverage-info", "type": "boolean", "name": "Coverage information",
-         "description": "Return coverage-information system actions on order-sign", "default": True},
-        {"code": "max-cards", "type": "integer", "name": "Maximum cards",
-         "description": "Return at most this many cards", "default": 10},
-    ],
-}
 _FIXED_TEMPLATES = (
     Template("patient", "Patient", "Patient/{{context.patientId}}"),
     Template("coverage", "Coverage", "Coverage?patient={{context.patientId}}&status=active"),
@@ -92,14 +83,32 @@ def templates_for(resource_types) -> tuple[Template, ...]:
     return _FIXED_TEMPLATES + searches
 
 
+def _crd_discovery() -> dict:
+    """CRD discovery extensions: the versions we answer in, and the options a client may send
+    (their defaults are the request model's, so what we advertise is what we do)."""
+    defaults = CrdConfiguration()
+    return {
+        "davinci-crd.version": ["2.0", "2.2"],
+        "davinci-crd.configuration-options": [
+            {"code": "coverage-info", "type": "boolean", "name": "Coverage information",
+             "description": "Return coverage-information system actions on order-sign",
+             "default": defaults.coverage_info},
+            {"code": "max-cards", "type": "integer", "name": "Maximum cards",
+             "description": "Return at most this many cards (the most urgent when some must go)",
+             "default": defaults.max_cards},
+        ],
+    }
+
+
 def build(policies: PolicySet) -> Registry:
     optional = policies.facts.optional_types - {"Practitioner"}  # arrives with its PractitionerRole
     templates = templates_for(policies.resource_types | optional | {"QuestionnaireResponse"})
     prefetch = {t.key: t.query for t in templates}
+    crd = _crd_discovery()
     services = {
         service_id: Service(service_id, hook, ServiceDefinition(
             hook=hook, id=service_id, title=title, description=description, prefetch=prefetch,
-            extension=_CRD_DISCOVERY))
+            extension=crd))
         for hook, service_id, title, description in _SERVICES
     }
     return Registry(MappingProxyType(services), templates, policies)
