@@ -35,7 +35,7 @@ def quantity(value, unit):
     (450, "{cells}/uL", 450), (700, "10*6/L", 700), (45, "%", None), (3, None, None), (3, "g/dL", None),
 ])
 def test_anc_in_cells_per_microlitre(value, unit, per_ul):
-    result = onc.anc_per_ul(value, unit)
+    result = onc.convert((value, unit), onc.ANC_PER_UL)
     assert result == pytest.approx(per_ul) if per_ul is not None else result is None
 
 

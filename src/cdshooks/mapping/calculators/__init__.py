@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Callable
 
+from cdshooks.mapping.facts import Fact
+
 
 @dataclass(frozen=True)
 class Calculator:
@@ -30,6 +32,17 @@ def setting(ctx, value):
     if isinstance(value, dict) and "setting" in value:
         return ctx.settings.get(value["setting"], value.get("default"))
     return value
+
+
+def data_unavailable(ctx, resource_type: str) -> Fact | None:
+    """An ``unavailable`` Fact when the client could not send ``resource_type`` data, else None."""
+    reason = ctx.record.unavailable.get(resource_type)
+    return Fact("unavailable", note=f"{resource_type} data unavailable: {reason}") if reason else None
+
+
+def first_unavailable(facts) -> Fact | None:
+    """The first of the input facts whose data could not be read, else None."""
+    return next((f for f in facts if f.status == "unavailable"), None)
 
 
 def registry() -> dict[str, Calculator]:

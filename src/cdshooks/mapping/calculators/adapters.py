@@ -7,6 +7,8 @@ import re
 
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import Calculator
+from cdshooks.mapping.calculators import data_unavailable
+from cdshooks.mapping.calculators import first_unavailable
 from cdshooks.mapping.calculators import setting
 from cdshooks.mapping.calculators import age
 from cdshooks.mapping.calculators import gestation
@@ -26,16 +28,11 @@ from cdshooks.record import codings
 from cdshooks.record import reference_of
 
 
-def _unavailable(ctx: FactContext, resource_type: str) -> Fact | None:
-    reason = ctx.record.unavailable.get(resource_type)
-    return Fact("unavailable", note=f"{resource_type} data unavailable: {reason}") if reason else None
-
-
 # ------------------------------------------------------------------------------ patient
 def patient_age(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     patient = ctx.record.patient
     if patient is None:
-        return _unavailable(ctx, "Patient") or Fact("unknown", note="no Patient resource")
+        return data_unavailable(ctx, "Patient") or Fact("unknown", note="no Patient resource")
     bounds = age.age_bounds(patient.get("birthDate"), at)
     if bounds is None:
         return Fact("unknown", note="no usable birthDate")
@@ -89,9 +86,8 @@ def _prepare_counts(params: dict) -> dict:
 
 def fetus_count(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     observations, conditions = ctx.fact(inputs["observations"], at), ctx.fact(inputs["conditions"], at)
-    for source in (observations, conditions):
-        if source.status == "unavailable":
-            return source
+    if (unavailable := first_unavailable((observations, conditions))) is not None:
+        return unavailable
     obs = [(i.reference, i.date, str(i.resource.get("issued", "")), i.value) for i in observations.value or ()]
     cond = [(i.reference, i.code, params["counts"][i.entry.token])
             for i in conditions.value or () if not i.refuted and i.entry and i.entry.token in params["counts"]]
@@ -108,8 +104,8 @@ def _prepare_prior(params: dict) -> dict:
 
 def prior_screen(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     sources = [ctx.fact(inputs[role], ctx.today) for role in ("service_requests", "procedures", "reports")]
-    if any(s.status == "unavailable" for s in sources):
-        return next(s for s in sources if s.status == "unavailable")
+    if (unavailable := first_unavailable(sources)) is not None:
+        return unavailable
     start = ctx.fact(inputs["start"], at)
     records = [(i.reference, i.date) for s in sources for i in s.value or ()
                if not _unlisted_without_marker(i.resource, params)]
@@ -187,7 +183,7 @@ def pain_origin(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     else:
         evidence = tuple(Evidence(reference_of(r) or "Condition", written_code(r.get("code"), c))
                          for r, (s, c) in active if pain.relevant(s, c, sets))
-    unavailable = _unavailable(ctx, "Condition")
+    unavailable = data_unavailable(ctx, "Condition")
     if origin == "unknown":
         return unavailable or Fact("unknown", None, evidence, why)
     return Fact("known", origin, evidence, why, origin)
@@ -238,7 +234,7 @@ def neuraxial_only_ingredient(ctx: FactContext, at: dt.date, inputs, params) -> 
 
 
 def opioid_wean(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    unavailable = _unavailable(ctx, "MedicationRequest")
+    unavailable = data_unavailable(ctx, "MedicationRequest")
     requests = [(r, ctx.record.is_draft(r)) for r in ctx.record.of_type("MedicationRequest")]
     result = mme.assess_wean(
         requests, _medication_resolver(ctx), at, ctx.resources["mme"],

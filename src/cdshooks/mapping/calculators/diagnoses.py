@@ -16,6 +16,8 @@ import datetime as dt
 
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import Calculator
+from cdshooks.mapping.calculators import data_unavailable
+from cdshooks.mapping.calculators import first_unavailable
 from cdshooks.mapping.calculators import mme
 from cdshooks.mapping.calculators import orders
 from cdshooks.mapping.dates import condition_state
@@ -38,10 +40,8 @@ def _prepare(params: dict) -> dict:
     return prepared
 
 
-def _matches(ctx: FactContext, code_set: CodeSet, at: dt.date, params) -> tuple[list, list, list]:
-    """(reason-code hits, Condition hits as (resource, code, state), unavailable note or [])."""
-    reasons, _ = orders.reason_codes(ctx.order.resource, ctx.record) \
-        if ctx.order and not params.get("conditions_only") else ([], [])
+def _matches(ctx: FactContext, code_set: CodeSet, at: dt.date, params, reasons) -> tuple[list, list]:
+    """(reason-code hits, Condition hits as (resource, code, state))."""
     reason_hits = [(s, c) for s, c in reasons if code_set.entry_for(s, c)]
     hits = []
     for resource in code_set.candidates(ctx.record):
@@ -55,53 +55,62 @@ def _matches(ctx: FactContext, code_set: CodeSet, at: dt.date, params) -> tuple[
         for _system, code, _ in code_set.matches_concept(resource.get("code")):
             hits.append((resource, code, state))
             break
-    unavailable = ctx.record.unavailable.get("Condition")
-    return reason_hits, hits, [f"Condition data unavailable: {unavailable}"] if unavailable else []
+    return reason_hits, hits
+
+
+def _live(hits) -> list:
+    return [h for h in hits if h[2] != "refuted"]
+
+
+def _date(ctx: FactContext, resource: dict) -> dt.date | None:
+    return ctx.record.derived("date", resource, resource_date)
 
 
 def _evidence(ctx: FactContext, reason_hits, hits) -> tuple[Evidence, ...]:
     out = [Evidence(ctx.order.reference, "order reason " + written_code(ctx.order.resource.get("reasonCode"), c))
            for _, c in reason_hits]
     for resource, code, state in hits:
-        when = resource_date(resource)
+        when = _date(ctx, resource)
         text = written_code(resource.get("code"), code) + (" (refuted)" if state == "refuted" else "")
         out.append(Evidence(reference_of(resource) or "Condition", text, when.isoformat() if when else None))
     return tuple(out)
 
 
 def diagnosis(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    reason_hits, hits, unavailable = _matches(ctx, params["codes"], at, params)
-    live = [h for h in hits if h[2] != "refuted"]
+    reasons = orders.reason_codes(ctx.order.resource, ctx.record)[0] \
+        if ctx.order and not params.get("conditions_only") else []
+    reason_hits, hits = _matches(ctx, params["codes"], at, params, reasons)
+    live = _live(hits)
     if "pair_with" in params and (reason_hits or live):  # both members must be present, neither refuted
-        partner_reasons, partner_hits, _ = _matches(ctx, params["pair_with"], at, params)
-        partner_live = [h for h in partner_hits if h[2] != "refuted"]
+        partner_reasons, partner_hits = _matches(ctx, params["pair_with"], at, params, reasons)
+        partner_live = _live(partner_hits)
         if not (partner_reasons or partner_live):
             return Fact("unknown", note="only one member of the pair is recorded")
         reason_hits, live = reason_hits + partner_reasons, live + partner_live
     if "unless" in params:
-        other_reasons, other_hits, _ = _matches(ctx, params["unless"], at, params)
-        if other_reasons or [h for h in other_hits if h[2] != "refuted"]:
+        other_reasons, other_hits = _matches(ctx, params["unless"], at, params, reasons)
+        if other_reasons or _live(other_hits):
             return Fact("known", "not-met", _evidence(ctx, other_reasons, other_hits), "a code of the other set is present")
     evidence = _evidence(ctx, reason_hits, live or hits)
     if "within_days" in params:
-        return _windowed(at, int(params["within_days"]), reason_hits, live, evidence, unavailable)
+        return _windowed(ctx, at, int(params["within_days"]), reason_hits, live, evidence)
     if reason_hits or live:
         return Fact("known", "met", evidence)
     if hits:
         return Fact("known", "not-met", evidence, "only refuted diagnoses")
-    return Fact("unavailable", note=unavailable[0]) if unavailable else UNKNOWN
+    return data_unavailable(ctx, "Condition") or UNKNOWN
 
 
-def _windowed(at, days, reason_hits, live, evidence, unavailable) -> Fact:
+def _windowed(ctx: FactContext, at, days, reason_hits, live, evidence) -> Fact:
     start = at - dt.timedelta(days=days)
-    dates = [resource_date(resource) for resource, _, _ in live]  # few: the matching Conditions only
+    dates = [_date(ctx, resource) for resource, _, _ in live]
     if any(d is not None and start <= d <= at for d in dates):
         return Fact("known", "met", evidence, f"recorded within {days} days")
     if any(d is None for d in dates) or (reason_hits and not live):
         return Fact("known", "unknown", evidence, "recorded without a date: is it new?")
     if live:
         return Fact("known", "not-met", evidence, f"recorded before the last {days} days (not new)")
-    return Fact("unavailable", note=unavailable[0]) if unavailable else UNKNOWN
+    return data_unavailable(ctx, "Condition") or UNKNOWN
 
 
 def bilateral(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -112,8 +121,7 @@ def bilateral(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """
     right, left = ctx.fact(inputs["right"], at), ctx.fact(inputs["left"], at)
     if not (right.known and left.known):
-        unavailable = next((f for f in (right, left) if f.status == "unavailable"), None)
-        return unavailable or UNKNOWN
+        return first_unavailable((right, left)) or UNKNOWN
     values = {right.value, left.value}
     result = "met" if "met" in values else "unknown" if "unknown" in values else "not-met"
     return Fact("known", result, right.evidence + left.evidence,
@@ -158,23 +166,22 @@ def _prepare_course(params: dict) -> dict:
 def medication_course(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """A medication of the code set that is ordered now, active, or ended within ``ended_within_days``."""
     window = at - dt.timedelta(days=int(params["ended_within_days"]))
-    found = []
+    found = []   # (request, its concepts)
     for request in ctx.record.of_type("MedicationRequest"):
         concepts = orders.order_concepts(request, ctx.record)
         if not params["codes"].matches_concept(concepts) or (mme.route_codes(request) & params["routes"]):
             continue
         if ctx.record.is_draft(request) or request.get("status") == "active":
-            found.append(request)
+            found.append((request, concepts))
         elif request.get("status") in ("completed", "stopped"):
             interval = mme.active_interval(request, False, int(params.get("default_supply_days", 30)))
             if interval and interval[1] is not None and window <= interval[1] - dt.timedelta(days=1) <= at:
-                found.append(request)
+                found.append((request, concepts))
     if not found:
-        unavailable = ctx.record.unavailable.get("MedicationRequest")
-        return Fact("unavailable", note=f"MedicationRequest data unavailable: {unavailable}") if unavailable else UNKNOWN
+        return data_unavailable(ctx, "MedicationRequest") or UNKNOWN
     evidence = tuple(Evidence(reference_of(r) or "MedicationRequest",
-                              f"{' '.join(t for t in orders.texts(orders.order_concepts(r, ctx.record))[:1]) or 'course'} ({r.get('status')})")
-                     for r in found)
+                              f"{next(iter(orders.texts(concepts)), '') or 'course'} ({r.get('status')})")
+                     for r, concepts in found)
     return Fact("known", "met", evidence)
 
 

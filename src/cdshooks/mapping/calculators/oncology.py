@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import Calculator
+from cdshooks.mapping.calculators import data_unavailable
+from cdshooks.mapping.calculators import first_unavailable
 from cdshooks.mapping.calculators import setting
 from cdshooks.mapping.calculators import orders
 from cdshooks.mapping.dates import get_path
@@ -27,12 +29,16 @@ from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.facts import Interval
 from cdshooks.mapping.units import quantity_unit
 from cdshooks.policy.answers import answers_for
+from cdshooks.policy.logic import MET
+from cdshooks.policy.logic import NOT_MET
+from cdshooks.policy.logic import UNKNOWN as UNKNOWN_RESULT
 from cdshooks.policy.logic import any_of
+from cdshooks.record import ICD10CM
 from cdshooks.record import as_list
 from cdshooks.record import codings
+from cdshooks.record import normalize_code
 from cdshooks.record import reference_of
 
-MET, NOT_MET, UNKNOWN_RESULT = "met", "not-met", "unknown"
 
 # Unit factors to the unit each rule is written in (spec f.2). UCUM codes compare exactly; any
 # other unit makes the reading unusable rather than guessed.
@@ -77,11 +83,6 @@ def convert(reading: tuple[float, str | None] | None, factors: dict[str, float])
     if reading is None or reading[1] not in factors:
         return None
     return reading[0] * factors[reading[1]]
-
-
-def anc_per_ul(value: float, unit: str | None) -> float | None:
-    """F-NEUT: absolute neutrophil count in cells/µL (10*3/uL ×1000 …); None if the unit is unusable."""
-    return convert((value, unit), ANC_PER_UL)
 
 
 def cockcroft_gault(age: float, weight_kg: float, creatinine_mg_dl: float, sex: str | None) -> float | None:
@@ -294,7 +295,7 @@ def preferred_step(preferred: list[str], ordered: Product | None, taken: list[Ta
 def _inputs(ctx: FactContext, inputs, at: dt.date, *roles: str) -> tuple[list[Fact], Fact | None]:
     """The input facts and, if any of them could not be read, the first unavailable one."""
     facts = [ctx.fact(inputs[role], at) for role in roles]
-    return facts, next((f for f in facts if f.status == "unavailable"), None)
+    return facts, first_unavailable(facts)
 
 
 def _items(fact: Fact) -> list:
@@ -334,6 +335,11 @@ def _latest(readings: list[_Reading]) -> _Reading | None:
     return max(readings, key=lambda r: (r.date, r.issued, r.reference)) if readings else None
 
 
+def _latest_in(fact: Fact, factors: dict[str, float], start: dt.date | None, end: dt.date) -> _Reading | None:
+    """The latest usable quantity reading in [start, end], converted to the rule's unit."""
+    return _latest(_readings(fact, lambda r: convert(quantity(r), factors), start, end))
+
+
 def _evidence(reading: _Reading, label: str, value: str) -> Evidence:
     shown = f" ({reading.shown})" if reading.shown and reading.shown != value else ""
     return Evidence(reading.reference, f"{label} {value}{shown}", reading.date.isoformat())
@@ -369,9 +375,9 @@ def product_family(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 def medication_history(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """Every CSF MedicationRequest of the record (not the draft orders), with its product and start."""
-    unavailable = ctx.record.unavailable.get("MedicationRequest")
+    unavailable = data_unavailable(ctx, "MedicationRequest")
     if unavailable:
-        return Fact("unavailable", note=f"MedicationRequest data unavailable: {unavailable}")
+        return unavailable
     taken = []
     for request in ctx.record.of_type("MedicationRequest"):
         if ctx.record.is_draft(request):
@@ -450,8 +456,7 @@ def _category_index(category: str | None) -> int | None:
 def latest_anc(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """F-NEUT: the latest usable ANC (cells/µL) in [at − days, at]; older usable values count."""
     observations = ctx.fact(inputs["observations"], at)
-    best = _latest(_readings(observations, lambda r: convert(quantity(r), ANC_PER_UL),
-                             _window_start(at, params["days"]), at))
+    best = _latest_in(observations, ANC_PER_UL, _window_start(at, params["days"]), at)
     if best is None:
         return observations if observations.status == "unavailable" else Fact(
             "unknown", note=f"no usable ANC in the last {params['days']} days")
@@ -475,7 +480,7 @@ def liver(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """F-LIVER: bilirubin ≥ 1.0 mg/dL, or AST or ALT ≥ 2 × the upper limit of normal (Kleene OR)."""
     (bilirubin, ast, alt), unavailable = _inputs(ctx, inputs, at, "bilirubin", "ast", "alt")
     parts, evidence = [], []
-    bili = _latest(_readings(bilirubin, lambda r: convert(quantity(r), BILIRUBIN_MG_DL), None, at))
+    bili = _latest_in(bilirubin, BILIRUBIN_MG_DL, None, at)
     parts.append(at_or_above(bili.value if bili else None, float(params["bilirubin_mg_dl"])))
     if bili is not None:
         evidence.append(_evidence(bili, "bilirubin", f"{_fmt2(bili.value)} mg/dL"))
@@ -514,13 +519,13 @@ def _upper_limit(resource: dict) -> float | None:
 def creatinine_clearance(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """F-RENAL: latest measured clearance, else Cockcroft–Gault from creatinine, weight, age and sex."""
     (measured, creatinine, weight), unavailable = _inputs(ctx, inputs, at, "measured", "creatinine", "weight")
-    best = _latest(_readings(measured, lambda r: convert(quantity(r), CRCL_ML_MIN), None, at))
+    best = _latest_in(measured, CRCL_ML_MIN, None, at)
     if best is not None:
         shown = f"{_fmt(best.value)} mL/min"
         return Fact("known", best.value, (_evidence(best, "creatinine clearance", shown),),
                     f"measured CrCl {shown}", f"CrCl {shown}")
-    scr = _latest(_readings(creatinine, lambda r: convert(quantity(r), CREATININE_MG_DL), None, at))
-    kg = _latest(_readings(weight, lambda r: convert(quantity(r), WEIGHT_KG), None, at))
+    scr = _latest_in(creatinine, CREATININE_MG_DL, None, at)
+    kg = _latest_in(weight, WEIGHT_KG, None, at)
     age = ctx.fact(inputs["age"], at)
     patient = ctx.record.patient or {}
     sex = patient.get("gender") if isinstance(patient.get("gender"), str) else None
@@ -542,17 +547,17 @@ def nutrition(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """F-NUTR: albumin ≤ 3.5 g/dL (30 d) or BMI < 20 (90 d; recorded, else weight/height²) — Kleene OR."""
     (albumin, bmi, weight, height), unavailable = _inputs(ctx, inputs, at, "albumin", "bmi", "weight", "height")
     parts, evidence = [], []
-    alb = _latest(_readings(albumin, lambda r: convert(quantity(r), ALBUMIN_G_DL), None, at))
+    alb = _latest_in(albumin, ALBUMIN_G_DL, None, at)
     parts.append(UNKNOWN_RESULT if alb is None else MET if alb.value <= float(params["albumin_g_dl"]) else NOT_MET)
     if alb is not None:
         evidence.append(_evidence(alb, "albumin", f"{_fmt(alb.value)} g/dL"))
-    index = _latest(_readings(bmi, lambda r: convert(quantity(r), BMI_KG_M2), None, at))
+    index = _latest_in(bmi, BMI_KG_M2, None, at)
     if index is not None:
         value = index.value
         evidence.append(_evidence(index, "BMI", f"{_fmt(value)} kg/m2"))
     else:
-        kg = _latest(_readings(weight, lambda r: convert(quantity(r), WEIGHT_KG), None, at))
-        metres = _latest(_readings(height, lambda r: convert(quantity(r), HEIGHT_M), None, at))
+        kg = _latest_in(weight, WEIGHT_KG, None, at)
+        metres = _latest_in(height, HEIGHT_M, None, at)
         value = body_mass_index(kg.value, metres.value) if kg and metres else None
         if value is not None:
             evidence += [_evidence(kg, "weight", f"{_fmt(kg.value)} kg"),
@@ -608,13 +613,11 @@ def malignancy(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """
     conditions, reasons = ctx.fact(inputs["conditions"], at), ctx.fact(inputs["reasons"], at)
     found = {"non-myeloid": [], "myeloid": [], "ambiguous": [], "refuted": []}
-    entries = [(i.refuted, i.entry.system if i.entry else "", _normal(i), Evidence(
-        i.reference, " ".join(p for p in (i.code, i.display) if p), i.date.isoformat() if i.date else None))
-        for i in _items(conditions)]
+    entries = [(i.refuted, i.entry.system if i.entry else "", i.code, i.evidence()) for i in _items(conditions)]
     entries += [(False, s, c, Evidence(ctx.order.reference, f"order reason {c}"))
                 for s, c in (reasons.value if reasons.known else ())]
     for refuted, system, code, evidence in entries:
-        kind = _malignancy_kind(system, code, params)
+        kind = _malignancy_kind(system, normalize_code(system, code), params)
         if kind:
             found["refuted" if refuted else kind].append(evidence)
     if found["non-myeloid"]:
@@ -628,11 +631,6 @@ def malignancy(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if found["refuted"]:
         return Fact("known", NOT_MET, tuple(found["refuted"]), "malignancy refuted", "refuted")
     return conditions if conditions.status == "unavailable" else Fact("unknown", note="no malignancy recorded")
-
-
-def _normal(item) -> str:
-    """An item's ICD-10-CM code in comparison form (D1: no dots, upper case)."""
-    return item.code.replace(".", "").upper().strip()
 
 
 def _malignancy_kind(system: str, code: str, sets) -> str | None:
@@ -689,7 +687,7 @@ def category_count(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if conditions.status == "unavailable":
         return conditions
     live = [i for i in _items(conditions) if not i.refuted]
-    categories = icd_categories(_normal(i) for i in live)
+    categories = icd_categories(normalize_code(ICD10CM, i.code) for i in live)
     evidence = tuple(Evidence(i.reference, " ".join(p for p in (i.code, i.display) if p)) for i in live)
     return Fact("known", len(categories), evidence, f"{len(categories)} chronic condition categories"
                 + (f": {', '.join(sorted(categories))}" if categories else ""))
@@ -708,8 +706,7 @@ def planned_or_done(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     (procedures, requests), unavailable = _inputs(ctx, inputs, at, "procedures", "requests")
     done_from, done_to = (at + dt.timedelta(days=d) for d in params["done_days"])
     plan_from, plan_to = (at + dt.timedelta(days=d) for d in params["planned_days"])
-    hits = [Evidence(i.reference, f"{i.code} {i.display}".strip(), i.date.isoformat() if i.date else None)
-            for i in _items(procedures) if in_window(i.date, done_from, done_to)]
+    hits = [i.evidence() for i in _items(procedures) if in_window(i.date, done_from, done_to)]
     for item in _items(requests):
         when = _occurrence(item.resource)
         if when is None or plan_from <= when <= plan_to:
