@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import oncology as onc
+from cdshooks.mapping.facts import Fact
+from cdshooks.mapping.facts import Item
 from cdshooks.record import ICD10CM
 from conftest import full_prefetch
 from conftest import hook_request
@@ -75,6 +78,18 @@ def test_enzymes_against_the_upper_limit_of_normal():
 
 
 # ----------------------------------------------------------------------------- F-RENAL
+def test_liver_reads_the_upper_limit_of_the_chosen_reading_even_when_observations_have_no_id():
+    def ast(value, high):
+        return {"resourceType": "Observation", **quantity(value, "U/L"),
+                "referenceRange": [{"high": {"value": high, "unit": "U/L", "code": "U/L"}}]}
+    readings = ((ast(100, 40), T), (ast(100, 100), T - dt.timedelta(days=10)))  # newest first
+    items = tuple(Item(r, "Observation", when, None, "1920-8", "", None) for r, when in readings)
+    facts = {"bilirubin": Fact("unknown"), "ast": Fact("known", items), "alt": Fact("unknown")}
+    ctx = SimpleNamespace(fact=lambda name, at: facts[name])
+    result = onc.liver(ctx, T, {k: k for k in facts}, {"bilirubin_mg_dl": 1.0, "uln_multiple": 2})
+    assert result.value == "met"      # AST 100 ≥ 2 × its own ULN of 40 (not the older reading's 100)
+
+
 def test_cockcroft_gault_spec_examples():
     assert onc.cockcroft_gault(70, 60, 1.2, "female") == pytest.approx(41.3, abs=0.05)
     assert onc.cockcroft_gault(50, 80, 1.0, "male") == pytest.approx(100)

@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass
+from dataclasses import field
 
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import Calculator
@@ -309,6 +310,7 @@ class _Reading:
     issued: str
     value: float             # in the rule's unit (for the risk category: its index)
     shown: str               # the value as recorded, for evidence
+    resource: dict = field(compare=False, repr=False)   # the Observation itself (ids may be missing)
 
 
 def _readings(fact: Fact, read, start: dt.date | None, end: dt.date) -> list[_Reading]:
@@ -326,7 +328,7 @@ def _readings(fact: Fact, read, start: dt.date | None, end: dt.date) -> list[_Re
             continue
         raw = quantity(resource)
         shown = f"{raw[0]:g} {raw[1] or ''}".strip() if raw else ""
-        out.append(_Reading(item.reference, item.date, str(resource.get("issued", "")), value, shown))
+        out.append(_Reading(item.reference, item.date, str(resource.get("issued", "")), value, shown, resource))
     return out
 
 
@@ -490,8 +492,7 @@ def liver(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
         if enzyme is None:
             parts.append(UNKNOWN_RESULT)  # a missing component is unknown, not normal
             continue
-        resources = {i.reference: i.resource for i in _items(fact)}
-        high = _upper_limit(resources[enzyme.reference])
+        high = _upper_limit(enzyme.resource)
         parts.append(enzyme_result(enzyme.value, high, multiple))
         limit = f" (ULN {high:g})" if high is not None else " (no upper limit of normal)"
         evidence.append(Evidence(enzyme.reference, f"{label} {enzyme.shown}{limit}", enzyme.date.isoformat()))
