@@ -81,19 +81,19 @@ class KeyStore:
     fetched: dict[str, tuple[float, dict[str, jwt.PyJWK]]] = field(default_factory=dict)
     last_refresh: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pinned: dict[str, dict[str, jwt.PyJWK]] = field(init=False)   # parsed once, not per token
+
+    def __post_init__(self):
+        self.pinned = {iss: _by_kid(issuer.jwks) for iss, issuer in self.issuers.items() if issuer.jwks}
 
     def key(self, iss: str, kid: str) -> jwt.PyJWK:
         issuer = self.issuers[iss]
-        key = self._pinned(issuer).get(kid) or self._cached(iss).get(kid)
+        key = self.pinned.get(iss, {}).get(kid) or self._cached(iss).get(kid)
         if key is None and issuer.jku and self._may_refresh(iss):
             key = self._fetch(iss, issuer.jku).get(kid)
         if key is None:
             raise KeyNotFound(kid)
         return key
-
-    @staticmethod
-    def _pinned(issuer: Issuer) -> dict[str, jwt.PyJWK]:
-        return _by_kid(issuer.jwks) if issuer.jwks else {}
 
     def _cached(self, iss: str) -> dict[str, jwt.PyJWK]:
         entry = self.fetched.get(iss)

@@ -175,7 +175,8 @@ def pain_origin(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     sets = params["sets"]
     reasons, _ = orders.reason_codes(ctx.order.resource, ctx.record)
     conditions = [r for r in pain.candidates(ctx.record, sets) if r.get("resourceType") == "Condition"]
-    active = [(r, pair) for r in conditions if condition_state(r, at) == "active" for pair in codings(r.get("code"))]
+    active = [(r, pair) for r in conditions if ctx.record.derived("state", r, condition_state, at) == "active"
+              for pair in codings(r.get("code"))]
     origin, why = pain.pain_origin(reasons, [pair for _, pair in active], sets)
     if why.startswith("order reason"):
         shown = [written_code(ctx.order.resource.get("reasonCode"), c) for s, c in reasons if pain.relevant(s, c, sets)]

@@ -14,11 +14,15 @@ class PainCodeSets:
     neutral: CodeSet               # CHRONIC-NEUTRAL (chronic pain, origin not stated)
     cancer: CodeSet                # active malignancy
 
+    @property
+    def every(self) -> tuple[CodeSet, ...]:
+        return (self.malignant, self.nonmalignant, self.neutral, self.cancer)
+
 
 def candidates(record, sets: PainCodeSets) -> list[dict]:
     """Resources whose codes may bear on the pain origin (index lookups, not a scan)."""
     seen: dict[int, dict] = {}
-    for code_set in (sets.malignant, sets.nonmalignant, sets.neutral, sets.cancer):
+    for code_set in sets.every:
         for resource in code_set.candidates(record):
             seen.setdefault(id(resource), resource)
     return list(seen.values())
@@ -26,7 +30,7 @@ def candidates(record, sets: PainCodeSets) -> list[dict]:
 
 def relevant(system: str, code: str, sets: PainCodeSets) -> bool:
     """Whether a code is one of the pain or cancer codes the origin is read from."""
-    return any(cs.entry_for(system, code) for cs in (sets.malignant, sets.nonmalignant, sets.neutral, sets.cancer))
+    return any(cs.entry_for(system, code) for cs in sets.every)
 
 
 def _classify(pairs, sets: PainCodeSets) -> tuple[bool, bool, bool]:
