@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -18,11 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import records  # noqa: E402
+from load import median_and_p99_ms  # noqa: E402
 
 from cdshooks import create_app  # noqa: E402
 from cdshooks import hooks  # noqa: E402
 from cdshooks import jsonio  # noqa: E402
 from cdshooks import registry  # noqa: E402
+from cdshooks.server import freeze_heap  # noqa: E402
 
 SIZES = (20, 200, 2000, 20000)
 
@@ -64,18 +65,6 @@ def client_times(app, size: int, calls: int) -> list[float]:
     return times
 
 
-def summary(times: list[float]) -> tuple[float, float]:
-    ordered = sorted(times)
-    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
-
-
-def tune_gc() -> None:
-    """The same collector settings as a gunicorn worker (cdshooks.server)."""
-    from cdshooks.server import freeze_heap
-
-    freeze_heap()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
@@ -83,7 +72,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=0, help="also time N in-process client calls at 200 resources")
     args = parser.parse_args()
     app = make_app()
-    tune_gc()
+    freeze_heap()   # as a gunicorn worker does after start-up
     print("| resources | every policy: median (ms) | p99 (ms) | one order: median (ms) | p99 (ms) |")
     print("|---:|---:|---:|---:|---:|")
     for size in args.sizes:
@@ -91,12 +80,12 @@ def main() -> int:
         cells = []
         for single in (False, True):
             engine_times(app, size, 3, single)  # warm-up
-            cells += summary(engine_times(app, size, repeats, single))
+            cells += median_and_p99_ms(engine_times(app, size, repeats, single))
         print(f"| {size} | " + " | ".join(f"{v:.2f}" for v in cells) + " |")
     if args.calls:
         with tempfile.TemporaryDirectory() as tmp:
             file_app = make_app(f"sqlite:///{tmp}/bench.sqlite3")
-            median, p99 = summary(client_times(file_app, 200, args.calls))
+            median, p99 = median_and_p99_ms(client_times(file_app, 200, args.calls))
         print(f"\nin-process test client, order-sign, 200 resources, audit row in a SQLite file, "
               f"{args.calls} calls: median {median:.2f} ms, p99 {p99:.2f} ms")
     return 0

@@ -14,6 +14,12 @@ import time
 from dataclasses import dataclass
 
 
+def median_and_p99_ms(seconds: list[float]) -> tuple[float, float]:
+    """Median and 99th percentile (nearest rank) of durations in seconds, in milliseconds."""
+    ordered = sorted(seconds)
+    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
 @dataclass(frozen=True)
 class Result:
     latencies: list[float]      # seconds, per successful request
@@ -22,12 +28,11 @@ class Result:
 
     @property
     def p50_ms(self) -> float:
-        return statistics.median(self.latencies) * 1000
+        return median_and_p99_ms(self.latencies)[0]
 
     @property
     def p99_ms(self) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        return median_and_p99_ms(self.latencies)[1]
 
     @property
     def rps(self) -> float:
