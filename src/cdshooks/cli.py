@@ -57,9 +57,16 @@ def _paths(args) -> tuple[Path, Path]:
 
 
 def _serve(args) -> int:
+    # gevent must patch sockets, threads and ssl before anything imports them (requests, psycopg,
+    # gunicorn): patched late, HTTPS calls can fail with RecursionError and psycopg would block
+    # the whole worker instead of one greenlet.
+    from gevent import monkey
+
+    monkey.patch_all()
+    from cdshooks import logsafe
     from cdshooks import server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logsafe.configure(logging.INFO)
     return server.run(args.host, args.port, args.workers)
 
 
