@@ -15,8 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,6 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError
 
 from cdshooks import settings
+from cdshooks.cutoff import Cutoff
 from cdshooks.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -224,32 +223,19 @@ def _watchdog(conn, timeout_s: float):
     timeout: closing the socket under the waiting call is the one way to end the wait.  (SQLite
     is bounded by ``busy_timeout`` instead.)
     """
-    fd = _socket_fd(conn)
-    if fd is None:
+    pgconn = getattr(conn.connection.dbapi_connection, "pgconn", None)
+    if pgconn is None:
         yield
         return
-    sock = socket.socket(fileno=os.dup(fd))  # our own descriptor: never shut a reused fd number
-    timer = threading.Timer(timeout_s, _shut, (sock,))
-    timer.daemon = True
-    timer.start()
+    cutoff = Cutoff()
     try:
+        cutoff.watch(pgconn.socket)
+        cutoff.arm(timeout_s, "store-watchdog")
         yield
     finally:
-        timer.cancel()
-        sock.close()
-
-
-def _socket_fd(conn) -> int | None:
-    pgconn = getattr(conn.connection.dbapi_connection, "pgconn", None)
-    return pgconn.socket if pgconn is not None else None
-
-
-def _shut(sock: socket.socket) -> None:
-    log.error("store: a transaction outlived its time limit; closing its connection")
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
+        cutoff.close()
+        if cutoff.fired:
+            log.error("store: a transaction outlived its %.1f s limit; its connection was closed", timeout_s)
 
 
 def _create_engine(url: str, timeout_s: float) -> Engine:
