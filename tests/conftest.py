@@ -9,9 +9,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from flask.testing import FlaskClient
 
 from cdshooks import create_app
+from cdshooks import store
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = "2025-06-15"
@@ -162,3 +164,36 @@ def full_prefetch(app, **overrides):
     prefetch["patient"] = patient()
     prefetch.update(overrides)
     return prefetch
+
+
+POSTGRES_URL = os.environ.get("CDSHOOKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_reachable() -> bool:
+    try:
+        engine = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except sqlalchemy.exc.OperationalError:
+        return False
+
+
+@pytest.fixture
+def postgres_schema():
+    """A fresh schema on the shared PostgreSQL (skipped where it is unreachable)."""
+    if not postgres_reachable():
+        if os.environ.get("CDSHOOKS_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}")
+        pytest.skip("PostgreSQL not reachable")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL))
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    yield schema
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 
 from cdshooks import cli
 
@@ -80,7 +81,13 @@ def test_schemas_writes_the_three_schema_files(tmp_path, capsys):
     assert {p.name for p in tmp_path.glob("*/*.json")} == {"schema.json", "test-schema.json"}
 
 
-def test_serve_refuses_to_start_with_a_broken_policy(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def unpatched(monkeypatch):
+    """`serve` in this process: never monkey-patch the test run for gevent."""
+    monkeypatch.setattr(cli, "_patch_for_gevent", lambda: None)
+
+
+def test_serve_refuses_to_start_with_a_broken_policy(tmp_path, monkeypatch, capsys, unpatched):
     for name in ("policies", "mappings"):
         shutil.copytree(ROOT / name, tmp_path / name)
     (tmp_path / "policies" / "prenatal-cfdna-screening.yaml").write_text("id: [\n")
@@ -93,7 +100,7 @@ def test_serve_refuses_to_start_with_a_broken_policy(tmp_path, monkeypatch, caps
     assert "policies/prenatal-cfdna-screening.yaml:" in capsys.readouterr().err and not started
 
 
-def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch):
+def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch, unpatched):
     monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
     monkeypatch.chdir(ROOT)
     started = []
@@ -101,6 +108,18 @@ def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch):
     assert cli.main(["serve", "--host", "127.0.0.1", "--port", "8999", "--workers", "3"]) == 0
     (options,) = started
     assert options["bind"] == "127.0.0.1:8999" and options["workers"] == 3 and options["accesslog"] is None
+    assert options["worker_class"] == "cdshooks.worker.Worker" and options["preload_app"] is True
+
+
+def test_serve_with_an_unwritable_sqlite_folder_says_what_to_do(tmp_path, monkeypatch, capsys, unpatched):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{blocker / 'db.sqlite3'}")
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: None)
+    assert cli.main(["serve", "--port", "8999"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "chown" in err and "CDSHOOKS_DATABASE_URL" in err
 
 
 def test_no_command_prints_help(capsys):
@@ -114,3 +133,20 @@ def test_workers_warm_up_on_each_policy_before_serving(app):
 
     suites, _ = cases.load_suites(ROOT / "policies")
     assert server.warm_up(app) == len(suites) >= 4
+
+
+def test_check_rejects_a_policy_whose_responses_leave_a_reachable_decision_unanswered(tmp_path, capsys):
+    for name in ("policies", "mappings"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    policy = tmp_path / "policies" / "si-joint-fusion-open.yaml"
+    row = ("  - when: {decision: [unknown]}\n    indicator: warning\n"
+           "    summary: \"{order}: no qualifying indication documented yet — PA review needed ({policy})\"\n")
+    text = policy.read_text()
+    start = text.index(row)
+    end = text.index("  - when:", start + len(row))
+    policy.write_text(text[:start] + text[end:])
+    assert cli.main(["check", "--policies", str(tmp_path / "policies"), "--mappings", str(tmp_path / "mappings")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("policies/si-joint-fusion-open.yaml:")
+    assert "no response row answers decision 'unknown' with outcome 'none'" in lines[0]

@@ -15,7 +15,11 @@ import threading
 import time
 
 import pytest
+import sqlalchemy
 
+from cdshooks import store
+from conftest import POSTGRES_URL
+from netfaults import FreezableProxy
 from served import EXAMPLE
 from served import SIGN
 from served import Served
@@ -204,3 +208,43 @@ def _wait_for(condition, seconds: float) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError("condition not reached in time")
+
+
+def test_the_served_process_is_patched_for_gevent_before_ssl_is_imported(served):
+    assert "MonkeyPatchWarning" not in served.log.read_text()
+
+
+# ----------------------------------------------------------------------------- frozen database
+def test_with_the_database_frozen_hook_calls_answer_and_feedback_is_503(tmp_path, postgres_schema):
+    parts = sqlalchemy.engine.make_url(store.engine_url(POSTGRES_URL))
+    proxy = FreezableProxy((parts.host or "127.0.0.1", parts.port or 5432))
+    url = f"postgresql://{parts.username}@127.0.0.1:{proxy.port}/{parts.database}" \
+          f"?options=-csearch_path%3D{postgres_schema}"
+    server = Served(tmp_path, CDSHOOKS_DATABASE_URL=url, CDSHOOKS_STORE_TIMEOUT_MS="1000")
+    feedback = json.dumps({"feedback": [{"card": "c-1", "outcome": "overridden",
+                                         "outcomeTimestamp": "2026-01-01T12:00:00Z"}]}).encode()
+    try:
+        assert server.hook_call(timeout=5) == 200
+        proxy.freeze()
+        seconds = _timed_calls(server, 6)   # each within 2 s or the socket times out
+        status, _, body = server.request("POST", SIGN + "/feedback", feedback,
+                                         {"Content-Type": "application/json"}, timeout=5)
+        assert status == 503 and outcome(body)["code"] == "transient"
+        assert server.request("GET", "/healthz", timeout=5)[0] == 503
+        assert max(seconds) < 2.0, seconds
+        proxy.thaw()
+        _wait_for(lambda: server.request("POST", SIGN + "/feedback", feedback,
+                                         {"Content-Type": "application/json"})[0] == 200, 30)
+        _wait_for(lambda: _audit_rows(postgres_schema) >= 7, 60)   # the queued rows reach the database
+    finally:
+        server.stop()
+        proxy.close()
+
+
+def _audit_rows(schema: str) -> int:
+    engine = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sqlalchemy.text(f"SELECT count(*) FROM {schema}.cdshooks_audit")).scalar()
+    finally:
+        engine.dispose()

@@ -15,21 +15,9 @@ import sqlalchemy
 
 from cdshooks import store
 from cdshooks.errors import StoreUnavailable
+from conftest import POSTGRES_URL
 from netfaults import FreezableProxy
 from netfaults import finishes_within
-
-POSTGRES_URL = os.environ.get("CDSHOOKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_reachable() -> bool:
-    try:
-        engine = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except sqlalchemy.exc.OperationalError:
-        return False
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -37,18 +25,8 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
         return
-    if not _postgres_reachable():
-        if os.environ.get("CDSHOOKS_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}")
-        pytest.skip("PostgreSQL not reachable")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL))
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    schema = request.getfixturevalue("postgres_schema")
     yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture
@@ -125,23 +103,6 @@ def test_postgres_urls_use_the_psycopg3_driver():
 
 
 # ----------------------------------------------------------------------------- faults
-@pytest.fixture
-def postgres_schema():
-    """A fresh schema on the shared PostgreSQL (skipped where it is unreachable)."""
-    if not _postgres_reachable():
-        if os.environ.get("CDSHOOKS_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}")
-        pytest.skip("PostgreSQL not reachable")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL))
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
-    yield schema
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
-
-
 @pytest.fixture
 def frozen_able_postgres(postgres_schema):
     """A store reaching PostgreSQL through a proxy the test can freeze (as SIGSTOP would)."""

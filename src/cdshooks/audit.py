@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 BATCH = 200
 IDLE_EXIT_S = 30.0          # an idle writer thread ends; the next row starts a new one
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
-EXIT_DRAIN_S = 5.0
+EXIT_DRAIN_S = 5.0          # for all writers of the process together
+_exit_deadline: list[float] = []
 
 
 class AuditWriter:
@@ -37,6 +38,7 @@ class AuditWriter:
         self.store = store
         self.capacity = capacity
         self.dropped = 0
+        self.failing = False  # the last write failed; the writer is waiting to retry
         self._queue: queue.Queue = queue.Queue(capacity)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -118,8 +120,10 @@ class AuditWriter:
             while True:
                 try:
                     self.store.write_audit(batch)
+                    self.failing = False
                     return
                 except StoreUnavailable as exc:
+                    self.failing = True
                     if not exc.transient:
                         log.error("audit: %d rows refused by the database and dropped", len(batch))
                         return
@@ -134,5 +138,9 @@ class AuditWriter:
                 self._queue.task_done()
 
     def _drain_at_exit(self) -> None:
-        if self._pid == os.getpid() and self._queue.unfinished_tasks and not self.flush(EXIT_DRAIN_S):
+        if self._pid != os.getpid() or not self._queue.unfinished_tasks:
+            return
+        if not _exit_deadline:
+            _exit_deadline.append(time.monotonic() + EXIT_DRAIN_S)
+        if self.failing or not self.flush(_exit_deadline[0] - time.monotonic()):
             log.error("audit: %d rows not written at exit", self._queue.unfinished_tasks)

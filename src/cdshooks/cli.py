@@ -56,13 +56,19 @@ def _paths(args) -> tuple[Path, Path]:
     return policies, mappings
 
 
-def _serve(args) -> int:
-    # gevent must patch sockets, threads and ssl before anything imports them (requests, psycopg,
-    # gunicorn): patched late, HTTPS calls can fail with RecursionError and psycopg would block
-    # the whole worker instead of one greenlet.
+def _patch_for_gevent() -> None:
+    """Make sockets, threads and ssl cooperative, before anything imports them.
+
+    Patched late (after requests, psycopg or gunicorn are imported), HTTPS calls can fail with
+    RecursionError and psycopg would block a whole worker instead of one greenlet.
+    """
     from gevent import monkey
 
     monkey.patch_all()
+
+
+def _serve(args) -> int:
+    _patch_for_gevent()
     from cdshooks import logsafe
     from cdshooks import server
 

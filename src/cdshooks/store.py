@@ -37,6 +37,8 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
@@ -240,7 +242,11 @@ def _watchdog(conn, timeout_s: float):
 
 def _create_engine(url: str, timeout_s: float) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": timeout_s}, hide_parameters=True)
+        memory = make_url(url).database in (None, "", ":memory:")
+        # one in-memory database shared by every thread (the audit writer's too), not one per thread
+        pool = {"poolclass": StaticPool} if memory else {}
+        engine = create_engine(url, connect_args={"timeout": timeout_s, "check_same_thread": not memory},
+                               hide_parameters=True, **pool)
         event.listen(engine, "connect", lambda conn, _record: _sqlite_pragmas(conn, timeout_s))
         return engine
     # No pool_pre_ping: its SELECT 1 would run before the watchdog can guard it; a connection
