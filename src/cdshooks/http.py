@@ -80,12 +80,23 @@ def read_body() -> bytes:
     encoding = _content_encoding()
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds {limit}", "body")
-    data = request.stream.read(limit + 1)  # chunked bodies have no Content-Length to check first
-    if len(data) > limit:
-        raise PayloadTooLarge(f"request body exceeds {limit} bytes", "body")
+    data = _read_at_most(request.stream, request.content_length, limit)
     if encoding != "identity":
         data = _inflate(data, encoding, limit)
     return data[len(_BOM):] if data.startswith(_BOM) else data
+
+
+def _read_at_most(stream, length: int | None, limit: int) -> bytes:
+    # read(n) on Werkzeug's stream allocates n bytes up front: ask for what is there, not the limit
+    if length is not None:
+        return stream.read(length)
+    chunks, size = [], 0
+    while chunk := stream.read(65536):  # chunked: no length to check beforehand
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes", "body")
+    return b"".join(chunks)
 
 
 _BOM = b"\xef\xbb\xbf"

@@ -153,7 +153,7 @@ class Store:
 
     def write_audit(self, rows: list[dict]) -> None:
         """Write audit rows now, in one transaction (the background writer calls this)."""
-        with self.transaction("audit") as conn:
+        with self.transaction("audit", durable=False) as conn:
             conn.execute(audit.insert(), [audit_values(row) for row in rows])
 
     def remember_token(self, key: str, expires_at: dt.datetime) -> bool:
@@ -170,17 +170,24 @@ class Store:
     def check_writable(self) -> None:
         """Write and commit the health row; raise StoreUnavailable if the store cannot write."""
         now = _utcnow()
-        with self.transaction("health check") as conn:
+        with self.transaction("health check", durable=False) as conn:
             if not conn.execute(update(health).where(health.c.id == 1).values(checked_at=now)).rowcount:
                 conn.execute(self._insert(health).values(id=1, checked_at=now).on_conflict_do_nothing())
 
     @contextmanager
-    def transaction(self, what: str):
-        """One transaction that commits durably within ``timeout_s`` or raises StoreUnavailable."""
+    def transaction(self, what: str, durable: bool = True):
+        """One transaction that commits within ``timeout_s`` or raises StoreUnavailable.
+
+        ``durable``: the commit survives a power loss (SQLite syncs its log at this commit; the
+        audit trail and health row settle for surviving a crash of the process, which is cheaper).
+        """
         self._same_file(what)
         try:
-            with self.engine.connect() as conn, _watchdog(conn, self.timeout_s), conn.begin():
-                yield conn
+            with self.engine.connect() as conn, _watchdog(conn, self.timeout_s):
+                if self.engine.dialect.name == "sqlite":  # outside any transaction, on the driver itself
+                    conn.connection.driver_connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                with conn.begin():
+                    yield conn
         except SQLAlchemyError as exc:
             # the statement and its parameters (free text) stay out of the log: the class says enough
             log.error("store unavailable (%s): %s", what, type(exc).__name__)
@@ -244,9 +251,9 @@ def _create_engine(url: str, timeout_s: float) -> Engine:
     if url.startswith("sqlite"):
         memory = make_url(url).database in (None, "", ":memory:")
         # one in-memory database shared by every thread (the audit writer's too), not one per thread
-        pool = {"poolclass": StaticPool} if memory else {}
-        engine = create_engine(url, connect_args={"timeout": timeout_s, "check_same_thread": not memory},
-                               hide_parameters=True, **pool)
+        shared = {"poolclass": StaticPool} if memory else {}
+        connect = {"timeout": timeout_s, **({"check_same_thread": False} if memory else {})}
+        engine = create_engine(url, connect_args=connect, hide_parameters=True, **shared)
         event.listen(engine, "connect", lambda conn, _record: _sqlite_pragmas(conn, timeout_s))
         return engine
     # No pool_pre_ping: its SELECT 1 would run before the watchdog can guard it; a connection
@@ -256,11 +263,9 @@ def _create_engine(url: str, timeout_s: float) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_connection, timeout_s: float) -> None:
-    # WAL lets several gunicorn workers write; FULL syncs the WAL at every commit, so an
-    # acknowledged row survives a power loss, not only a process crash.
+    # WAL lets several gunicorn workers write; each transaction chooses how hard it syncs
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
     cursor.close()
 
