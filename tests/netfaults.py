@@ -30,28 +30,22 @@ def finishes_within(seconds: float, function, *args, **kwargs):
     return not thread.is_alive(), outcome.get("value")
 
 
-class FreezableProxy:
-    """Forwards each connection to ``upstream``; ``freeze()`` stops forwarding without closing.
+class _Listener:
+    """A loopback listener that hands each accepted connection to ``_connected`` in its own thread."""
 
-    A frozen proxy looks to the client exactly like a stopped database: connections stay open,
-    the kernel acknowledges what is sent, and nothing ever comes back.
-    """
-
-    def __init__(self, upstream: tuple[str, int]):
-        self.upstream = upstream
-        self.frozen = threading.Event()
+    def __init__(self):
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
+        self.connections = 0
         self._sockets: list[socket.socket] = [self._listener]
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
+        self._threads: list[threading.Thread] = []
+        self._spawn(self._accept)
 
-    def freeze(self) -> None:
-        self.frozen.set()
-
-    def thaw(self) -> None:
-        self.frozen.clear()
+    def _spawn(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -62,14 +56,48 @@ class FreezableProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            if self.frozen.is_set():  # a frozen server still completes the TCP handshake
-                self._sockets.append(client)
-                continue
-            upstream = socket.create_connection(self.upstream)
-            self._sockets += [client, upstream]
-            thread = threading.Thread(target=self._pump, args=(client, upstream), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self.connections += 1
+            self._sockets.append(client)
+            self._connected(client)
+
+    def _connected(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        for sock in self._sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        for thread in self._threads:
+            thread.join(2)
+
+
+class FreezableProxy(_Listener):
+    """Forwards each connection to ``upstream``; ``freeze()`` stops forwarding without closing.
+
+    A frozen proxy looks to the client exactly like a stopped database: connections stay open,
+    the kernel acknowledges what is sent, and nothing ever comes back.
+    """
+
+    def __init__(self, upstream: tuple[str, int]):
+        self.upstream = upstream
+        self.frozen = threading.Event()
+        super().__init__()
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def thaw(self) -> None:
+        self.frozen.clear()
+
+    def _connected(self, client: socket.socket) -> None:
+        if self.frozen.is_set():  # a frozen server still completes the TCP handshake
+            return
+        upstream = socket.create_connection(self.upstream)
+        self._sockets.append(upstream)
+        self._spawn(self._pump, client, upstream)
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
         peers = {a: b, b: a}
@@ -87,47 +115,17 @@ class FreezableProxy:
             except OSError:
                 return
 
-    def close(self) -> None:
-        self._stop.set()
-        for sock in self._sockets:
-            try:
-                sock.close()
-            except OSError:
-                pass
-        for thread in self._threads:
-            thread.join(2)
 
-
-class DrippingServer:
+class DrippingServer(_Listener):
     """An HTTP server that sends ``head`` then ``body`` one byte every ``interval`` seconds."""
 
     def __init__(self, body: bytes = b'{"resourceType": "Bundle", "type": "searchset"}', interval: float = 0.2,
                  drip_head: bool = False):
         self.body, self.interval, self.drip_head = body, interval, drip_head
-        self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.connections = 0
-        self._threads: list[threading.Thread] = []
-        self._clients: list[socket.socket] = []
-        accept = threading.Thread(target=self._accept, daemon=True)
-        accept.start()
-        self._threads.append(accept)
+        super().__init__()
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._listener], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self._clients.append(client)
-            thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+    def _connected(self, client: socket.socket) -> None:
+        self._spawn(self._serve, client)
 
     def _serve(self, client: socket.socket) -> None:
         try:
@@ -142,13 +140,3 @@ class DrippingServer:
                 client.sendall(bytes([byte]))
         except OSError:
             return
-
-    def close(self) -> None:
-        self._stop.set()
-        for sock in [self._listener, *self._clients]:
-            try:
-                sock.close()
-            except OSError:
-                pass
-        for thread in self._threads:
-            thread.join(2)
