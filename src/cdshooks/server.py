@@ -18,6 +18,7 @@ from gunicorn.app.base import BaseApplication
 
 from cdshooks import store
 from cdshooks.datafile import DataFileError
+from cdshooks.errors import StoreUnavailable
 from cdshooks.settings import SettingsError
 from cdshooks.store import StoreStartError
 
@@ -81,6 +82,14 @@ def _post_fork(_server, worker) -> None:
     worker.app.callable.extensions[store.EXTENSION_KEY].after_fork()
 
 
+def _post_worker_init(worker) -> None:
+    """Open this worker's database connection before the first call (and say if it cannot write)."""
+    try:
+        worker.wsgi.extensions[store.EXTENSION_KEY].check_writable()
+    except StoreUnavailable as exc:
+        log.error("worker %s: %s", worker.pid, exc.diagnostics)
+
+
 def freeze_heap() -> None:
     """Move everything alive after start-up out of the collector's sight (before workers fork).
 
@@ -129,6 +138,7 @@ def options(host: str, port: int, workers: int) -> dict:
     return {
         "bind": f"{host}:{port}", "workers": workers, "worker_class": "cdshooks.worker.Worker",
         "worker_connections": 1000, "preload_app": True, "post_fork": _post_fork,
+        "post_worker_init": _post_worker_init,
         "control_socket_disable": True,  # signals are the interface; no socket in $HOME
         "logger_class": "cdshooks.worker.GunicornLogger", "accesslog": None, "timeout": 30, "graceful_timeout": 10,
         "keepalive": 5,  # also the time a request head may take to arrive (gevent worker)
