@@ -76,6 +76,8 @@ class Node(_Model):
 
     id: str = Field(min_length=1, description="criterion id exactly as in the policy spec")
     text: str = Field(min_length=1, description="short paraphrase of the criterion")
+    question: str | None = Field(None, pattern=r"\?$", description=(
+        "the criterion as a yes/no question a clinician can answer, 'yes' meaning met (every leaf has one)"))
     cite: str = Field(min_length=1, description="the source document section this comes from")
     all: list[Node] | None = None
     any: list[Node] | None = None
@@ -105,6 +107,8 @@ class Node(_Model):
         if self.type is not None:
             if self.default is None:
                 raise ValueError("a leaf needs a default (its result when there is no evidence)")
+            if self.question is None:
+                raise ValueError("a leaf needs a question (yes = met) for cards and the questionnaire")
             if self.type in ("structured", "rule") and self.when is None:
                 raise ValueError(f"a {self.type} leaf needs 'when'")
             if self.type == "documentation" and self.when is not None:
@@ -170,6 +174,7 @@ class Outcome(_Model):
     when: ResultsWhen
     decision: Literal["met", "not-met", "unknown", "excluded"] | None = Field(
         None, description="the decision this outcome imposes (e.g. excluded); default: the root's value")
+    text: str = Field(min_length=1, description="what the outcome means, in plain words, for the card detail")
     cite: str = Field(min_length=1)
 
 
