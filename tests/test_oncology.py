@@ -257,7 +257,7 @@ def test_prophylaxis_gap_looks_21_days_back_from_the_complication():
 def test_preferred_step():
     udenyca = next(p for p in PRODUCTS if p.brand == "Udenyca")
     assert onc.preferred_step([], udenyca, [], T, 365) == (
-        "met", [], "A.e not evaluated (no preferred list configured)")
+        "met", [], "no preferred-product list is configured, so step therapy does not apply")
     assert onc.preferred_step(["udenyca"], udenyca, [], T, 365)[0] == "met"
     assert onc.preferred_step(["Q5111"], udenyca, [], T, 365)[0] == "met"
     assert onc.preferred_step(["FIL"], udenyca, [taken("Zarxio", "2024-12-01")], T, 365)[0] == "met"

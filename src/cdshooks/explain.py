@@ -8,15 +8,51 @@ from cdshooks.policy.logic import MET
 from cdshooks.policy.logic import NOT_MET
 from cdshooks.policy.logic import UNKNOWN
 
-_WORDS = {MET: "met", NOT_MET: "not met", UNKNOWN: "unknown", "excluded": "excluded"}
-_MAX_EVIDENCE = 6
-_MAX_OTHER = 12   # beyond this the card says how many more; the evaluation extension has them all
 
 
 def _against(evaluation: Evaluation) -> list[str]:
     """Deciding criteria whose result counts against the order, in tree order."""
     policy, results = evaluation.match.policy, evaluation.results
     return [i for i in evaluation.deciding if policy.unfavourable(i, results[i].result)]
+
+
+def failed_leaves(evaluation: Evaluation) -> list[str]:
+    """The leaves that made the order fail, following only the failed alternatives that came closest."""
+    policy = evaluation.match.policy
+    return _failed(policy, evaluation.results, policy.model.criteria)
+
+
+def _failed(policy, results, node) -> list[str]:
+    """Leaves that made ``node`` fail; of failed alternatives, those whose gate was passed.
+
+    The gate of an ``all`` alternative is its first criterion (the diagnosis of a branch): a
+    non-malignant pain request fails the malignant branch at its gate, so the card explains why
+    the non-malignant branch failed. When every alternative failed at its gate, the gates are
+    the reason (no non-myeloid malignancy, no complication, no current febrile neutropenia).
+    """
+    if node.id not in results:
+        return []
+    if node.ref is not None:
+        return _failed(policy, results, policy.nodes[node.ref])
+    if node.type is not None:
+        return [node.id] if policy.unfavourable(node.id, results[node.id].result) else []
+    value = results[node.id].result
+    wanted = UNKNOWN if value == UNKNOWN else (MET if node.op == "none" else NOT_MET)
+    failed = [c for c in node.decisive_children() if c.id in results and results[c.id].result == wanted]
+    if node.op in ("any", "at_least") and value == NOT_MET:
+        gates = {c.id: _gate(c) for c in failed}
+        passed = [c for c in failed if gates[c.id] is not c and gates[c.id].id in results
+                  and results[gates[c.id].id].result != UNKNOWN
+                  and not policy.unfavourable(gates[c.id].id, results[gates[c.id].id].result)]
+        failed = passed or [gates[c.id] for c in failed]
+    return [i for child in failed for i in _failed(policy, results, child)]
+
+
+def _gate(node):
+    """The first criterion of an ``all`` alternative (followed down), or the alternative itself."""
+    while node.op == "all" and node.decisive_children():
+        node = node.decisive_children()[0]
+    return node
 
 
 def headline(evaluation: Evaluation) -> str:
@@ -92,44 +128,3 @@ def _criterion_json(result: NodeResult) -> dict:
     if result.note:
         out["note"] = result.note
     return out
-
-
-def detail(evaluation: Evaluation, row, base_url: str) -> str:
-    """Card detail (Markdown): deciding criteria with evidence, other open criteria, documentation."""
-    policy, results = evaluation.match.policy, evaluation.results
-    lines = [f"**{_WORDS[evaluation.decision].capitalize()}** — {policy.model.issuer}, "
-             f"{policy.model.source.reference} ({policy.model.title}), evaluated on {evaluation.dates['T']}"
-             + (f" for a service date of {evaluation.dates['E']}" if evaluation.dates["E"] != evaluation.dates["T"] else "")
-             + "."]
-    if evaluation.outcome:
-        lines.append(f"Outcome: **{evaluation.outcome}**.")
-    if row.quote:
-        lines += ["", f"> {row.quote}"]
-    ids = evaluation.deciding
-    lines += ["", "**Deciding criteria**", *(_line(policy, results[i]) for i in ids)]
-    others = [r for r in results.values() if r.leaf and r.id not in ids and policy.nodes[r.id].decisive
-              and policy.unfavourable(r.id, r.result)]
-    if others:
-        lines += ["", "**Other criteria not met or not shown**", *(_line(policy, r) for r in others[:_MAX_OTHER])]
-        if len(others) > _MAX_OTHER:
-            lines.append(f"- and {len(others) - _MAX_OTHER} more (all criteria are in the card's evaluation extension)")
-    if evaluation.documentation:
-        lines += ["", f"**Documentation needed** (answer yes/no in Questionnaire/{policy.id}): "
-                  + ", ".join(evaluation.documentation)]
-    return "\n".join(lines)
-
-
-def _line(policy, result: NodeResult) -> str:
-    """``- **id** result — paraphrase — note · evidence``."""
-    node = policy.nodes[result.id]
-    text = f"- **{result.id}** {_WORDS[result.result]} — {node.text}"
-    if result.note:
-        text += f" — {result.note}"
-    evidence = [str(e) for e in result.evidence[:_MAX_EVIDENCE]]
-    if len(result.evidence) > _MAX_EVIDENCE:
-        evidence.append(f"and {len(result.evidence) - _MAX_EVIDENCE} more")
-    if evidence:
-        text += " · " + "; ".join(evidence)
-    elif result.source == "default":
-        text += " · no record or documentation"
-    return text

@@ -96,7 +96,7 @@ _URGENCY = {"critical": 0, "warning": 1, "info": 2}
 
 def _respond(evaluations, record, hook: str, request):
     base_url, configuration = http.public_base_url(), request.crd_configuration
-    cards = [respond.card(e, base_url, request.crd_version) for e in evaluations]
+    cards = [respond.card(e, base_url, request.crd_version, hook) for e in evaluations]
     problem = respond.unavailable_card(record) if evaluations else None
     if problem is not None:
         cards.append(problem)

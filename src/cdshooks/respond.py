@@ -7,6 +7,7 @@ import logging
 import re
 import uuid
 
+from cdshooks import card_text
 from cdshooks import coverage
 from cdshooks import explain
 from cdshooks.mapping.calculators.orders import order_codes
@@ -88,8 +89,9 @@ def summary(evaluation: Evaluation, row: Response) -> str:
             return text or arg
         if name == "date":
             return evaluation.dates[arg].isoformat()
-        if name == "met":
-            return ", ".join(explain.met_under(evaluation, arg)) or arg
+        if name == "met":  # which red flags: their short phrases, not their ids
+            nodes = [policy.nodes[i] for i in explain.met_under(evaluation, arg)]
+            return ", ".join(dict.fromkeys(n.short or n.text for n in nodes)) or policy.nodes[arg].text
         if name == "ids":
             return ", ".join(explain.open_ids(evaluation)) or "none"
         return match.group(0)
@@ -104,7 +106,7 @@ def _fact_text(fact: Fact) -> str:
     return fact.value.isoformat() if isinstance(fact.value, dt.date) else str(fact.value)
 
 
-def card(evaluation: Evaluation, base_url: str, crd_version: str = "2.0") -> Card:
+def card(evaluation: Evaluation, base_url: str, crd_version: str = "2.0", hook: str = "order-select") -> Card:
     policy = evaluation.match.policy
     row = row_for(evaluation)
     policy_url = policy.model.source.url or f"{base_url}/policies/{policy.id}"
@@ -116,7 +118,7 @@ def card(evaluation: Evaluation, base_url: str, crd_version: str = "2.0") -> Car
     return Card(
         uuid=str(uuid.uuid4()),
         summary=summary(evaluation, row),
-        detail=explain.detail(evaluation, row, base_url),
+        detail=card_text.detail(evaluation, row, hook),
         indicator=row.indicator,
         source=Source(label=policy.model.issuer, url=policy.model.source.url,
                       topic=Coding(system=CARD_TOPIC_SYSTEMS[crd_version], code=policy.model.topic,

@@ -280,7 +280,7 @@ def preferred_step(preferred: list[str], ordered: Product | None, taken: list[Ta
     """
     wanted = {p.strip().lower() for p in preferred if p.strip()}
     if not wanted:
-        return MET, [], "A.e not evaluated (no preferred list configured)"
+        return MET, [], "no preferred-product list is configured, so step therapy does not apply"
     if ordered is not None and ordered.tokens & wanted:
         return MET, [], f"{ordered.brand} is a preferred product"
     since = today - dt.timedelta(days=lookback_days)
