@@ -59,6 +59,7 @@ def headline(evaluation: Evaluation) -> str:
     """The criterion a summary names: the first deciding leaf with a ``short`` phrase."""
     policy = evaluation.match.policy
     ids = _against(evaluation) if evaluation.decision != MET else evaluation.deciding
+    ids = [i for i in ids if policy.nodes[i].ref is None]  # a reference's own leaves are listed too
     for node_id in ids:
         node, result = policy.nodes[node_id], evaluation.results[node_id]
         if node.short:

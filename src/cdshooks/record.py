@@ -38,6 +38,14 @@ def normalize_code(system: str, code: str) -> str:
     return code.strip()
 
 
+def display_code(system: str | None, code: str) -> str:
+    """How a code is shown to people: ICD-10-CM with its dot after the category (C50.911)."""
+    if system == ICD10CM:
+        bare = code.replace(".", "").upper().strip()
+        return f"{bare[:3]}.{bare[3:]}" if len(bare) > 3 else bare
+    return code
+
+
 def as_list(value) -> list:
     """Read an element that should be an array but may arrive as one object (sandbox shapes)."""
     if value is None:

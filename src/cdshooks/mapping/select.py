@@ -15,6 +15,7 @@ from cdshooks.mapping.facts import Fact
 from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.facts import Item
 from cdshooks.record import as_list
+from cdshooks.record import display_code
 from cdshooks.record import reference_of
 
 DEFAULT_STATUS = {
@@ -110,19 +111,24 @@ class SelectFact:
         return value
 
 
-def _written_code(concept, normalized: str) -> tuple[str, str]:
-    """The code as the record wrote it (``M96.1``, not ``M961``) and its display or text."""
+def _written_code(concept, normalized: str, system: str | None = None) -> tuple[str, str]:
+    """The code as people read it (``M96.1``, even when written ``M961``) and its display or text."""
     for cc in as_list(concept):
         for coding in as_list(cc.get("coding") if isinstance(cc, dict) else None):
             if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 if coding["code"].replace(".", "").upper().strip() == normalized.upper():
-                    return coding["code"], coding.get("display") or (cc.get("text") or "")
-    return normalized, ""
+                    shown = display_code(coding.get("system"), coding["code"])
+                    return shown, coding.get("display") or (cc.get("text") or "")
+    return display_code(system, normalized), ""
 
 
-def written_code(concept, normalized: str) -> str:
-    """``M96.1 Postlaminectomy syndrome…``: the written code with its display, for evidence."""
-    return " ".join(part for part in _written_code(concept, normalized) if part)
+def written_code(concept, normalized: str, system: str | None = None) -> str:
+    """``M96.1 Postlaminectomy syndrome…``: the code as people read it with its display, for evidence.
+
+    ``system`` shows a code the concept does not carry (one from a referenced Condition) in its
+    readable form too.
+    """
+    return " ".join(part for part in _written_code(concept, normalized, system) if part)
 
 
 def _usable(items):

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
 
+from cdshooks import card_text
 from cdshooks import datafile
 from cdshooks.coverage import COVERAGE_INFORMATION
 from cdshooks.datafile import Problem
@@ -164,7 +165,19 @@ def run_case(client, registry, policies: Path, suite: Suite, case: Case) -> list
     response = client.post(f"/cds-services/{service.id}", json=body)
     if response.status_code != 200:
         return [f"HTTP {response.status_code}: {response.get_data(as_text=True)[:300]}"]
-    return compare(response.get_json(), suite.policy, evaluated, case.expect)
+    failures = compare(response.get_json(), suite.policy, evaluated, case.expect)
+    card = card_for(response.get_json(), suite.policy, evaluated)
+    if card is not None:  # every card of every case also keeps the README §7 rules
+        failures += card_text.style_problems(card, registry.policies.by_id[suite.policy], case.hook)
+    return failures
+
+
+def card_for(response: dict, policy_id: str, order: str) -> dict | None:
+    """The card of ``policy_id`` for ``order`` (the only one), if the response has it."""
+    cards = [c for c in response["cards"]
+             if c.get("extension", {}).get("cdshooks.evaluation", {}).get("policy", {}).get("id") == policy_id
+             and c["extension"]["cdshooks.evaluation"]["order"] == order]
+    return cards[0] if len(cards) == 1 else None
 
 
 def compare(response: dict, policy_id: str, order: str, expect: Expect) -> list[str]:

@@ -144,6 +144,9 @@ def _index(root: Node, document) -> tuple[dict[str, Node], list[Problem]]:
             problems.append(document.problem(path + ("ref",), "reference", f"no criterion '{node.ref}'"))
         problems += [document.problem(path + ("answered_with",), "reference", f"no criterion '{twin}'")
                      for twin in node.answered_with if twin not in nodes]
+        if node.type is not None and node.question is None:  # cards ask open criteria as questions
+            problems.append(document.problem(path + ("question",), "missing",
+                                             "a leaf needs a question a clinician can answer (yes = met)"))
     return nodes, problems
 
 

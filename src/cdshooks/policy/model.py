@@ -107,8 +107,6 @@ class Node(_Model):
         if self.type is not None:
             if self.default is None:
                 raise ValueError("a leaf needs a default (its result when there is no evidence)")
-            if self.question is None:
-                raise ValueError("a leaf needs a question (yes = met) for cards and the questionnaire")
             if self.type in ("structured", "rule") and self.when is None:
                 raise ValueError(f"a {self.type} leaf needs 'when'")
             if self.type == "documentation" and self.when is not None:

@@ -25,6 +25,7 @@ from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.facts import Interval
 from cdshooks.mapping.select import written_code
 from cdshooks.record import codings
+from cdshooks.record import display_code
 from cdshooks.record import reference_of
 
 
@@ -137,7 +138,7 @@ def order_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     pairs = orders.order_codes(ctx.order.resource, ctx.record)
     if not pairs:
         return Fact("unknown", note="the order carries no code")
-    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, ", ".join(c for _, c in pairs)),))
+    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, ", ".join(display_code(s, c) for s, c in pairs)),))
 
 
 def order_reason_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -145,7 +146,7 @@ def order_reason_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if not pairs:  # what the order says is known: it gives no reason
         return Fact("known", (), (Evidence(ctx.order.reference, "no reason stated"),), "the order states no reason")
     evidence = tuple(Evidence(r, "order reason") for r in references) or (
-        Evidence(ctx.order.reference, "reasonCode " + ", ".join(c for _, c in pairs)),)
+        Evidence(ctx.order.reference, "reasonCode " + ", ".join(display_code(s, c) for s, c in pairs)),)
     return Fact("known", tuple(pairs), evidence)
 
 
@@ -160,7 +161,7 @@ def text_marker(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if text:
         return Fact("known", True, (Evidence(ctx.order.reference, f"ordered as '{text}'"),))
     pairs, _ = orders.reason_codes(order, ctx.record)
-    hits = [c for s, c in pairs if params["reasons"].entry_for(s, c)]
+    hits = [display_code(s, c) for s, c in pairs if params["reasons"].entry_for(s, c)]
     if hits:
         return Fact("known", True, (Evidence(ctx.order.reference, f"reason {hits[0]}"),))
     return Fact("known", False, note="neither the order text nor its reasons identify it")

@@ -29,6 +29,7 @@ from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.select import written_code
 from cdshooks.record import as_list
 from cdshooks.record import codings
+from cdshooks.record import display_code
 from cdshooks.record import reference_of
 
 
@@ -67,8 +68,8 @@ def _date(ctx: FactContext, resource: dict) -> dt.date | None:
 
 
 def _evidence(ctx: FactContext, reason_hits, hits) -> tuple[Evidence, ...]:
-    out = [Evidence(ctx.order.reference, "order reason " + written_code(ctx.order.resource.get("reasonCode"), c))
-           for _, c in reason_hits]
+    out = [Evidence(ctx.order.reference, "order reason " + written_code(ctx.order.resource.get("reasonCode"), c, s))
+           for s, c in reason_hits]
     for resource, code, state in hits:
         when = _date(ctx, resource)
         text = written_code(resource.get("code"), code) + (" (refuted)" if state == "refuted" else "")
@@ -156,7 +157,7 @@ def order_element(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     pairs = codings(value)
     if not pairs:
         return Fact("unknown", note=f"the order's {params['element']} carries no code")
-    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, ", ".join(c for _, c in pairs)),))
+    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, ", ".join(display_code(s, c) for s, c in pairs)),))
 
 
 def _prepare_course(params: dict) -> dict:

@@ -28,6 +28,7 @@ from cdshooks.mapping.facts import Evidence
 from cdshooks.mapping.facts import Fact
 from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.facts import Interval
+from cdshooks.mapping.select import written_code
 from cdshooks.mapping.units import quantity_unit
 from cdshooks.policy.answers import answers_for
 from cdshooks.policy.logic import MET
@@ -615,7 +616,8 @@ def malignancy(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     conditions, reasons = ctx.fact(inputs["conditions"], at), ctx.fact(inputs["reasons"], at)
     found = {"non-myeloid": [], "myeloid": [], "ambiguous": [], "refuted": []}
     entries = [(i.refuted, i.entry.system if i.entry else "", i.code, i.evidence()) for i in _items(conditions)]
-    entries += [(False, s, c, Evidence(ctx.order.reference, f"order reason {c}"))
+    reason_concept = ctx.order.resource.get("reasonCode")
+    entries += [(False, s, c, Evidence(ctx.order.reference, f"order reason {written_code(reason_concept, c, s)}"))
                 for s, c in (reasons.value if reasons.known else ())]
     for refuted, system, code, evidence in entries:
         kind = _malignancy_kind(system, normalize_code(system, code), params)
