@@ -116,3 +116,11 @@ def test_crd_invalid_coverage_in_a_response_row_is_refused(tree):
 def test_problem_prints_as_file_line_path_message():
     problem = datafile.Problem("policies/x.yaml", 12, "criteria.all[0]", "reference", "no criterion 'Q'")
     assert str(problem) == "policies/x.yaml:12: criteria.all[0]: no criterion 'Q' [reference]"
+
+
+def test_a_leaf_without_a_question_is_reported_with_its_line(tree):
+    path = tree / "policies" / "prenatal-cfdna-screening.yaml"
+    edit(path, "      question: Is this the first cfDNA screen of this pregnancy?\n", "")
+    (problem,) = problems(tree)
+    assert (problem.kind, problem.path) == ("missing", "criteria.all[1].question")
+    assert "question" in problem.detail

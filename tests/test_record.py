@@ -50,3 +50,17 @@ def test_junk_entries_are_skipped():
                                                  {"resource": condition("c1", "F03.90")}]}
     rec = record.build({"conditions": Slot("data", value)}, {"conditions": "Condition"}, ())
     assert [r["id"] for r in rec.of_type("Condition")] == ["c1"]
+
+
+def test_icd_10_cm_codes_are_shown_with_their_dot_whatever_the_record_wrote():
+    assert record.display_code(ICD, "C50911") == "C50.911" and record.display_code(ICD, "c50.911") == "C50.911"
+    assert record.display_code(ICD, "I10") == "I10" and record.display_code(ICD, "O36.4XX0") == "O36.4XX0"
+    assert record.display_code("http://www.ama-assn.org/go/cpt", "81420") == "81420"
+
+
+def test_evidence_shows_an_undotted_icd_10_cm_code_with_its_dot():
+    from cdshooks.mapping.select import written_code
+
+    concept = {"coding": [{"system": ICD, "code": "C50911", "display": "Malignant neoplasm of right breast"}]}
+    assert written_code(concept, "C50911") == "C50.911 Malignant neoplasm of right breast"
+    assert written_code(None, "C50911", ICD) == "C50.911"  # a code from a referenced Condition

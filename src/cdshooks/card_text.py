@@ -108,14 +108,17 @@ def finding_ids(evaluation: Evaluation) -> list[str]:
     ids = _outcome_leaves(evaluation)
     if evaluation.decision == MET:
         ids += [i for i in evaluation.deciding if _is_leaf(policy, i)]
-    elif evaluation.decision == UNKNOWN:  # what already counts for the order, then what does not
+    elif evaluation.decision == UNKNOWN:  # what the record holds but cannot settle, what counts, what does not
+        asked = set(open_questions(evaluation))
+        ids += [i for i in evaluation.deciding if _is_leaf(policy, i) and results[i].result == UNKNOWN
+                and results[i].evidence and i not in asked]
         live = _live_decided(evaluation)
         ids += sorted(live, key=lambda i: (policy.unfavourable(i, results[i].result), not results[i].evidence))
     else:
         ids += explain.failed_leaves(evaluation)
     about_order = _about_the_order_only(evaluation)
-    ids = [i for i in dict.fromkeys(ids) if results[i].result != UNKNOWN
-           and (policy.unfavourable(i, results[i].result) or (policy.nodes[i].type != "rule" and not about_order(i)))]
+    ids = [i for i in dict.fromkeys(ids)
+           if policy.unfavourable(i, results[i].result) or (policy.nodes[i].type != "rule" and not about_order(i))]
     with_data = [i for i in ids if results[i].source != "default"]
     chosen = with_data or ids
     return _distinct(policy, results, chosen)
@@ -201,7 +204,7 @@ def _brief(result: NodeResult) -> str:
 
 def _finding(policy, result: NodeResult) -> str:
     node = policy.nodes[result.id]
-    answer = "Yes" if result.result == MET else "No"
+    answer = {MET: "Yes", NOT_MET: "No"}.get(result.result, "Not decided")
     evidence = _evidence_text(result) or "nothing in the record or the questionnaire says so"
     line = f"- {node.question} **{answer}** — {evidence}"
     return line if len(line) <= _MAX_LINE else line[: _MAX_LINE - 1].rstrip() + "…"
