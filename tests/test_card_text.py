@@ -85,7 +85,7 @@ def test_a_failed_wean_says_what_decides_with_the_patients_numbers_and_that_it_i
     detail = card["detail"]
     assert "Were systemic opioids weaned by at least 50 % before the trial? **No** — baseline 140 MME/day" in detail
     assert "28.6 % reduction; ≥ 50 % required" in detail and "malignant origin" not in detail
-    assert "**Not covered as ordered**" in detail and not questions(detail)
+    assert "**Not covered as ordered.**" in detail and not questions(detail)
     assert detail.rstrip().endswith("_LHCC LA.CP.MP.173 criteria: I.A.2.g_")
 
 

@@ -29,7 +29,7 @@ _MAX_EVIDENCE = 2
 _LEADS = {MET: "Meets {short}", NOT_MET: "Does not meet {short}", UNKNOWN: "Not decided yet",
           "excluded": "Outside the routine {short} route"}
 _DOC_PURPOSE = {"withpa": "with the prior-authorization request", "withclaim": "with the claim",
-                "withorder": "with the order", "retain-doc": "on file (keep it for review)"}
+                "withorder": "with the order", "retain-doc": "on file for review"}
 
 
 def max_length(decision: str) -> int:
@@ -46,8 +46,9 @@ def detail(evaluation: Evaluation, row, hook: str) -> str:
         for n_questions in range(min(len(questions), MAX_QUESTIONS), 0 if questions else -1, -1):
             for quote in dict.fromkeys((row.quote, None)):
                 text = _assemble(evaluation, row, hook, findings[:n_findings], questions, n_questions, quote)
-                # prefer: two findings, three questions, the facts on record, more questions, the quote
-                rank = (min(n_findings, 2), min(n_questions, 3), n_findings, n_questions, quote is not None)
+                # prefer: a finding, three questions, a second finding, the facts on record, more questions, the quote
+                rank = (min(n_findings, 1), min(n_questions, 3), min(n_findings, 2), n_findings, n_questions,
+                        quote is not None)
                 if len(text) <= limit and (best is None or rank > best[0]):
                     best = (rank, text)
     if best is not None:
@@ -65,7 +66,7 @@ def _assemble(evaluation, row, hook, findings, questions, n_questions, quote) ->
         blocks.append(f"> {quote}")
     if n_questions:
         blocks.append(_questions(evaluation, questions, n_questions))
-    coverage = coverage_sentence(evaluation, row) if hook == "order-sign" else None
+    coverage = coverage_sentence(evaluation, row, bool(n_questions)) if hook == "order-sign" else None
     if coverage:
         blocks.append(coverage)
     ids = list(dict.fromkeys([*findings[:_FULL_FINDINGS], *questions[:n_questions]]))
@@ -108,19 +109,19 @@ def finding_ids(evaluation: Evaluation) -> list[str]:
     ids = _outcome_leaves(evaluation)
     if evaluation.decision == MET:
         ids += [i for i in evaluation.deciding if _is_leaf(policy, i)]
-    elif evaluation.decision == UNKNOWN:  # what the record holds but cannot settle, what counts, what does not
-        asked = set(open_questions(evaluation))
+    elif evaluation.decision == UNKNOWN:  # what the record holds but cannot settle, then the record's facts
         ids += [i for i in evaluation.deciding if _is_leaf(policy, i) and results[i].result == UNKNOWN
-                and results[i].evidence and i not in asked]
-        live = _live_decided(evaluation)
-        ids += sorted(live, key=lambda i: (policy.unfavourable(i, results[i].result), not results[i].evidence))
+                and results[i].evidence]
+        live = [i for i in _live_decided(evaluation)  # a favourable result without data says little here
+                if results[i].evidence or policy.unfavourable(i, results[i].result)]
+        ids += sorted(live, key=lambda i: (not results[i].evidence, policy.unfavourable(i, results[i].result)))
     else:
         ids += explain.failed_leaves(evaluation)
     about_order = _about_the_order_only(evaluation)
     ids = [i for i in dict.fromkeys(ids)
            if policy.unfavourable(i, results[i].result) or (policy.nodes[i].type != "rule" and not about_order(i))]
     with_data = [i for i in ids if results[i].source != "default"]
-    chosen = with_data or ids
+    chosen = with_data if with_data or evaluation.decision == UNKNOWN else ids
     return _distinct(policy, results, chosen)
 
 
@@ -174,7 +175,7 @@ def _distinct(policy, results, ids: list[str]) -> list[str]:
     seen, out = set(), []
     for node_id in ids:
         evidence = _evidence_text(results[node_id])
-        key = evidence if evidence and not evidence.startswith("answered") else policy.nodes[node_id].question
+        key = evidence if evidence and not evidence.startswith("answered") else _question(policy.nodes[node_id])
         if key not in seen:
             seen.add(key)
             out.append(node_id)
@@ -183,20 +184,22 @@ def _distinct(policy, results, ids: list[str]) -> list[str]:
 
 def _findings_block(policy, results, ids: list[str]) -> str:
     lines = [_finding(policy, results[i]) for i in ids[:_FULL_FINDINGS]]
-    folded = [i for i in ids[_FULL_FINDINGS:] if _brief(results[i])]
+    folded = [i for i in ids[_FULL_FINDINGS:] if _brief(policy, results[i])]
     for label, group in (("Also on record", [i for i in folded if not policy.unfavourable(i, results[i].result)
                                              and results[i].result == MET]),
                          ("On record, not qualifying", [i for i in folded if policy.unfavourable(i, results[i].result)])):
         if group:
-            line = f"- **{label}:** " + "; ".join(dict.fromkeys(_brief(results[i]) for i in group))
+            line = f"- **{label}:** " + "; ".join(dict.fromkeys(_brief(policy, results[i]) for i in group))
             lines.append(line if len(line) <= _MAX_LINE else line[: _MAX_LINE - 1].rstrip() + "…")
     return "\n".join(lines)
 
 
-def _brief(result: NodeResult) -> str:
+def _brief(policy, result: NodeResult) -> str:
     """A few words of evidence without references: the note, else the first evidence value."""
     first = result.evidence[0] if result.evidence else None
-    value = first.value if first and not first.reference.startswith("QuestionnaireResponse/") else ""
+    if first and first.reference.startswith("QuestionnaireResponse/"):
+        return f"{_question(policy.nodes[result.id])} {'Yes' if result.result == MET else 'No'} (questionnaire)"
+    value = first.value if first else ""
     if result.note and value and value.split(" ", 1)[0] not in result.note:
         return f"{result.note} ({value})"
     return result.note or value
@@ -205,13 +208,13 @@ def _brief(result: NodeResult) -> str:
 def _finding(policy, result: NodeResult) -> str:
     node = policy.nodes[result.id]
     answer = {MET: "Yes", NOT_MET: "No"}.get(result.result, "Not decided")
-    evidence = _evidence_text(result) or "nothing in the record or the questionnaire says so"
-    line = f"- {node.question} **{answer}** — {evidence}"
+    evidence = _evidence_text(result, _question(node)) or "nothing in the record or the questionnaire says so"
+    line = f"- {_question(node)} **{answer}** — {evidence}"
     return line if len(line) <= _MAX_LINE else line[: _MAX_LINE - 1].rstrip() + "…"
 
 
-def _evidence_text(result: NodeResult) -> str:
-    parts = [result.note] if result.note else []
+def _evidence_text(result: NodeResult, question: str = "") -> str:
+    parts = [result.note] if result.note and result.note.lower() not in question.lower() else []
     for evidence in result.evidence[:_MAX_EVIDENCE]:
         if evidence.reference.startswith("QuestionnaireResponse/"):
             answered = evidence.value.rsplit(" answered ", 1)[-1]
@@ -243,7 +246,7 @@ def open_questions(evaluation: Evaluation) -> list[str]:
     ranked = sorted(ids, key=lambda i: (_waiting(policy, results, parents, i), policy.order[i]))
     seen, out = set(), []
     for node_id in ranked:
-        question = policy.nodes[node_id].question
+        question = _question(policy.nodes[node_id])
         if question not in seen:
             seen.add(question)
             out.append(node_id)
@@ -254,7 +257,7 @@ def _questions(evaluation: Evaluation, ids: list[str], shown: int) -> str:
     policy, results = evaluation.match.policy, evaluation.results
     in_form = all(results[i].doc_leaf for i in ids)
     heading = QUESTIONS_HEADING + (" — answer them in the documentation questionnaire:" if in_form else ":")
-    lines = [heading, *(f"{n}. {policy.nodes[i].question}" for n, i in enumerate(ids[:shown], 1))]
+    lines = [heading, *(f"{n}. {_question(policy.nodes[i])}" for n, i in enumerate(ids[:shown], 1))]
     rest = len(ids) - shown
     if rest:
         more = [i for i in ids[shown:]]
@@ -285,31 +288,37 @@ def _waiting(policy, results, parents, leaf_id: str) -> int:
 
 
 # ------------------------------------------------------------------------------ coverage
-def coverage_sentence(evaluation: Evaluation, row) -> str | None:
+def coverage_sentence(evaluation: Evaluation, row, asks: bool = False) -> str | None:
     """What the order-sign result means for coverage, as the CRD coverage-information says it."""
     if evaluation.match.policy.model.jurisdiction != "US" or row.coverage is None:
         return None
     values = row.coverage
     if values.covered == "not-covered":
-        return "**Not covered as ordered** — no prior authorization request applies."
+        return "**Not covered as ordered.**"
     purpose = _DOC_PURPOSE.get(values.doc_purpose or "", "")
     if values.pa_needed == "auth-needed":
         text = "**Prior authorization required** — send the clinical documentation " \
                + (purpose if values.doc_purpose == "withpa" else "with the request")
-        text += " (the answers to the open questions)." if values.covered == "conditional" else "."
+        text += " (with the answers to the open questions)." if asks else "."
     elif values.pa_needed == "conditional":
-        text = "**Prior authorization may be required**, depending on the answers to the open questions."
+        text = "**Prior authorization may be required**, depending on " \
+               + ("the answers to the open questions." if asks else "review.")
     else:
         text = "**No prior authorization needed.**"
         if values.doc_needed and purpose:
             text += f" Keep the clinical documentation {purpose}." if values.doc_purpose == "retain-doc" \
                 else f" Send the clinical documentation {purpose}."
     if values.covered == "conditional" and values.pa_needed != "conditional":
-        text += " Coverage depends on the answers."
+        text += " Coverage depends on the answers." if asks else " Coverage is decided on review."
     return text
 
 
 # ------------------------------------------------------------------------------ tree helpers
+def _question(node) -> str:
+    """The leaf's question (policy files always have one; ``cdshooks check`` says so)."""
+    return node.question or f"{node.text}?"
+
+
 def _is_leaf(policy, node_id: str) -> bool:
     return policy.nodes[node_id].type is not None
 

@@ -41,9 +41,9 @@ def _failed(policy, results, node) -> list[str]:
     failed = [c for c in node.decisive_children() if c.id in results and results[c.id].result == wanted]
     if node.op in ("any", "at_least") and value == NOT_MET:
         gates = {c.id: _gate(c) for c in failed}
-        passed = [c for c in failed if gates[c.id] is not c and gates[c.id].id in results
-                  and results[gates[c.id].id].result != UNKNOWN
-                  and not policy.unfavourable(gates[c.id].id, results[gates[c.id].id].result)]
+        passed = [c for c in failed if gates[c.id] is not c and gates[c.id].id in results  # passed or still open
+                  and (results[gates[c.id].id].result == UNKNOWN
+                       or not policy.unfavourable(gates[c.id].id, results[gates[c.id].id].result))]
         failed = passed or [gates[c.id] for c in failed]
     return [i for child in failed for i in _failed(policy, results, child)]
 
@@ -58,7 +58,11 @@ def _gate(node):
 def headline(evaluation: Evaluation) -> str:
     """The criterion a summary names: the first deciding leaf with a ``short`` phrase."""
     policy = evaluation.match.policy
-    ids = _against(evaluation) if evaluation.decision != MET else evaluation.deciding
+    if evaluation.decision == MET:
+        ids = list(evaluation.deciding)
+    else:  # what the card leads with first: the failures of the alternative that got furthest
+        failed = failed_leaves(evaluation) if evaluation.decision == NOT_MET else []
+        ids = failed + [i for i in _against(evaluation) if i not in failed]
     ids = [i for i in ids if policy.nodes[i].ref is None]  # a reference's own leaves are listed too
     for node_id in ids:
         node, result = policy.nodes[node_id], evaluation.results[node_id]
