@@ -8,8 +8,6 @@ evaluation stays in the card's ``cdshooks.evaluation`` extension.
 
 from __future__ import annotations
 
-import re
-
 from cdshooks import explain
 from cdshooks.mapping.calculators.orders import order_codes
 from cdshooks.policy.engine import Evaluation
@@ -38,41 +36,28 @@ def max_length(decision: str) -> int:
 
 def detail(evaluation: Evaluation, row, hook: str) -> str:
     """The card's Markdown detail, within the §7 length for its decision."""
-    questions = open_questions(evaluation)
-    findings = finding_ids(evaluation)
-    limit = max_length(evaluation.decision)
+    policy, results = evaluation.match.policy, evaluation.results
+    questions, findings = open_questions(evaluation), finding_ids(evaluation)
+    lead, limit = _lead(evaluation), max_length(evaluation.decision)
+    finding_blocks = {n: _findings_block(policy, results, findings[:n]) for n in range(1, len(findings) + 1)}
+    question_blocks = {n: _questions(evaluation, questions, n) for n in range(1, len(questions) + 1)}
+    coverage = {asks: coverage_sentence(evaluation, row, asks) if hook == "order-sign" else None
+                for asks in (False, True)}
     best = None
-    for n_findings in range(min(len(findings), _MAX_FINDINGS), 0 if findings else -1, -1):
-        for n_questions in range(min(len(questions), MAX_QUESTIONS), 0 if questions else -1, -1):
+    for n_findings in range(min(len(findings), _MAX_FINDINGS), -1, -1):
+        for n_questions in range(min(len(questions), MAX_QUESTIONS), -1, -1):
             for quote in dict.fromkeys((row.quote, None)):
-                text = _assemble(evaluation, row, hook, findings[:n_findings], questions, n_questions, quote)
+                ids = list(dict.fromkeys([*findings[:min(n_findings, _FULL_FINDINGS)], *questions[:n_questions]]))
+                blocks = [lead, finding_blocks.get(n_findings), f"> {quote}" if quote else None,
+                          question_blocks.get(n_questions), coverage[n_questions > 0],
+                          f"_{policy.model.short} criteria: {', '.join(ids)}_" if ids else None]
+                text = "\n\n".join(b for b in blocks if b)
                 # prefer: a finding, three questions, a second finding, the facts on record, more questions, the quote
                 rank = (min(n_findings, 1), min(n_questions, 3), min(n_findings, 2), n_findings, n_questions,
                         quote is not None)
                 if len(text) <= limit and (best is None or rank > best[0]):
                     best = (rank, text)
-    if best is not None:
-        return best[1]
-    text = _assemble(evaluation, row, hook, findings[:1], questions, min(len(questions), 1), None)
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _assemble(evaluation, row, hook, findings, questions, n_questions, quote) -> str:
-    policy = evaluation.match.policy
-    blocks = [_lead(evaluation)]
-    if findings:
-        blocks.append(_findings_block(policy, evaluation.results, findings))
-    if quote:
-        blocks.append(f"> {quote}")
-    if n_questions:
-        blocks.append(_questions(evaluation, questions, n_questions))
-    coverage = coverage_sentence(evaluation, row, bool(n_questions)) if hook == "order-sign" else None
-    if coverage:
-        blocks.append(coverage)
-    ids = list(dict.fromkeys([*findings[:_FULL_FINDINGS], *questions[:n_questions]]))
-    if ids:
-        blocks.append(f"_{policy.model.short} criteria: {', '.join(ids)}_")
-    return "\n\n".join(blocks)
+    return best[1] if best is not None else lead[: limit - 1] + "…"
 
 
 # ------------------------------------------------------------------------------ what decides
@@ -94,13 +79,17 @@ def _lead(evaluation: Evaluation) -> str:
 
 def outcome_text(evaluation: Evaluation) -> str | None:
     """The plain-words text of the outcome that applied (never its code)."""
-    if not evaluation.outcome:
-        return None
+    outcome = _applied_outcome(evaluation)
+    return outcome.text if outcome else None
+
+
+def _applied_outcome(evaluation: Evaluation):
+    """The outcome rule behind ``evaluation.outcome`` (codes may repeat: the first whose results hold)."""
     candidates = [o for o in evaluation.match.policy.model.outcomes if o.code == evaluation.outcome]
     for outcome in candidates:
         if all(result_in(evaluation.results, i, allowed) for i, allowed in outcome.when.results.items()):
-            return outcome.text
-    return candidates[0].text if candidates else None
+            return outcome
+    return candidates[0] if candidates else None
 
 
 def finding_ids(evaluation: Evaluation) -> list[str]:
@@ -139,20 +128,13 @@ def _about_the_order_only(evaluation: Evaluation):
 
 def _outcome_leaves(evaluation: Evaluation) -> list[str]:
     """The leaves an applied outcome names (a group stands for its met leaves: which red flags)."""
-    if not evaluation.outcome:
-        return []
+    outcome = _applied_outcome(evaluation)
     policy, results, out = evaluation.match.policy, evaluation.results, []
-    for outcome in policy.model.outcomes:
-        if outcome.code != evaluation.outcome:
-            continue
-        if not all(result_in(results, i, allowed) for i, allowed in outcome.when.results.items()):
-            continue
-        for node_id in outcome.when.results:
-            if _is_leaf(policy, node_id):
-                out.append(node_id)
-            elif results[node_id].result == MET:
-                out += explain.met_under(evaluation, node_id)
-        break
+    for node_id in outcome.when.results if outcome else ():
+        if _is_leaf(policy, node_id):
+            out.append(node_id)
+        elif node_id in results and results[node_id].result == MET:
+            out += explain.met_under(evaluation, node_id)
     return out
 
 
@@ -336,51 +318,3 @@ def _parents(policy) -> dict[str, str]:
 def _ancestors(parents: dict[str, str], node_id: str):
     while (node_id := parents.get(node_id)) is not None:
         yield node_id
-
-
-# ------------------------------------------------------------------------------ the §7 rules, checked
-_COVERAGE_WORDS = ("Prior authorization required", "No prior authorization needed", "Not covered as ordered",
-                   "Prior authorization may be required")
-_QUESTION_LINE = re.compile(r"^\d+\. .+\?$")
-_MORE_LINE = re.compile(r"^…and \d+ more( in the questionnaire)?\.$")
-
-
-def style_problems(card: dict, policy, hook: str) -> list[str]:
-    """What breaks README §7 in a card of ``policy`` (every policy case checks its card)."""
-    summary, detail = card["summary"], card.get("detail", "")
-    decision = card["extension"]["cdshooks.evaluation"]["decision"]
-    problems = []
-    if len(detail) > max_length(decision):
-        problems.append(f"detail is {len(detail)} characters (≤ {max_length(decision)} when {decision})")
-    problems += _question_problems(detail, decision)
-    lines = detail.split("\n")
-    for text in (summary, *lines[:-1]):
-        if ids := [i for i in _id_like(policy) if re.search(rf"(?<![\w.-]){re.escape(i)}(?![\w.-])", text)]:
-            problems.append(f"criterion ids {ids} outside the trailing reference: {text[:80]!r}")
-    codes = {o.code for o in policy.model.outcomes if "-" in o.code}  # one-word codes are plain words
-    for word in ("not met —", "not-met", "Outcome:", *sorted(codes)):
-        if word in summary or word in detail:
-            problems.append(f"internal wording {word!r} in the card")
-    if hook == "order-sign" and policy.model.jurisdiction == "US" and not any(w in detail for w in _COVERAGE_WORDS):
-        problems.append("an order-sign card does not say what the result means for prior authorization")
-    return problems
-
-
-def _question_problems(detail: str, decision: str) -> list[str]:
-    if QUESTIONS_HEADING not in detail:
-        return []
-    if decision != UNKNOWN:
-        return [f"open questions on a {decision} card, whose decision no answer can change"]
-    block = detail.split(QUESTIONS_HEADING, 1)[1].split("\n\n", 1)[0].split("\n")[1:]
-    asked = [line for line in block if not _MORE_LINE.match(line)]
-    problems = [f"open item is not a question: {line!r}" for line in asked if not _QUESTION_LINE.match(line)]
-    if len(asked) > MAX_QUESTIONS:
-        problems.append(f"{len(asked)} open questions (at most {MAX_QUESTIONS})")
-    if len(set(asked)) != len(asked) or len({a.split(". ", 1)[1] for a in asked}) != len(asked):
-        problems.append("an open question is asked twice")
-    return problems
-
-
-def _id_like(policy) -> list[str]:
-    """Criterion ids that cannot be mistaken for words (they contain '-' or '.')."""
-    return [i for i in policy.nodes if len(i) >= 3 and ("-" in i or "." in i)]

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
 
-from cdshooks import card_text
+from cdshooks import card_rules
 from cdshooks import datafile
 from cdshooks.coverage import COVERAGE_INFORMATION
 from cdshooks.datafile import Problem
@@ -168,7 +168,7 @@ def run_case(client, registry, policies: Path, suite: Suite, case: Case) -> list
     failures = compare(response.get_json(), suite.policy, evaluated, case.expect)
     card = card_for(response.get_json(), suite.policy, evaluated)
     if card is not None:  # every card of every case also keeps the README §7 rules
-        failures += card_text.style_problems(card, registry.policies.by_id[suite.policy], case.hook)
+        failures += card_rules.problems(card, registry.policies.by_id[suite.policy], case.hook)
     return failures
 
 
