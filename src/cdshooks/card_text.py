@@ -39,8 +39,9 @@ def detail(evaluation: Evaluation, row, hook: str) -> str:
     policy, results = evaluation.match.policy, evaluation.results
     questions, findings = open_questions(evaluation), finding_ids(evaluation)
     lead, limit = _lead(evaluation), max_length(evaluation.decision)
-    finding_blocks = {n: _findings_block(policy, results, findings[:n]) for n in range(1, len(findings) + 1)}
-    question_blocks = {n: _questions(evaluation, questions, n) for n in range(1, len(questions) + 1)}
+    finding_blocks = {n: _findings_block(policy, results, findings[:n])
+                      for n in range(1, min(len(findings), _MAX_FINDINGS) + 1)}
+    question_blocks = {n: _questions(evaluation, questions, n) for n in range(1, min(len(questions), MAX_QUESTIONS) + 1)}
     coverage = {asks: coverage_sentence(evaluation, row, asks) if hook == "order-sign" else None
                 for asks in (False, True)}
     best = None
@@ -141,7 +142,7 @@ def _outcome_leaves(evaluation: Evaluation) -> list[str]:
 def _live_decided(evaluation: Evaluation) -> list[str]:
     """Decided leaves whose groups are all still open: the facts the open questions build on."""
     policy, results = evaluation.match.policy, evaluation.results
-    parents = _parents(policy)
+    parents = policy.parents
     out = []
     for node_id, result in results.items():
         if not _is_leaf(policy, node_id) or result.result == UNKNOWN or not policy.nodes[node_id].decisive:
@@ -224,7 +225,7 @@ def open_questions(evaluation: Evaluation) -> list[str]:
     ids = [i for i in evaluation.deciding if _is_leaf(policy, i) and results[i].result == UNKNOWN
            and (not results[i].doc_leaf or i in asked)]
     ids += [i for i in evaluation.documentation if not policy.nodes[i].decisive and i not in ids]
-    parents = _parents(policy)
+    parents = policy.parents
     ranked = sorted(ids, key=lambda i: (_waiting(policy, results, parents, i), policy.order[i]))
     seen, out = set(), []
     for node_id in ranked:
@@ -303,16 +304,6 @@ def _question(node) -> str:
 
 def _is_leaf(policy, node_id: str) -> bool:
     return policy.nodes[node_id].type is not None
-
-
-def _parents(policy) -> dict[str, str]:
-    out, stack = {}, [policy.model.criteria]
-    while stack:
-        node = stack.pop()
-        for child in node.children():
-            out[child.id] = node.id
-            stack.append(child)
-    return out
 
 
 def _ancestors(parents: dict[str, str], node_id: str):

@@ -45,6 +45,7 @@ class CompiledPolicy:
     file: str
     order: Mapping[str, int]      # criterion id -> position in the tree (pre-order)
     negated: Mapping[str, bool]   # under an odd number of `none` groups: "met" is the bad news
+    parents: Mapping[str, str]    # criterion id -> the group it sits in (the root has none)
 
     def unfavourable(self, node_id: str, result: str) -> bool:
         """Whether a result counts against the order (unknown always does)."""
@@ -129,7 +130,8 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides) -> tuple[Compil
     order = {node.id: i for i, (node, _) in enumerate(_walk(model.criteria, ()))}
     policy = CompiledPolicy(model, MappingProxyType(nodes), MappingProxyType(settings),
                             MappingProxyType(codesets), applies, frozenset(used), document.file,
-                            MappingProxyType(order), MappingProxyType(_negations(model.criteria)))
+                            MappingProxyType(order), MappingProxyType(_negations(model.criteria)),
+                            MappingProxyType({c.id: n.id for n, _ in _walk(model.criteria, ()) for c in n.children()}))
     return policy, problems
 
 
