@@ -23,7 +23,6 @@ QUESTIONS_HEADING = "**Open questions**"
 _MAX_FINDINGS = 12    # the first two as full lines, the rest folded into one line of short notes
 _FULL_FINDINGS = 2
 _MAX_LINE = 320       # one line; longer evidence is cut (the extension has all of it)
-_MAX_EVIDENCE = 2
 _LEADS = {MET: "Meets {short}", NOT_MET: "Does not meet {short}", UNKNOWN: "Not decided yet",
           "excluded": "Outside the routine {short} route"}
 _DOC_PURPOSE = {"withpa": "with the prior-authorization request", "withclaim": "with the claim",
@@ -157,7 +156,7 @@ def _distinct(policy, results, ids: list[str]) -> list[str]:
     """One finding per piece of evidence (MN-3 and NMN-6 both read the gestational age)."""
     seen, out = set(), []
     for node_id in ids:
-        evidence = _evidence_text(results[node_id])
+        evidence = "; ".join(_evidence_parts(results[node_id]))
         key = evidence if evidence and not evidence.startswith("answered") else _question(policy.nodes[node_id])
         if key not in seen:
             seen.add(key)
@@ -189,25 +188,33 @@ def _brief(policy, result: NodeResult) -> str:
 
 
 def _finding(policy, result: NodeResult) -> str:
-    node = policy.nodes[result.id]
+    """``- <question> **Yes|No|Not decided** — <note>; <evidence>…`` within one line's budget."""
+    question = _question(policy.nodes[result.id])
     answer = {MET: "Yes", NOT_MET: "No"}.get(result.result, "Not decided")
-    evidence = _evidence_text(result, _question(node)) or "nothing in the record or the questionnaire says so"
-    line = f"- {_question(node)} **{answer}** — {evidence}"
-    return line if len(line) <= _MAX_LINE else line[: _MAX_LINE - 1].rstrip() + "…"
+    line = f"- {question} **{answer}** — "
+    parts = _evidence_parts(result, question)
+    if not parts:
+        return line + "nothing in the record or the questionnaire says so"
+    shown = 0
+    while shown < len(parts) and len(line) + len("; ".join(parts[: shown + 1])) + 12 <= _MAX_LINE:
+        shown += 1
+    if shown == 0:  # even the first part is too long: cut it
+        return (line + parts[0])[: _MAX_LINE - 1].rstrip() + "…"
+    rest = len(parts) - shown
+    return line + "; ".join(parts[:shown]) + (f"; and {rest} more" if rest else "")
 
 
-def _evidence_text(result: NodeResult, question: str = "") -> str:
+def _evidence_parts(result: NodeResult, question: str = "") -> list[str]:
+    """The result's note (unless the question already says it), then each piece of evidence."""
     parts = [result.note] if result.note and result.note.lower() not in question.lower() else []
-    for evidence in result.evidence[:_MAX_EVIDENCE]:
+    for evidence in result.evidence:
         if evidence.reference.startswith("QuestionnaireResponse/"):
             answered = evidence.value.rsplit(" answered ", 1)[-1]
             when = f", {evidence.date}" if evidence.date else ""
             parts.append(f"answered {answered} in the questionnaire ({evidence.reference}{when})")
         elif evidence.value not in result.note:
             parts.append(str(evidence))
-    if len(result.evidence) > _MAX_EVIDENCE:
-        parts.append(f"and {len(result.evidence) - _MAX_EVIDENCE} more")
-    return "; ".join(parts)
+    return parts
 
 
 # ------------------------------------------------------------------------------ open questions
