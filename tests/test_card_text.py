@@ -6,6 +6,7 @@ tests read the headline cards as a clinician would and pin the rules on hand-mad
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -115,3 +116,51 @@ def test_unavailable_record_data_is_named_in_the_lead():
     detail = card_of("prenatal-cfdna-screening",
                      "Condition and ServiceRequest data unavailable — demise and concurrent screening unknown")["detail"]
     assert "Some record data was unavailable" in detail
+
+
+REAL_RECORDS = ROOT.parent / "shared" / "real-records"
+REAL_ORDERS = {"prenatal-cfdna-screening": "cfdna-order-81420", "intrathecal-pain-pump": "pump-trial-62322",
+               "colony-stimulating-factors": "csf-order-neupogen", "si-joint-fusion-open": "si-order-no-reason",
+               "spinal-surgery-referral": "nhs-referral-m51"}
+
+
+@pytest.mark.skipif(not REAL_RECORDS.is_dir(), reason="../shared/real-records is not present")
+def test_cards_for_third_party_records_keep_the_rules():
+    """Each real record × one order per policy on order-sign: every card keeps README §7."""
+    import uuid
+
+    from cdshooks import card_rules
+    from cdshooks import create_app
+    from cdshooks import registry
+
+    app = create_app({"TESTING": True, "TODAY": "2025-06-15", "DATABASE_URL": "sqlite://", "POLICIES": str(POLICIES),
+                      "MAPPINGS": str(MAPPINGS), "PUBLIC_BASE_URL": "http://localhost"})
+    with app.app_context():
+        loaded = registry.get()
+    service = next(s for s in loaded.services.values() if s.hook == "order-sign")
+    client, seen, broken = app.test_client(), 0, []
+    for path in sorted(REAL_RECORDS.glob("*.json")):
+        resources = [e["resource"] for e in json.loads(path.read_text(encoding="utf-8")).get("entry", [])]
+        patient = next(r for r in resources if r["resourceType"] == "Patient")
+        orders = []
+        for fixture in REAL_ORDERS.values():
+            order = dict(cases.load_fixture(POLICIES, fixture)[0], subject={"reference": f"Patient/{patient['id']}"})
+            orders.append(order)
+        prefetch = {t.key: ([r for r in resources if r["resourceType"] == "Patient"] or [None])[0] if t.key == "patient"
+                    else {"resourceType": "Bundle", "type": "searchset",
+                          "entry": [{"resource": r} for r in resources if r["resourceType"] == t.resource_type]}
+                    for t in loaded.templates}
+        context = {"userId": "Practitioner/x", "patientId": patient["id"],
+                   "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                                   "entry": [{"resource": o} for o in orders]}}
+        response = client.post(f"/cds-services/{service.id}", json={
+            "hook": "order-sign", "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch})
+        assert response.status_code == 200, path.name
+        for card in response.get_json()["cards"]:
+            evaluation = card.get("extension", {}).get("cdshooks.evaluation")
+            if evaluation is None:
+                continue
+            seen += 1
+            found = card_rules.problems(card, loaded.policies.by_id[evaluation["policy"]["id"]], "order-sign")
+            broken += [(path.name, evaluation["policy"]["id"], p) for p in found]
+    assert seen >= 100 and broken == []
