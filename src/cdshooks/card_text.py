@@ -37,7 +37,7 @@ def detail(evaluation: Evaluation, row, hook: str) -> str:
     """The card's Markdown detail, within the §7 length for its decision."""
     policy, results = evaluation.match.policy, evaluation.results
     questions, findings = open_questions(evaluation), finding_ids(evaluation)
-    lead, limit = _lead(evaluation), max_length(evaluation.decision)
+    lead, limit = _lead(evaluation, bool(questions)), max_length(evaluation.decision)
     finding_blocks = {n: _findings_block(policy, results, findings[:n])
                       for n in range(1, min(len(findings), _MAX_FINDINGS) + 1)}
     question_blocks = {n: _questions(evaluation, questions, n) for n in range(1, min(len(questions), MAX_QUESTIONS) + 1)}
@@ -61,7 +61,7 @@ def detail(evaluation: Evaluation, row, hook: str) -> str:
 
 
 # ------------------------------------------------------------------------------ what decides
-def _lead(evaluation: Evaluation) -> str:
+def _lead(evaluation: Evaluation, asks: bool) -> str:
     policy = evaluation.match.policy
     words = _LEADS[evaluation.decision].format(short=policy.model.short)
     if evaluation.dates["E"] != evaluation.dates["T"]:
@@ -71,7 +71,8 @@ def _lead(evaluation: Evaluation) -> str:
     if outcome:
         lead += f" {outcome}"
     elif evaluation.decision == UNKNOWN:
-        lead += " The record does not yet answer the questions below."
+        lead += " The record does not yet answer the questions below." if asks \
+            else " The record does not settle every criterion yet."
         if any(r.source == "unavailable" for r in evaluation.results.values()):
             lead += " Some record data was unavailable, so criteria that depend on it are still open."
     return lead
