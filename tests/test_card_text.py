@@ -95,6 +95,7 @@ def test_too_early_is_said_in_words_not_as_an_outcome_code():
     detail = card["detail"]
     assert "Too early: the policy covers cfDNA screening from 9 weeks 0 days" in detail
     assert "too-early" not in detail and "Outcome" not in detail
+    assert "From 2025-03-08 this no longer stands in the way; the card's suggestion moves the order" in detail
     assert "Will gestational age be at least 9 weeks 0 days on the service date? **No** — gestational age 8w4d" in detail
 
 

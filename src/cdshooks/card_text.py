@@ -8,6 +8,8 @@ evaluation stays in the card's ``cdshooks.evaluation`` extension.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from cdshooks import explain
 from cdshooks.mapping.calculators.orders import order_codes
 from cdshooks.policy.engine import Evaluation
@@ -37,7 +39,8 @@ def detail(evaluation: Evaluation, row, hook: str) -> str:
     """The card's Markdown detail, within the §7 length for its decision."""
     policy, results = evaluation.match.policy, evaluation.results
     questions, findings = open_questions(evaluation), finding_ids(evaluation)
-    lead, limit = _lead(evaluation, bool(questions)), max_length(evaluation.decision)
+    lead = _lead(evaluation, bool(questions), reschedule_date(evaluation, row))
+    limit = max_length(evaluation.decision)
     finding_blocks = {n: _findings_block(policy, results, findings[:n])
                       for n in range(1, min(len(findings), _MAX_FINDINGS) + 1)}
     question_blocks = {n: _questions(evaluation, questions, n) for n in range(1, min(len(questions), MAX_QUESTIONS) + 1)}
@@ -61,7 +64,7 @@ def detail(evaluation: Evaluation, row, hook: str) -> str:
 
 
 # ------------------------------------------------------------------------------ what decides
-def _lead(evaluation: Evaluation, asks: bool) -> str:
+def _lead(evaluation: Evaluation, asks: bool, when: dt.date | None = None) -> str:
     policy = evaluation.match.policy
     words = _LEADS[evaluation.decision].format(short=policy.model.short)
     if evaluation.dates["E"] != evaluation.dates["T"]:
@@ -70,12 +73,22 @@ def _lead(evaluation: Evaluation, asks: bool) -> str:
     outcome = outcome_text(evaluation)
     if outcome:
         lead += f" {outcome}"
+    if when is not None:
+        lead += f" From {when} this no longer stands in the way; the card's suggestion moves the order to that day."
     elif evaluation.decision == UNKNOWN:
         lead += " The record does not yet answer the questions below." if asks \
             else " The record does not settle every criterion yet."
         if any(r.source == "unavailable" for r in evaluation.results.values()):
             lead += " Some record data was unavailable, so criteria that depend on it are still open."
     return lead
+
+
+def reschedule_date(evaluation: Evaluation, row):
+    """The date a reschedule suggestion moves the order to (the response row names the fact), if known."""
+    if row.reschedule is None:
+        return None
+    fact = evaluation.context.fact(row.reschedule.date_fact, evaluation.dates[row.reschedule.at])
+    return fact.value if fact.known and isinstance(fact.value, dt.date) else None
 
 
 def outcome_text(evaluation: Evaluation) -> str | None:

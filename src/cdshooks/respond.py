@@ -133,17 +133,15 @@ def card(evaluation: Evaluation, base_url: str, crd_version: str = "2.0", hook: 
 
 
 def _suggestions(evaluation: Evaluation, row: Response) -> list[Suggestion]:
-    if row.reschedule is None:
-        return []
-    fact = evaluation.context.fact(row.reschedule.date_fact, evaluation.dates[row.reschedule.at])
-    if not fact.known or not isinstance(fact.value, dt.date):
+    when = card_text.reschedule_date(evaluation, row)
+    if when is None:
         return []
     order = evaluation.match.order
     resource = {k: v for k, v in coverage.normalized(order.resource).items()
                 if k not in ("occurrencePeriod", "occurrenceTiming")}
-    resource["occurrenceDateTime"] = fact.value.isoformat()
-    label = row.reschedule.label.replace("{date}", fact.value.isoformat())
-    action = Action(type="update", description=f"Set the occurrence of {order.reference} to {fact.value}",
+    resource["occurrenceDateTime"] = when.isoformat()
+    label = row.reschedule.label.replace("{date}", when.isoformat())
+    action = Action(type="update", description=f"Set the occurrence of {order.reference} to {when}",
                     resource=prune(resource))
     return [Suggestion(label=label, uuid=str(uuid.uuid4()), isRecommended=True, actions=[action])]
 
