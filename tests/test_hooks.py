@@ -141,7 +141,9 @@ def test_system_actions_are_mirrored_under_extension_only_when_asked(tmp_path):
 
 def _coverage_prefetch(app):
     from conftest import bundle
-    return full_prefetch(app, coverage=bundle({"resourceType": "Coverage", "id": "cov-1", "status": "active"}))
+    return full_prefetch(app, coverage=bundle({"resourceType": "Coverage", "id": "cov-1", "status": "active",
+                                               "payor": [{"identifier": {"system": "urn:oid:2.16.840.1.113883.3.0",
+                                                                         "value": "PAYER-1"}}]}))
 
 
 def test_card_topics_use_the_crd_2_0_1_system_unless_2_2_is_requested(app, client):
