@@ -95,7 +95,8 @@ def test_the_data_unavailable_card_goes_with_the_cards_it_qualifies(app, client)
 def test_discovery_offers_one_boolean_per_card_type_the_service_sends(client):
     for service in client.get("/cds-services").get_json()["services"]:
         options = service["extension"]["davinci-crd.configuration-options"]
-        assert [o["code"] for o in options] == ["coverage-info", "guideline", "appropriate-use", "max-cards"]
+        sign_only = ["coverage-info"] if service["hook"] == "order-sign" else []
+        assert [o["code"] for o in options] == sign_only + ["guideline", "appropriate-use", "max-cards"]
         assert all(o["type"] == "boolean" and o["default"] is True and o["name"] and o["description"]
                    for o in options[:-1])
 

@@ -156,7 +156,8 @@ def test_card_topics_use_the_crd_2_0_1_system_unless_2_2_is_requested(app, clien
 
 
 def test_discovery_advertises_crd_versions_and_configuration_options(client):
-    extension = client.get("/cds-services").get_json()["services"][0]["extension"]
+    sign = next(s for s in client.get("/cds-services").get_json()["services"] if s["hook"] == "order-sign")
+    extension = sign["extension"]
     assert extension["davinci-crd.version"] == ["2.0", "2.2"]
     options = {o["code"]: o for o in extension["davinci-crd.configuration-options"]}
     assert options["coverage-info"]["default"] is True and options["max-cards"]["type"] == "integer"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import re
 import uuid
 
@@ -27,7 +26,6 @@ from cdshooks.protocol import Suggestion
 from cdshooks.protocol import prune
 from cdshooks.record import Record
 
-log = logging.getLogger(__name__)
 
 SERVICE_LABEL = "Medical policy check"   # source.label of cards that no single policy issues
 OVERRIDE_SYSTEM = "http://example.org/fhir/CodeSystem/cdshooks-override-reason"
