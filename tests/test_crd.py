@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
+import responses
 
 from cdshooks import coverage
 from cdshooks import crd
@@ -51,6 +53,12 @@ def test_an_order_no_policy_covers_gets_the_deployment_statement_and_one_instruc
     assert card["summary"].startswith("Hospital bed (E0250): no prior authorization needed")
     assert "ServiceRequest/sr-bed" in card["detail"] and "sr-1" not in card["detail"]
     assert len(response["systemActions"]) == 2                          # the cfDNA order keeps its policy's answer
+
+
+def test_under_2_2_the_statement_is_not_repeated_in_a_card(app, client):
+    payer = covered_by(app)
+    response = sign(client, app, [BED], prefetch=payer, extension={"davinci-crd.requestedVersion": "2.2"}).get_json()
+    assert response["cards"] == [] and parts(response["systemActions"][0])["covered"]["valueCode"] == "conditional"
 
 
 def test_without_a_coverage_in_the_record_no_statement_and_no_card(app, client):
@@ -181,3 +189,33 @@ def test_two_assertions_on_one_order_make_one_update_with_one_assertion_id():
     ids = {p["valueString"] for e in action.resource["extension"] for p in e["extension"]
            if p["url"] == "coverage-assertion-id"}
     assert len(action.resource["extension"]) == 2 and len(ids) == 1 and updated == [order]
+
+
+FHIR = "https://ehr.example.org/fhir"
+
+
+def _with_server(body):
+    body["fhirServer"] = FHIR
+    body["fhirAuthorization"] = {"access_token": "tok-abc", "token_type": "Bearer", "expires_in": 300,
+                                 "scope": "patient/*.read", "subject": "cds"}
+    del body["prefetch"]["coverage"]
+    return body
+
+
+@responses.activate
+def test_an_absent_coverage_is_fetched_for_orders_no_policy_covers(tmp_path):
+    app = make_app(tmp_path, FHIR_ALLOWLIST=FHIR)
+    responses.get(f"{FHIR}/Coverage?patient=pat-1&status=active",
+                  json=bundle({"resourceType": "Coverage", "id": "cov-9", "status": "active", "payor": [PAYER]}))
+    body = _with_server(hook_request(orders=[BED], prefetch=full_prefetch(app)))
+    response = app.test_client().post(SIGN, json=body).get_json()
+    assert parts(response["systemActions"][0])["coverage"]["valueReference"] == {"reference": "Coverage/cov-9"}
+
+
+@responses.activate
+def test_failing_to_fetch_the_coverage_for_uncovered_orders_is_no_error_and_no_problem_card(tmp_path):
+    app = make_app(tmp_path, FHIR_ALLOWLIST=FHIR)
+    responses.get(re.compile(rf"{re.escape(FHIR)}/.*"), status=500)
+    body = _with_server(hook_request(orders=[BED], prefetch=full_prefetch(app)))
+    response = app.test_client().post(SIGN, json=body)
+    assert response.status_code == 200 and response.get_json() == {"cards": [], "systemActions": []}
