@@ -212,3 +212,37 @@ def test_the_kits_order_select_bodies_answer_with_cards_only_once_the_fhir_serve
             response = call(client, service, body)
             check_response(response, "order-select")
             assert "systemActions" not in response
+
+
+def _ext(*parts):
+    return {"url": URL, "extension": [
+        {"url": "coverage", "valueReference": {"reference": "Coverage/c"}},
+        *parts,
+        {"url": "date", "valueDate": "2026-03-01"},
+        {"url": "coverage-assertion-id", "valueString": "a-1"}]}
+
+
+@pytest.mark.parametrize("parts, problem", [
+    ([], "covered: 0 repetitions"),
+    ([{"url": "covered", "valueCode": "covered"}], "crd-ci-q2"),
+    ([{"url": "covered", "valueCode": "covered"}, {"url": "pa-needed", "valueCode": "no-auth"},
+      {"url": "info-needed", "valueCode": "OTH"}], "crd-ci-q3"),
+    ([{"url": "covered", "valueCode": "indeterminate"}], "not in required value set"),     # a 2.2-only code
+    ([{"url": "covered", "valueCode": "not-covered"}, {"url": "doc-needed", "valueCode": "patient"}], "not in required"),
+    ([{"url": "covered", "valueString": "not-covered"}], "value type"),
+    ([{"url": "covered", "valueCode": "not-covered"}, {"url": "expiry-date", "valueDate": "2026-04-01"}], "not defined"),
+    ([{"url": "covered", "valueCode": "not-covered"}, {"url": "questionnaire", "valueCanonical": "https://q"}], "crd-ci-q1"),
+    ([{"url": "covered", "valueCode": "not-covered"},
+      {"url": "detail", "extension": [{"url": "code", "valueCodeableConcept": {"text": "x"}}]}], "value: 0 repetitions"),
+    ([{"url": "covered", "valueCode": "covered"}, {"url": "pa-needed", "valueCode": "satisfied"}], "crd-ci-q5"),
+])
+def test_the_profile_validator_catches_what_the_package_forbids(profile, parts, problem):
+    assert any(problem in p for p in profile.problems(_ext(*parts))), profile.problems(_ext(*parts))
+
+
+def test_the_profile_validator_accepts_the_kits_own_examples_shape(profile):
+    assert profile.problems(_ext({"url": "covered", "valueCode": "conditional"},
+                                 {"url": "pa-needed", "valueCode": "no-auth"},
+                                 {"url": "doc-needed", "valueCode": "clinical"},
+                                 {"url": "doc-purpose", "valueCode": "withorder"},
+                                 {"url": "info-needed", "valueCode": "performer"})) == []

@@ -50,9 +50,20 @@ def test_an_order_no_policy_covers_gets_the_deployment_statement_and_one_instruc
     assert found["info-needed"]["valueCode"] == "OTH" and "No medical policy" in found["reason"]["valueCodeableConcept"]["text"]
     (card,) = [c for c in response["cards"] if c["source"]["topic"]["code"] == "coverage-info"]
     assert "links" not in card and "suggestions" not in card          # an Instructions card
+    assert card["source"]["label"] == "Medical policy check"          # the payer has no name in this record
     assert card["summary"].startswith("Hospital bed (E0250): no prior authorization needed")
     assert "ServiceRequest/sr-bed" in card["detail"] and "sr-1" not in card["detail"]
     assert len(response["systemActions"]) == 2                          # the cfDNA order keeps its policy's answer
+
+
+def test_the_instructions_card_speaks_for_the_payer_named_in_the_coverage(app, client):
+    named = covered_by(app, payor={"reference": "Organization/org-1", "display": "Example Health Plan"})
+    card = sign(client, app, [BED], prefetch=named).get_json()["cards"][0]
+    assert card["source"]["label"] == "Example Health Plan"
+    org = {"resourceType": "Organization", "id": "org-1", "name": "Plan from the record"}
+    unnamed = covered_by(app, payor={"reference": "Organization/org-1"})
+    unnamed["coverage"]["entry"].append({"resource": org})
+    assert sign(client, app, [BED], prefetch=unnamed).get_json()["cards"][0]["source"]["label"] == "Plan from the record"
 
 
 def test_under_2_2_the_statement_is_not_repeated_in_a_card(app, client):

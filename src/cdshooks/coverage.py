@@ -172,13 +172,26 @@ def reference(coverage: dict) -> str:
     return f"Coverage/{coverage['id']}"
 
 
+def payer_name(coverage: dict, resolve) -> str | None:
+    """The payer's name as the member's card would show it: the payor reference's display, else the
+    name of the payer resource it resolves to (CRD: ``source.label`` is the insurer's name)."""
+    for payor in _payors(coverage):
+        target = resolve(payor, coverage)
+        for name in (payor.get("display"), target.get("name") if isinstance(target, dict) else None):
+            if isinstance(name, str) and name.strip():
+                return name.strip()
+    return None
+
+
+def _payors(coverage: dict) -> list[dict]:
+    payors = coverage.get("payor")
+    return [p for p in (payors if isinstance(payors, list) else [payors]) if isinstance(p, dict)]
+
+
 def has_payer_identifier(coverage: dict, resolve) -> bool:
     """Whether a payer of the Coverage carries an identifier (CRD 2.2 hook-13): on the reference
     itself, or on the payer resource it resolves to (``resolve(reference, container)``)."""
-    payors = coverage.get("payor")
-    for payor in payors if isinstance(payors, list) else [payors]:
-        if not isinstance(payor, dict):
-            continue
+    for payor in _payors(coverage):
         if _has_identifier(payor.get("identifier")):
             return True
         target = resolve(payor, coverage)

@@ -146,7 +146,8 @@ def _respond(evaluations, record, parsed, loaded, today):
         actions, uncovered = _coverage(evaluations, record, parsed, loaded, base_url, today)
         statement = settings.get().UNCOVERED_ORDERS
         if uncovered and statement.card and version != "2.2":   # 2.2 resp-12: not again in a card
-            cards.append(crd.uncovered_card(uncovered, statement, respond.SERVICE_LABEL, version))
+            payer = coverage.payer_name(coverage.active_coverage(record.of_type("Coverage")), record.resolve)
+            cards.append(crd.uncovered_card(uncovered, statement, payer or respond.SERVICE_LABEL, version))
     if len(cards) > configuration.max_cards:  # keep the most pressing: critical, warning, info
         cards = sorted(cards, key=lambda c: _URGENCY[c.indicator])[: configuration.max_cards]
     return cards, actions
