@@ -87,6 +87,12 @@ def test_the_update_keeps_the_draft_and_replaces_earlier_coverage_information_fo
     assert draft["category"] == {"text": "x"}       # the request is not modified
 
 
+def test_a_single_extension_object_from_the_sandbox_is_kept_as_an_array_item():
+    ours = coverage.extension(VALID[1], "Coverage/c", dt.date(2025, 6, 15), "a")
+    draft = {"resourceType": "ServiceRequest", "id": "sr", "extension": {"url": "http://other", "valueString": "keep"}}
+    assert coverage.with_extensions(draft, [ours])["extension"] == [{"url": "http://other", "valueString": "keep"}, ours]
+
+
 def test_the_same_assertions_for_the_same_coverage_are_no_news():
     sent = coverage.extension(VALID[1], "Coverage/c", dt.date(2025, 6, 1), "old-id")
     again = coverage.extension(VALID[1], "Coverage/c", dt.date(2025, 6, 15), "new-id")

@@ -129,9 +129,12 @@ def assertion(ext: dict) -> tuple:
 
 def is_news(resource: dict, extensions: list[dict]) -> bool:
     """Whether ``extensions`` assert something the draft's own coverage-information does not (resp-35)."""
+    present = _coverage_extensions(resource)
+    if not present:   # the usual case: nothing asserted yet
+        return True
     new = {assertion(e) for e in extensions}
     coverages = {a[0] for a in new}
-    return new != {a for a in map(assertion, _coverage_extensions(resource)) if a[0] in coverages}
+    return new != {a for a in map(assertion, present) if a[0] in coverages}
 
 
 def normalized(resource: dict) -> dict:
@@ -147,9 +150,12 @@ def with_extensions(resource: dict, extensions: list[dict]) -> dict:
     """A copy of the draft order carrying ``extensions`` (replacing earlier coverage-information
     for the same coverages; other extensions, and assertions about other coverages, stay)."""
     updated = normalized(resource)
-    ours = {assertion(e)[0] for e in extensions}
-    kept = [e for e in resource.get("extension") or []
-            if not (isinstance(e, dict) and e.get("url") == COVERAGE_INFORMATION and assertion(e)[0] in ours)]
+    present = resource.get("extension")
+    kept = list(present) if isinstance(present, list) else [present] if isinstance(present, dict) else []
+    if _coverage_extensions(resource):
+        ours = {assertion(e)[0] for e in extensions}
+        kept = [e for e in kept if not (isinstance(e, dict) and e.get("url") == COVERAGE_INFORMATION
+                                        and assertion(e)[0] in ours)]
     updated["extension"] = kept + list(extensions)
     return updated
 
