@@ -246,3 +246,24 @@ def test_the_profile_validator_accepts_the_kits_own_examples_shape(profile):
                                  {"url": "doc-needed", "valueCode": "clinical"},
                                  {"url": "doc-purpose", "valueCode": "withorder"},
                                  {"url": "info-needed", "valueCode": "performer"})) == []
+
+
+def test_every_code_we_can_send_is_in_the_crd_2_0_1_packages_value_sets(profile):
+    from typing import get_args
+
+    from cdshooks import coverage
+    from cdshooks import crd
+    from cdshooks.policy.model import Coverage
+    from cdshooks.protocol import CARD_TYPES
+
+    base = "http://hl7.org/fhir/us/davinci-crd/ValueSet/"
+    codes = lambda name: {c for _, c in profile.valuesets.codes(base + name)}  # noqa: E731
+    bound = {"covered": "coverageInfo", "pa-needed": "coveragePaDetail", "doc-needed": "AdditionalDocumentation",
+             "doc-purpose": "DocReason", "info-needed": "informationNeeded"}
+    for name, field in Coverage.model_fields.items():
+        allowed = {a for arg in get_args(field.annotation) for a in get_args(arg)} | set(get_args(field.annotation))
+        element = field.alias or name
+        assert {a for a in allowed if isinstance(a, str)} <= codes(bound[element]), element
+    assert coverage.REASON_CODES["2.0"] == codes("coverageAssertionReasons")
+    card_types = {(crd.CARD_TOPIC_SYSTEMS["2.0"], t) for t in CARD_TYPES}
+    assert card_types <= profile.valuesets.codes(base + "cardType")
