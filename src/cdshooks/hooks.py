@@ -142,23 +142,21 @@ def _respond(evaluations, record, parsed, loaded, today):
     if problem is not None:
         cards.append(problem)
     actions = []
-    if parsed.hook == "order-sign" and configuration.coverage_info:
-        actions, uncovered = _coverage(evaluations, record, parsed, loaded, base_url, today)
+    active = coverage.active_coverage(record.of_type("Coverage"))
+    if parsed.hook == "order-sign" and configuration.coverage_info and active is not None:
+        actions, uncovered = _coverage(evaluations, record, parsed, loaded, active, base_url, today)
         statement = settings.get().UNCOVERED_ORDERS
         if uncovered and statement.card and version != "2.2":   # 2.2 resp-12: not again in a card
-            payer = coverage.payer_name(coverage.active_coverage(record.of_type("Coverage")), record.resolve)
-            cards.append(crd.uncovered_card(uncovered, statement, payer or respond.SERVICE_LABEL, version))
+            payer = coverage.payer_name(active, record.resolve) or respond.SERVICE_LABEL
+            cards.append(crd.uncovered_card(uncovered, statement, payer, version))
     if len(cards) > configuration.max_cards:  # keep the most pressing: critical, warning, info
         cards = sorted(cards, key=lambda c: _URGENCY[c.indicator])[: configuration.max_cards]
     return cards, actions
 
 
-def _coverage(evaluations, record, parsed, loaded, base_url, today):
-    """Coverage-information updates for every order (CRD 2.0.1 hooks), and the orders that got the
-    deployment's statement because no medical policy covers them."""
-    active = coverage.active_coverage(record.of_type("Coverage"))
-    if active is None:
-        return [], []
+def _coverage(evaluations, record, parsed, loaded, active, base_url, today):
+    """Coverage-information updates for every order (CRD 2.0.1 hooks) under the ``active`` Coverage,
+    and the orders that got the deployment's statement because no medical policy covers them."""
     unread = record.unavailable.keys()
     assertions = []
     for evaluation in evaluations:
