@@ -254,7 +254,6 @@ def test_every_code_we_can_send_is_in_the_crd_2_0_1_packages_value_sets(profile)
     from cdshooks import coverage
     from cdshooks import crd
     from cdshooks.policy.model import Coverage
-    from cdshooks.protocol import CARD_TYPES
 
     base = "http://hl7.org/fhir/us/davinci-crd/ValueSet/"
     codes = lambda name: {c for _, c in profile.valuesets.codes(base + name)}  # noqa: E731
@@ -265,5 +264,5 @@ def test_every_code_we_can_send_is_in_the_crd_2_0_1_packages_value_sets(profile)
         element = field.alias or name
         assert {a for a in allowed if isinstance(a, str)} <= codes(bound[element]), element
     assert coverage.REASON_CODES["2.0"] == codes("coverageAssertionReasons")
-    card_types = {(crd.CARD_TOPIC_SYSTEMS["2.0"], t) for t in CARD_TYPES}
+    card_types = {(crd.CARD_TOPIC_SYSTEMS["2.0"], t) for t in crd.CARD_TYPE_NAMES}
     assert card_types <= profile.valuesets.codes(base + "cardType")

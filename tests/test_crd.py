@@ -230,3 +230,15 @@ def test_failing_to_fetch_the_coverage_for_uncovered_orders_is_no_error_and_no_p
     body = _with_server(hook_request(orders=[BED], prefetch=full_prefetch(app)))
     response = app.test_client().post(SIGN, json=body)
     assert response.status_code == 200 and response.get_json() == {"cards": [], "systemActions": []}
+
+
+def test_every_card_type_a_policy_may_use_has_a_name_and_a_configuration_option():
+    from typing import get_args
+
+    from cdshooks.policy.model import Policy
+    from cdshooks.protocol import CrdConfiguration
+
+    topics = set(get_args(Policy.model_fields["topic"].annotation))
+    assert topics == set(crd.CARD_TYPE_NAMES)
+    assert all(CrdConfiguration().allows(t) for t in topics)
+    assert not CrdConfiguration.model_validate({t: False for t in topics}).allows("guideline")

@@ -53,7 +53,7 @@ class Assertion:
 
     order: DraftOrder
     values: dict
-    source: str     # "policy-id" or "statement"
+    source: str     # the policy id, or why the deployment's statement answers
 
 
 def policy_assertion(evaluation: Evaluation, row_coverage: dict, base_url: str, technical: bool) -> Assertion:
@@ -95,7 +95,7 @@ def policy_reason(evaluation: Evaluation, covered: str, technical: bool = False)
 def needed_detail(evaluation: Evaluation) -> str:
     """CRD 2.2 ``detail`` for ``info-needed = OTH``: what information would settle the decision."""
     policy = evaluation.match.policy
-    ids = list(evaluation.documentation) or [i for i in explain.open_ids(evaluation)]
+    ids = list(evaluation.documentation) or explain.open_ids(evaluation)
     if not ids:
         return f"Review of the order's documentation under {policy.model.short} by the payer."
     return (f"Documentation of {_some(ids)} under {policy.model.short} "

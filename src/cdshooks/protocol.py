@@ -53,14 +53,12 @@ class OrderSelectContext(OrderContext):
     selections: list[Text] = Field(min_length=1)
 
 
-CARD_TYPES = ("coverage-info", "guideline", "off-guideline", "appropriate-use")  # the CRD card types we can send
-
-
 class CrdConfiguration(_Lenient):
     """Da Vinci CRD options a client may send (unknown codes are ignored, CRD dev-17).
 
-    One boolean per card type we can send (CRD 2.0.1 deviations: "offer configuration options for
-    each type of card"); ``coverage-info`` also switches the coverage-information system actions.
+    One boolean per CRD card type we can send (the policy model's topics; CRD 2.0.1 deviations:
+    "offer configuration options for each type of card"); ``coverage-info`` also switches the
+    coverage-information system actions.
     """
 
     coverage_info: bool = Field(True, alias="coverage-info")
