@@ -46,9 +46,7 @@ class UncoveredStatement(Coverage):
     covered: Literal["covered", "not-covered", "conditional"] = "conditional"
     pa_needed: Literal["no-auth", "auth-needed", "conditional"] | None = Field("no-auth", alias="pa-needed")
     info_needed: Literal["OTH"] | None = Field("OTH", alias="info-needed")
-    reason: str = Field("No medical policy of this service applies to this order; this service asks for no "
-                        "prior authorization or documentation, and coverage follows the member's plan terms.",
-                        min_length=1)
+    reason: str | None = Field(None, min_length=1, description="default: said from the values above")
     detail: str = Field("The member's plan terms decide coverage when the claim is processed.", min_length=1)
     card: bool = Field(True, description="also send one Instructions card naming these orders")
 
@@ -61,7 +59,19 @@ class UncoveredStatement(Coverage):
 
     def values(self) -> dict:
         coded = self.model_dump(by_alias=True, exclude_none=True, include=set(Coverage.model_fields))
-        return {**coded, "reason": Reason(self.reason), "detail": self.detail}
+        return {**coded, "reason": Reason(self.reason or self._said()), "detail": self.detail}
+
+    def _said(self) -> str:
+        """The default reason: what the coded values assert, in words."""
+        parts = ["No medical policy of this service applies to this order"]
+        parts.append({"no-auth": "no prior authorization is needed", "auth-needed": "prior authorization is needed",
+                      "conditional": "prior authorization may be needed", None: "it is not covered"}[self.pa_needed])
+        if self.doc_needed:
+            parts.append("documentation may be needed" if self.doc_needed == "conditional"
+                         else f"{self.doc_needed} documentation is needed")
+        if self.covered != "not-covered":
+            parts.append("coverage follows the member's plan terms")
+        return "; ".join(parts) + "."
 
 
 def invariant_problems(values: dict, version: str = "2.0") -> list[str]:

@@ -151,7 +151,7 @@ def uncovered_card(orders: list[DraftOrder], statement: UncoveredStatement, labe
         if len(text) <= 139:
             summary = text
             break
-    lines = [statement.reason, "", *(f"- {code}{f' {display}' if display else ''} ({o.reference})"
+    lines = [statement.values()["reason"].text, "", *(f"- {code}{f' {display}' if display else ''} ({o.reference})"
                                      for (code, display), o in zip(names, orders))]
     return Card(uuid=str(uuid.uuid4()), summary=summary, detail="\n".join(lines), indicator="info",
                 source=Source(label=label, topic=topic("coverage-info", version)))
