@@ -16,6 +16,10 @@ from cdshooks.prefetch import Slot
 from cdshooks.protocol import DraftOrder
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+# Other URIs in use for a system we know, read as that system.  The Da Vinci CRD test kit (and
+# CMS Blue Button data) write HCPCS codes with the Blue Button code-system URI.
+SYSTEM_ALIASES = {"https://bluebutton.cms.gov/resources/codesystem/hcpcs": HCPCS}
 
 # The CodeableConcept(s) that say what a resource *is*, by resource type.
 _MAIN_CODE = {
@@ -46,6 +50,11 @@ def display_code(system: str | None, code: str) -> str:
     return code
 
 
+def canonical_system(system):
+    """The system URI we match on: ``system`` itself unless it is a known alias."""
+    return SYSTEM_ALIASES.get(system, system)
+
+
 def as_list(value) -> list:
     """Read an element that should be an array but may arrive as one object (sandbox shapes)."""
     if value is None:
@@ -67,6 +76,7 @@ def codings(concept) -> list[tuple[str, str]]:
             if type(item) is dict:
                 system, code = item.get("system"), item.get("code")
                 if type(system) is str and type(code) is str and code.strip():
+                    system = SYSTEM_ALIASES.get(system, system)
                     pairs.append((system, normalize_code(system, code)))
     return pairs
 
