@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -191,3 +192,21 @@ def test_discovery_advertises_medication_statements(tmp_path):
     for service in services:
         assert service["prefetch"]["medicationStatements"] == \
             "MedicationStatement?patient={{context.patientId}}&_include=MedicationStatement:medication"
+
+
+def test_a_filgrastim_ingredient_order_is_labelled_filgrastim_not_neupogen(tmp_path):
+    # Issue 14 item 5: RxNorm 68442 is the ingredient filgrastim; only 227304 (BN) is Neupogen.
+    from conftest import full_prefetch
+    from conftest import hook_request
+    app = make_app(tmp_path)
+    orders = {"filgrastim": ("68442", "filgrastim"), "Neupogen": ("227304", "Neupogen")}
+    for label, (code, shown) in orders.items():
+        order = {"resourceType": "MedicationRequest", "id": f"mr-{code}", "status": "draft", "intent": "order",
+                 "subject": {"reference": "Patient/pat-1"}, "medicationCodeableConcept": coded(code)}
+        body = app.test_client().post("/cds-services/medical-policy-order-sign",
+                                      json=hook_request(orders=[order], prefetch=full_prefetch(app))).get_json()
+        (card,) = body["cards"]
+        criteria = {c["id"]: c for c in card["extension"]["cdshooks.evaluation"]["criteria"]}
+        assert criteria["A.d.i.prod"]["evidence"][0]["value"] == f"{code} → {shown}" + (
+            ", family FIL" if shown == "filgrastim" else " (filgrastim), family FIL")
+        assert ("Neupogen" in json.dumps(body)) == (label == "Neupogen")
