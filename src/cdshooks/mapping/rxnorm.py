@@ -31,7 +31,7 @@ _COMPONENT = re.compile(
     rf"^(?P<name>.*?\S)\s*(?<![\d./])(?P<value>{_NUMBER})\s*(?P<unit>{_UNIT})(?=\s|$)\s*(?P<rest>.*)$",
     re.IGNORECASE)
 _PREFIX = re.compile(
-    rf"^(?:(?P<amount>{_NUMBER})\s*(?P<amount_unit>ML|ACTUAT|HR|MG|G|L|DAY)\b|(?P<qualifier>"
+    rf"^(?:(?P<amount>{_NUMBER})\s*(?P<amount_unit>ML|ACTUAT|HR|MG|G|L)\b|(?P<qualifier>"
     r"Abuse-Deterrent|Matrix Delivery|Chewable|N?DA\d+|BLA\d+|ANDA\d+))\s+", re.IGNORECASE)
 _BRAND = re.compile(r"\s*\[(?P<brand>[^\[\]]+)\]\s*$")
 _SEGMENTS = re.compile(r"\s+/\s+")
@@ -44,8 +44,11 @@ SALT_WORDS = frozenset({
     "maleate", "sodium", "potassium", "calcium", "magnesium", "succinate", "napsylate", "polistirex",
     "tannate", "terephthalate", "hydrobromide", "mesylate", "besylate", "fumarate", "hyclate",
     "methylbromide", "bromide", "nitrate", "lactate", "gluconate", "monohydrate", "dihydrate",
-    "trihydrate", "anhydrous", "tincture", "hcl.",
+    "trihydrate", "anhydrous", "tincture", "propionate", "dipropionate", "furoate", "hcl.",
 })
+# Words that are the ingredient together with their anion (ferrous sulfate, lithium carbonate).
+_CATIONS = frozenset({"ferrous", "ferric", "sodium", "potassium", "calcium", "magnesium", "lithium", "zinc",
+                      "cupric", "aluminum", "ammonium", "silver"})
 # Other names of the same ingredient (INN vs USAN).
 ALIASES = {"pethidine": "meperidine", "paracetamol": "acetaminophen", "apap": "acetaminophen"}
 # Strength units converted to the mg-based units the MME rules are written in.
@@ -84,9 +87,12 @@ class DrugName:
 
 def base_ingredient(written: str) -> str:
     """``Oxycodone Hydrochloride`` -> ``oxycodone``; ``HYDROcodone Bitartrate`` -> ``hydrocodone``."""
-    words = _SPACES.sub(" ", written.strip().lower().rstrip(",")).split(" ")
+    whole = _SPACES.sub(" ", written.strip().lower().rstrip(",")).split(" ")
+    words = list(whole)
     while len(words) > 1 and words[-1].rstrip(",") in SALT_WORDS:
         words.pop()
+    if len(words) == 1 and words[0] in _CATIONS:
+        words = whole  # "ferrous sulfate" is itself the ingredient
     base = " ".join(words).rstrip(",")
     return ALIASES.get(base, base)
 
@@ -161,7 +167,7 @@ def _names_only(body: str) -> tuple[tuple[Component, ...], None] | None:
     if any(ch.isdigit() for ch in body):
         return None
     names = [part.strip() for part in re.split(r"\s*/\s*|\s+and\s+|,\s*", body) if part.strip()]
-    if not names or any(len(n) < 3 for n in names):
+    if not names or any(len(n) < 3 or not n[0].isalpha() for n in names):
         return None
     return tuple(Component(n, base_ingredient(n), None, None) for n in names), None
 
