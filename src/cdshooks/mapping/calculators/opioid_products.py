@@ -26,6 +26,7 @@ NDC = "http://hl7.org/fhir/sid/ndc"
 _COLUMNS = ("code", "ingredient", "strength", "dose_form", "name")
 _STRENGTH = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(MG|MG/ML|MG/HR)\s*$")
 _CACHE_LIMIT = 20000
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -135,11 +136,11 @@ def identify(concept: Any, tables) -> Drug | None:
         return None
     key = _signature(concept)
     cache = tables.identified
-    if key in cache:
-        return cache[key]
-    if len(cache) > _CACHE_LIMIT:
-        cache.clear()
-    found = cache[key] = _identify(concept, tables)
+    found = cache.get(key, _MISSING)  # one lookup: another thread may clear the cache meanwhile
+    if found is _MISSING:
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        found = cache[key] = _identify(concept, tables)
     return found
 
 
@@ -194,6 +195,7 @@ def _from_name(parsed: DrugName, text: str, codes: list[str], tables) -> Drug | 
         return None
     ingredients = {tables.by_name[c.base] for c in opioids}
     ingredient = sorted(ingredients)[0]
+    # Two salts of one opioid add up; two different opioids in one product have no single strength.
     strength, unit = _strength(opioids) if len(ingredients) == 1 else (None, "")
     form_name = parsed.dose_form or ""
     dose_form = tables.dose_form_codes.get(form_name.lower(), "")
