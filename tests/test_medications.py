@@ -115,6 +115,16 @@ def test_a_name_without_strength_identifies_the_opioid_but_not_the_dose():
     assert (mme, ingredient) == (None, "hydrocodone") and "states no strength" in arithmetic
 
 
+def test_an_ingredient_code_takes_its_strength_from_the_products_name():
+    concept = {"coding": [{"system": RXNORM, "code": "7804", "display": "oxycodone"}],
+               "text": "Oxycodone Hydrochloride 5 MG Oral Tablet"}
+    assert daily_mme(request("mr", concept, q6h()), no_resolve, TABLES)[0] == 30
+    # ...but not from the name of another drug
+    other = {"coding": [{"system": RXNORM, "code": "7804"}], "text": "Morphine Sulfate 15 MG Oral Tablet"}
+    mme, ingredient, arithmetic = daily_mme(request("mr", other, q6h()), no_resolve, TABLES)
+    assert (mme, ingredient) == (None, "oxycodone") and "not convertible to mg" in arithmetic
+
+
 def test_non_opioid_names_are_not_opioids():
     for display in ("Acetaminophen 325 MG Oral Tablet", "Naloxone Hydrochloride 4 MG/ACTUAT Nasal Spray", "Simvistatin 10 MG"):
         assert opioid_ingredients(request("mr", coded("1", display)), no_resolve, TABLES) == frozenset()

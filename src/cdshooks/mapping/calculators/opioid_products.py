@@ -156,15 +156,20 @@ def _identify(concept: dict, tables) -> Drug | None:
     for code in codes:
         if code in tables.products:
             return Drug(tables.products[code].ingredient, tables.products[code])
-    for code in codes:
-        if code in tables.names:
-            return Drug(code, None)
+    ingredient = next((code for code in codes if code in tables.names), None)
+    without_strength = None
     for text in name_candidates(concept):
         parsed = parse_name(text)
         drug = _from_name(parsed, text, codes, tables) if parsed is not None else None
-        if drug is not None:
+        # A bare ingredient code says nothing of strength: a name of that ingredient can.
+        if drug is None or ingredient not in (None, drug.ingredient):
+            continue
+        if drug.product.strength is not None:
             return drug
-    return None
+        without_strength = without_strength or drug
+    if ingredient is not None:
+        return Drug(ingredient, None)
+    return without_strength
 
 
 def rxnorm_codes(concept: dict) -> list[str]:
