@@ -6,6 +6,9 @@ import datetime as dt
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from cdshooks.mapping import medications
 from cdshooks.mapping.calculators import opioid_products
@@ -220,3 +223,25 @@ def test_a_filgrastim_ingredient_order_is_labelled_filgrastim_not_neupogen(tmp_p
         assert criteria["A.d.i.prod"]["evidence"][0]["value"] == f"{code} → {shown}" + (
             ", family FIL" if shown == "filgrastim" else " (filgrastim), family FIL")
         assert ("Neupogen" in json.dumps(body)) == (label == "Neupogen")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    max_leaves=20,
+)
+statement_keys = st.sampled_from(["status", "dosage", "effectivePeriod", "effectiveDateTime", "basedOn",
+                                  "derivedFrom", "partOf", "medicationCodeableConcept", "medicationReference", "id"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(statement_keys, json_values, max_size=6))
+def test_malformed_statements_never_raise(junk):
+    resource = {"resourceType": "MedicationStatement", **junk}
+    if not isinstance(resource.get("id"), str):
+        resource.pop("id", None)
+    record = record_of(resource, request("mr", coded("857005"), q6h()))
+    history = medications.history(record)
+    assess_wean(history, no_resolve, R, TABLES)
+    for order, _ in history:
+        daily_mme(order, no_resolve, TABLES)

@@ -6,6 +6,9 @@ import csv
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 import yaml
 
 from cdshooks.mapping.calculators.mme import DATA_DIR
@@ -90,3 +93,10 @@ def test_junk_is_not_a_drug_name(junk):
 
 def test_parsing_is_memoised():
     assert parse_name("Morphine Sulfate 15 MG Oral Tablet") is parse_name("Morphine Sulfate 15 MG Oral Tablet")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80) | st.from_regex(r"[0-9A-Za-z /.\[\]{}()-]{0,60}", fullmatch=True))
+def test_any_text_parses_or_gives_none_without_raising(text):
+    parsed = parse_name(text)
+    assert parsed is None or all(c.base for c in parsed.components)
