@@ -2,10 +2,12 @@
 
 Implements spec/policies/intrathecal-pain-pump.md §f.1 (criterion I.A.2.g, facts
 ``opioids.daily_mme_baseline`` / ``opioids.daily_mme_current``) with the CDC 2022 factors
-(``data/mme-factors-cdc-2022.yaml``) and the curated RxNorm product table
-(``data/rxnorm-opioid-products.yaml``):
+(``data/mme-factors-cdc-2022.yaml``) and the RxNorm product table
+(``data/rxnorm-opioid-products.yaml`` / ``.tsv``):
 
-1. identify the opioid from the order's RxNorm code (product row, else bare ingredient);
+1. identify the opioid (``opioid_products``): product row, else bare ingredient code, else the
+   RxNorm normalized name in a display or text (D9); MedicationStatements arrive as orders (D10,
+   ``mapping.medications``);
 2. drop excluded orders (buprenorphine, intrathecal/epidural route, Infumorph, non-order intents,
    void statuses);
 3. give each order an active interval ``[start, end)`` and an MME/day: dose x administrations/day
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import math
 import pathlib
-import re
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import date
