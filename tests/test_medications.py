@@ -106,6 +106,12 @@ def test_an_ndc_coding_is_read_by_its_display():
     assert daily_mme(request("mr", concept, q6h()), no_resolve, TABLES)[0] == 30
 
 
+def test_a_pharmacy_style_ndc_description_gives_ingredient_and_strength():
+    concept = coded("00000-0000-02", "OXYCODONE HCL ER 20 MG TABLET", system=NDC)
+    mme, ingredient, arithmetic = daily_mme(request("mr", concept, q6h()), no_resolve, TABLES)
+    assert (mme, ingredient) == (120, "oxycodone") and "identified from its name" in arithmetic
+
+
 def test_a_solution_in_mg_per_ml_dosed_in_ml():
     concept = {"text": "Oxycodone Hydrochloride 1 MG/ML Oral Solution"}
     mme, _, arithmetic = daily_mme(request("mr", concept, q6h(5, "mL")), no_resolve, TABLES)

@@ -46,6 +46,8 @@ SALT_WORDS = frozenset({
     "methylbromide", "bromide", "nitrate", "lactate", "gluconate", "monohydrate", "dihydrate",
     "trihydrate", "anhydrous", "tincture", "propionate", "dipropionate", "furoate", "hcl.",
 })
+# Release and form abbreviations of pharmacy (NDC) descriptions: "OXYCODONE HCL ER 20 MG TABLET".
+RELEASE_WORDS = frozenset({"er", "sr", "cr", "xr", "ir", "xl", "la", "dr", "ec", "odt"})
 # Words that are the ingredient together with their anion (ferrous sulfate, lithium carbonate).
 _CATIONS = frozenset({"ferrous", "ferric", "sodium", "potassium", "calcium", "magnesium", "lithium", "zinc",
                       "cupric", "aluminum", "ammonium", "silver"})
@@ -89,7 +91,7 @@ def base_ingredient(written: str) -> str:
     """``Oxycodone Hydrochloride`` -> ``oxycodone``; ``HYDROcodone Bitartrate`` -> ``hydrocodone``."""
     whole = _SPACES.sub(" ", written.strip().lower().rstrip(",")).split(" ")
     words = list(whole)
-    while len(words) > 1 and words[-1].rstrip(",") in SALT_WORDS:
+    while len(words) > 1 and words[-1].rstrip(",") in SALT_WORDS | RELEASE_WORDS:
         words.pop()
     if len(words) == 1 and words[0] in _CATIONS:
         words = whole  # "ferrous sulfate" is itself the ingredient
