@@ -39,6 +39,7 @@ from cdshooks.mapping.calculators.opioid_products import Drug
 from cdshooks.mapping.calculators.opioid_products import Product
 from cdshooks.mapping.calculators.opioid_products import identify
 from cdshooks.mapping.calculators.opioid_products import load_products
+from cdshooks.record import canonical_system
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
@@ -262,7 +263,7 @@ def _codes(concept: Any, system: str | None) -> list[str]:
     return [
         c["code"].strip()
         for c in codings
-        if isinstance(c, dict) and c.get("system") == system and isinstance(c.get("code"), str)
+        if isinstance(c, dict) and canonical_system(c.get("system")) == system and isinstance(c.get("code"), str)
     ]
 
 

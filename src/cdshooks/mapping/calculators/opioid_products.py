@@ -20,6 +20,7 @@ from typing import Mapping
 from cdshooks.mapping.rxnorm import DrugName
 from cdshooks.mapping.rxnorm import normalize_strength
 from cdshooks.mapping.rxnorm import parse_name
+from cdshooks.record import canonical_system
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 NDC = "http://hl7.org/fhir/sid/ndc"
@@ -174,7 +175,7 @@ def _identify(concept: dict, tables) -> Drug | None:
 
 def rxnorm_codes(concept: dict) -> list[str]:
     return [c["code"].strip() for c in _codings(concept)
-            if c.get("system") == RXNORM and isinstance(c.get("code"), str)]
+            if canonical_system(c.get("system")) == RXNORM and isinstance(c.get("code"), str)]
 
 
 def _codings(concept: dict) -> list[dict]:
@@ -186,7 +187,7 @@ def _codings(concept: dict) -> list[dict]:
 def name_candidates(concept: dict) -> list[str]:
     """Names to read, most trustworthy first: RxNorm displays, NDC displays, other displays, text."""
     codings = _codings(concept)
-    ranked = sorted(codings, key=lambda c: {RXNORM: 0, NDC: 1}.get(c.get("system"), 2))
+    ranked = sorted(codings, key=lambda c: {RXNORM: 0, NDC: 1}.get(canonical_system(c.get("system")), 2))
     names = [c["display"] for c in ranked if isinstance(c.get("display"), str) and c["display"].strip()]
     if isinstance(concept.get("text"), str) and concept["text"].strip():
         names.append(concept["text"])
