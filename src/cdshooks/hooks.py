@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from flask import g
 from sqlalchemy.exc import SQLAlchemyError
 
+from cdshooks import forms
 from cdshooks import http
 from cdshooks import prefetch
 from cdshooks import protocol
@@ -96,7 +97,9 @@ _URGENCY = {"critical": 0, "warning": 1, "info": 2}
 
 def _respond(evaluations, record, hook: str, request):
     base_url, configuration = http.public_base_url(), request.crd_configuration
-    cards = [respond.card(e, base_url, request.crd_version) for e in evaluations]
+    refs = forms.open_launches(evaluations, request, {id(e): respond.order_label(e) for e in evaluations})
+    cards = [respond.card(e, base_url, request.crd_version, refs.get(id(e)) and f"{base_url}/forms/{refs[id(e)]}")
+             for e in evaluations]
     problem = respond.unavailable_card(record) if evaluations else None
     if problem is not None:
         cards.append(problem)

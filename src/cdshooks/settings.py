@@ -17,6 +17,7 @@ from flask import Flask
 from flask import current_app
 from pydantic import BaseModel
 from pydantic import ConfigDict
+from pydantic import SecretStr
 from pydantic import Field
 from pydantic import ValidationError
 from pydantic import field_validator
@@ -46,6 +47,10 @@ class Settings(BaseModel):
     MAPPINGS: Path = Path("mappings")
     POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str | list[str]]] = {}
     SANDBOX_SYSTEM_ACTIONS: bool = False   # also send systemActions under extension (sandbox only)
+    DEMO: bool = False                     # serve the /demo order-entry page
+    DEMO_PATIENTS: Path = Path("examples")
+    FORM_TTL_S: int = Field(3600, gt=0)    # how long a card's documentation-form link works
+    SECRET_KEY: SecretStr | None = None    # encrypts the EHR token a form launch keeps; random if unset
 
     @field_validator("FHIR_ALLOWLIST", mode="before")
     @classmethod
