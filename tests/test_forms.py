@@ -199,3 +199,13 @@ def test_a_card_without_open_documentation_stores_no_form(client, app):
     assert not any("/forms/" in link["url"] or link["url"].endswith("/form") for link in card["links"])
     with app.app_context():
         assert store.get().rows(store.forms) == []
+
+
+def test_questions_that_can_change_the_decision_come_first_and_the_rest_fold_away(client):
+    page = client.get(form_path(client.post(SIGN, json=csf_request(with_ehr=False)).get_json()["cards"][0]))
+    text = page.get_data(as_text=True)
+    deciding, others = text.split('<details id="others"')[0], text.split('<details id="others"')[1].split('<details id="known"')[0]
+    # breast cancer, FN risk unknown: a high-risk regimen alone would meet A.a; acute leukaemia alone would not
+    assert 'name="q:A.a.ii.1"' in deciding and 'name="q:A.d.i.1.dx"' not in deciding
+    assert 'name="q:A.d.i.1.dx"' in others
+    assert 'name="q:A.a.i"' in text.split('<details id="known"')[1]

@@ -74,3 +74,8 @@ def test_the_policy_json_has_no_empty_setting(client):
     # CSF's preferredProducts is empty by default; the document used to carry "preferredProducts": []
     settings = client.get("/policies/colony-stimulating-factors").get_json().get("settings", {})
     assert "preferredProducts" not in settings
+
+
+def test_order_codes_read_as_their_code_systems_name_them(client):
+    text = client.get("/policies/colony-stimulating-factors", headers={"Accept": BROWSER}).get_data(as_text=True)
+    assert "HCPCS J1442, HCPCS Q5101" in text and "RxNorm 68442" in text and "hcpcs|" not in text

@@ -1,8 +1,8 @@
 """A demo order-entry page (``/demo``, only with ``CDSHOOKS_DEMO=true``) that acts as the EHR.
 
 It lists the synthetic patients of ``CDSHOOKS_DEMO_PATIENTS`` (hook requests, as in ``examples/``):
-each file's prefetch is the patient's record and its draft orders are what the page offers to
-order. The browser then makes the real calls an EHR makes — discovery, order-select, order-sign,
+the resources of each file's prefetch are the patient's record, from which the page answers every
+prefetch template as an EHR would, and its draft orders are what the page offers to order. The browser then makes the real calls an EHR makes — discovery, order-select, order-sign,
 feedback — against this service, and opens the documentation form from the cards.
 
 A file may say when its record was written (``extension["cdshooks.demo"].asOf``); every date in
@@ -39,7 +39,7 @@ class Patient:
     key: str
     label: str
     as_of: dt.date | None
-    record: dict          # prefetch key -> value, as the file has it
+    resources: tuple[dict, ...]   # the record: every resource of the file's prefetch, Patient first
     orders: tuple[dict, ...]
 
 
@@ -56,7 +56,8 @@ def patients():
     for patient in current_app.extensions[EXTENSION_KEY]:
         days = (today - patient.as_of).days if patient.as_of else 0
         out.append({"key": patient.key, "label": patient.label, "shiftedDays": days,
-                    "record": shift_dates(patient.record, days), "orders": shift_dates(list(patient.orders), days)})
+                    "resources": shift_dates(list(patient.resources), days),
+                    "orders": shift_dates(list(patient.orders), days)})
     return jsonio.response({"today": today.isoformat(), "patients": out})
 
 
@@ -94,9 +95,13 @@ def _patient(path: Path) -> Patient:
     prefetch = body["prefetch"]
     if not isinstance(prefetch.get("patient"), dict):
         raise ValueError("no patient")
+    resources = [prefetch["patient"]]
+    for key, value in prefetch.items():
+        if key != "patient" and isinstance(value, dict):
+            resources += [e["resource"] for e in value.get("entry", [])] if value.get("resourceType") == "Bundle" else [value]
     orders = tuple(e["resource"] for e in body["context"]["draftOrders"]["entry"])
     as_of = dt.date.fromisoformat(meta["asOf"]) if meta.get("asOf") else None
-    return Patient(path.stem, meta.get("label") or path.stem.replace("-", " "), as_of, prefetch, orders)
+    return Patient(path.stem, meta.get("label") or path.stem.replace("-", " "), as_of, tuple(resources), orders)
 
 
 def init_app(app: Flask) -> None:

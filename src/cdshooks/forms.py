@@ -28,8 +28,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from cdshooks import outbound
+from cdshooks import registry
 from cdshooks import settings
 from cdshooks import store
+from cdshooks.policy.engine import recompute
 from cdshooks.policy.logic import MET
 from cdshooks.policy.logic import NOT_MET
 from cdshooks.policy.questionnaire import documentation_leaves
@@ -81,6 +83,23 @@ def questions(evaluation) -> list[dict]:
     return sorted(out, key=lambda q: "answer" in q)  # stable: open ones first, each in tree order
 
 
+def _with_decisive(policy, content: dict) -> tuple[dict, ...]:
+    """Mark the open questions whose answer alone, yes or no, changes the value of the criteria
+    tree, and put them first. Done when the form opens, not in the hook call (~50 ms for CSF)."""
+    results = {k: _Result(v) for k, v in content.get("results", {}).items()}
+    sections, root = content.get("sections"), policy.model.criteria
+    now = recompute(policy, root, results, {}, sections)
+    marked = [{**q, "decisive": True} if "answer" not in q and any(
+        recompute(policy, root, results, {q["id"]: value}, sections) != now for value in (MET, NOT_MET)) else q
+        for q in content["questions"]]
+    return tuple(sorted(marked, key=lambda q: ("answer" in q, "decisive" not in q)))
+
+
+@dataclass(frozen=True)
+class _Result:
+    result: str
+
+
 def open_launches(evaluations, request, order_labels: dict) -> dict[int, str]:
     """Store one form launch per evaluation with open documentation; ``id(evaluation)`` → ref.
 
@@ -100,7 +119,8 @@ def open_launches(evaluations, request, order_labels: dict) -> dict[int, str]:
         content = {"policy": evaluation.match.policy.id, "patient": request.context.patientId,
                    "order": evaluation.match.order.reference, "orderLabel": order_labels.get(id(evaluation)),
                    "author": request.context.userId, "fhirServer": request.fhirServer if token else None,
-                   "questions": questions(evaluation)}
+                   "questions": questions(evaluation), "sections": evaluation.match.rule.sections,
+                   "results": {node_id: r.result for node_id, r in evaluation.results.items()}}
         rows.append({"ref": ref, "expires_at": expires, "content": json.dumps(content, separators=(",", ":")),
                      "token_cipher": _fernet().encrypt(token.encode()).decode() if token else None,
                      "token_expires_at": token_expires if token else None})
@@ -130,9 +150,12 @@ def launch(ref: str) -> Launch | None:
     if row is None:
         return None
     content = json.loads(row["content"])
+    policy = registry.get().policies.by_id.get(content["policy"])
+    if policy is None:  # the policy was removed since the card was made
+        return None
     can_write = bool(row["token_cipher"]) and _aware(row["token_expires_at"]) > _utcnow()
     return Launch(ref, content["policy"], content.get("patient"), content.get("order"), content.get("orderLabel"),
-                  content.get("author"), content.get("fhirServer"), tuple(content["questions"]), can_write)
+                  content.get("author"), content.get("fhirServer"), _with_decisive(policy, content), can_write)
 
 
 def blank_launch(policy, patient_id: str | None) -> Launch:

@@ -5,6 +5,7 @@ Server-rendered with the Jinja2 that Flask brings; no script is needed to read o
 
 from __future__ import annotations
 
+import json
 import re
 
 from flask import Blueprint
@@ -13,7 +14,6 @@ from flask import request
 
 from cdshooks import forms
 from cdshooks import http
-from cdshooks import jsonio
 from cdshooks import registry
 from cdshooks import settings
 from cdshooks.errors import UnknownService
@@ -23,6 +23,7 @@ bp = Blueprint("pages", __name__)
 
 _KIND_WORDS = {"structured": "from the record", "structured+doc": "record or documentation",
                "documentation": "documentation", "rule": "rule"}
+_SYSTEM_WORDS = {"cpt": "CPT", "hcpcs": "HCPCS", "rxnorm": "RxNorm", "icd10cm": "ICD-10-CM", "snomed": "SNOMED CT"}
 _PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR id
 
 
@@ -41,7 +42,7 @@ def policy_page(policy):
     rows = [(key, {"used": _show(value), "default": _show(model.settings.get(key, value))})
             for key, value in sorted(policy.settings.items())]
     return render_template("policy.html", model=model, when=when, then=then, settings=rows,
-                           kind_words=_KIND_WORDS, op_words=_op_words,
+                           kind_words=_KIND_WORDS, op_words=_op_words, code_words=_code_words,
                            questions=len(documentation_leaves(model.criteria)))
 
 
@@ -50,6 +51,12 @@ def _when_then(description: str) -> tuple[str | None, str | None]:
     text = " ".join(description.split())
     match = re.match(r"^When (.+?), then (.+)$", text)
     return (match.group(1), match.group(2)[0].upper() + match.group(2)[1:]) if match else (None, None)
+
+
+def _code_words(tokens: list[str]) -> str:
+    """``cpt|62320`` → ``CPT 62320`` (the policy files' code tokens, as a reader names them)."""
+    return ", ".join(f"{_SYSTEM_WORDS.get(system, system)} {code}" if code else system
+                     for system, _, code in (token.partition("|") for token in tokens))
 
 
 def _op_words(node) -> str:
@@ -100,7 +107,7 @@ def _form(launch: forms.Launch):
         except forms.FormError as exc:
             write_error = str(exc)
     return render_template("form_done.html", model=policy.model, launch=launch, answered=len(qr["item"]),
-                           qr_json=jsonio.dumps(qr).decode(), written=written or None, write_error=write_error,
+                           qr_json=json.dumps(qr, indent=2, ensure_ascii=False), written=written or None, write_error=write_error,
                            filename=f"QuestionnaireResponse-{policy.id}.json", demo=settings.get().DEMO)
 
 

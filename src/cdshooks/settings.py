@@ -59,6 +59,12 @@ class Settings(BaseModel):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("SECRET_KEY", mode="before")
+    @classmethod
+    def _secret_as_text(cls, value):
+        # the environment is JSON-decoded, so a numeric secret arrives as a number
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
     @field_validator("TIMEZONE")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

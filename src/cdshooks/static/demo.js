@@ -52,14 +52,7 @@
   }
 
   function recordResources(patient) {
-    var all = [];
-    Object.keys(patient.record).forEach(function (key) {
-      var v = patient.record[key];
-      if (!v || typeof v !== "object") return;
-      if (v.resourceType === "Bundle") (v.entry || []).forEach(function (e) { if (e.resource) all.push(e.resource); });
-      else all.push(v);
-    });
-    return all.concat(savedResponses(patient.record.patient.id));
+    return patient.resources.concat(savedResponses(patient.resources[0].id));
   }
 
   // Prefetch as an EHR computes it: each advertised template answered from the record.
@@ -70,14 +63,14 @@
       var matching = resources.filter(function (r) {
         return r.resourceType === type || (type === "MedicationRequest" && r.resourceType === "Medication");
       });
-      if (key === "patient") { prefetch[key] = patient.record.patient; return; }
+      if (key === "patient") { prefetch[key] = patient.resources[0]; return; }
       prefetch[key] = matching.length ? { resourceType: "Bundle", type: "searchset", entry: matching.map(function (r) { return { resource: r }; }) } : null;
     });
     return prefetch;
   }
 
   function chosenOrders() {
-    var pid = state.patient.record.patient.id;
+    var pid = state.patient.resources[0].id;
     return state.orders.filter(function (o, i) { return $("order-" + i).checked; }).map(function (o) {
       var copy = JSON.parse(JSON.stringify(o));
       if ("subject" in copy || copy.resourceType !== "Medication") copy.subject = { reference: "Patient/" + pid };
@@ -89,7 +82,7 @@
     var service = state.services[hook], patient = state.patient;
     if (!service || !patient) return;
     var orders = chosenOrders();
-    var context = { userId: "Practitioner/demo-clinician", patientId: patient.record.patient.id,
+    var context = { userId: "Practitioner/demo-clinician", patientId: patient.resources[0].id,
       draftOrders: { resourceType: "Bundle", type: "collection", entry: orders.map(function (r) { return { resource: r }; }) } };
     if (hook === "order-select") context.selections = orders.map(function (r) { return r.resourceType + "/" + r.id; });
     var body = { hook: hook, hookInstance: uuid(), context: context };
@@ -187,7 +180,12 @@
     actions.forEach(function (a) {
       (a.resource.extension || []).filter(function (e) { return e.url === CRD; }).forEach(function (ext) {
         var v = {};
-        ext.extension.forEach(function (p) { v[p.url] = p.valueCode || p.valueString || p.valueCanonical || p.valueDate || (p.valueReference && p.valueReference.reference) || ""; });
+        ext.extension.forEach(function (p) {
+          var cc = p.valueCodeableConcept;
+          v[p.url] = p.valueCode || p.valueString || p.valueCanonical || p.valueDate || p.valueUri ||
+            (p.valueReference && p.valueReference.reference) ||
+            (cc && (cc.text || ((cc.coding || [])[0] || {}).display || ((cc.coding || [])[0] || {}).code)) || "";
+        });
         var doc = v["doc-needed"] ? v["doc-needed"] + (v["doc-purpose"] ? " (" + v["doc-purpose"] + ")" : "") : "no";
         table.appendChild(el("tr", {}, [el("td", { text: a.resource.resourceType + "/" + a.resource.id }),
           el("td", {}, [el("span", { "class": "pill " + (v.covered || ""), text: v.covered || "?" })]),
@@ -212,14 +210,14 @@
   function pickPatient(key) {
     state.patient = state.patients.filter(function (p) { return p.key === key; })[0] || null;
     if (!state.patient) return;
-    var pat = state.patient.record.patient, own = {};
+    var pat = state.patient.resources[0], own = {};
     state.patient.orders.forEach(function (o) { own[o.resourceType + "/" + o.id] = true; });
     // The patient's own draft orders, then every other orderable item of the demo, once each.
     var seen = {}, list = [];
     state.patient.orders.concat([].concat.apply([], state.patients.map(function (p) { return p.orders; }))).forEach(function (o) {
-      var id = o.resourceType + "/" + o.id;
-      if (seen[id] || o.resourceType === "Medication") return;
-      seen[id] = true; list.push(JSON.parse(JSON.stringify(o)));
+      var id = o.resourceType + "/" + o.id, same = o.resourceType + ":" + orderLabel(o);
+      if (seen[id] || seen[same] || o.resourceType === "Medication") return;
+      seen[id] = seen[same] = true; list.push(JSON.parse(JSON.stringify(o)));
     });
     state.own = own; state.orders = list;
     $("patient-info").textContent = "Patient/" + pat.id + (pat.gender ? " · " + pat.gender : "") + (pat.birthDate ? " · born " + pat.birthDate : "") +
@@ -230,7 +228,7 @@
 
   function showDocs() {
     if (!state.patient) return;
-    var n = savedResponses(state.patient.record.patient.id).length;
+    var n = savedResponses(state.patient.resources[0].id).length;
     $("docs-on-file").textContent = n ? n + " QuestionnaireResponse" + (n === 1 ? "" : "s") + " added from the documentation form — sign again to use " + (n === 1 ? "it" : "them") + "." : "";
   }
 
