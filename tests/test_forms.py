@@ -10,6 +10,7 @@ import re
 
 import pytest
 import responses
+from cryptography.fernet import InvalidToken
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from cdshooks import store
@@ -209,3 +210,18 @@ def test_questions_that_can_change_the_decision_come_first_and_the_rest_fold_awa
     assert 'name="q:A.a.ii.1"' in deciding and 'name="q:A.d.i.1.dx"' not in deciding
     assert 'name="q:A.d.i.1.dx"' in others
     assert 'name="q:A.a.i"' in text.split('<details id="known"')[1]
+
+
+def test_apps_sharing_a_secret_key_read_each_others_kept_tokens(tmp_path):
+    """Workers of one deployment (and instances sharing a database) must decrypt the same rows."""
+    from cdshooks import forms
+    db = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    one = make_app(tmp_path, DATABASE_URL=db, SECRET_KEY=12345, FHIR_ALLOWLIST=EHR)
+    two = make_app(tmp_path, DATABASE_URL=db, SECRET_KEY="12345", FHIR_ALLOWLIST=EHR)
+    other = make_app(tmp_path, DATABASE_URL=db, FHIR_ALLOWLIST=EHR)  # random key
+    path = form_path(one.test_client().post(SIGN, json=csf_request()).get_json()["cards"][0])
+    with two.app_context():
+        row = store.get().form(path.rsplit("/", 1)[1])
+        assert forms._fernet().decrypt(row["token_cipher"].encode()).decode() == TOKEN
+    with other.app_context(), pytest.raises(InvalidToken):
+        forms._fernet().decrypt(row["token_cipher"].encode())
