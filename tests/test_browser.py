@@ -247,3 +247,26 @@ def test_the_demo_shows_a_412_as_an_error_never_as_all_clear(chrome, service, sc
     assert "prefetch" in error.text.lower() or "patient" in error.text.lower()
     assert not chrome.find_elements(By.ID, "all-clear")
     shoot(chrome, screens, "demo-412")
+
+
+def test_the_demo_applies_an_accepted_suggestion_and_reports_the_feedback(chrome, service, screens):
+    chrome.get(f"{service.url}/demo?patient=cfdna-at-8w2d")
+    wait(chrome).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#orders input:checked"))
+    chrome.find_element(By.ID, "sign-btn").click()
+    button = wait(chrome).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#cards button.suggestion")))
+    assert button.text.startswith("Accept: ")
+    card = chrome.find_element(By.CSS_SELECTOR, "#cards .card")
+    shoot(chrome, screens, "demo-suggestion")
+    before = chrome.find_element(By.ID, "orders").text
+    button.click()
+    wait(chrome).until(lambda d: "Feedback recorded: accepted" in card.find_element(By.CLASS_NAME, "feedback").text)
+    after = chrome.find_element(By.ID, "orders").text
+    assert after != before  # the order now carries the suggested date
+    with service.app.app_context():
+        accepted = [r for r in store.get().rows(store.feedback) if r["outcome"] == "accepted"]
+    assert [r["card_uuid"] for r in accepted] == [card.get_attribute("data-uuid")]
+    chrome.find_element(By.ID, "sign-btn").click()
+    wait(chrome).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#cards button.suggestion")
+                       and d.find_elements(By.CSS_SELECTOR, "#cards .card"))
+    response = json.loads(chrome.find_element(By.ID, "response-json").get_attribute("textContent"))
+    assert response["cards"][0]["extension"]["cdshooks.evaluation"].get("outcome") != "too-early"
