@@ -225,3 +225,26 @@ def test_apps_sharing_a_secret_key_read_each_others_kept_tokens(tmp_path):
         assert forms._fernet().decrypt(row["token_cipher"].encode()).decode() == TOKEN
     with other.app_context(), pytest.raises(InvalidToken):
         forms._fernet().decrypt(row["token_cipher"].encode())
+
+
+def test_errors_are_pages_for_browsers_and_operation_outcomes_for_api_clients(client):
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    gone = client.get("/forms/nope", headers=browser)
+    assert gone.status_code == 404 and "expired" in gone.get_data(as_text=True) and gone.mimetype == "text/html"
+    api = client.get("/forms/nope", headers={"Accept": "application/json"})
+    assert api.status_code == 404 and api.get_json()["issue"][0]["expression"] == ["ref"]
+    path = form_path(client.post(SIGN, json=csf_request(with_ehr=False)).get_json()["cards"][0])
+    refused = client.post(path, data={}, headers={"Accept": "application/json"})
+    assert refused.status_code == 422 and refused.get_json()["issue"][0]["expression"] == ["answers"]
+    bad_patient = client.post("/policies/prenatal-cfdna-screening/form", data={"patient": "a b", "q:MN-2": "yes"},
+                              headers={"Accept": "application/json"})
+    assert bad_patient.status_code == 422 and bad_patient.get_json()["issue"][0]["expression"] == ["patient"]
+
+
+def test_expired_tokens_are_erased_when_the_next_launches_are_stored(client, app):
+    client.post(SIGN, json=csf_request(fhirAuthorization={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 0,
+                                                          "scope": "x", "subject": "y"}))
+    client.post(SIGN, json=csf_request(with_ehr=False))
+    with app.app_context():
+        rows = store.get().rows(store.forms)
+    assert len(rows) == 2 and all(row["token_cipher"] is None for row in rows)

@@ -16,6 +16,7 @@ from cdshooks import forms
 from cdshooks import http
 from cdshooks import registry
 from cdshooks import settings
+from cdshooks.errors import InvalidRequest
 from cdshooks.errors import UnknownService
 from cdshooks.policy.questionnaire import documentation_leaves
 
@@ -77,6 +78,8 @@ def _show(value) -> str:
 def form(ref: str):
     launch = forms.launch(ref)
     if launch is None:
+        if not wants_html():  # an API client gets the usual OperationOutcome
+            raise UnknownService("no documentation form with this reference (unknown or expired)", "ref")
         return render_template("form_gone.html"), 404
     return _form(launch)
 
@@ -112,6 +115,8 @@ def _form(launch: forms.Launch):
 
 
 def _render_form(launch, policy, error: str | None = None, status: int = 200):
+    if error and not wants_html():
+        raise InvalidRequest(error, "patient" if "patient" in error else "answers")
     page = render_template("form.html", model=policy.model, model_nodes=policy.nodes, launch=launch,
                            error=error, ask=_ask)
     return page, status

@@ -138,9 +138,12 @@ class Store:
         return bool(inserted)
 
     def add_forms(self, rows: list[dict]) -> None:
-        """Store documentation-form launches (one transaction) and drop expired ones."""
+        """Store documentation-form launches (one transaction); drop expired ones and expired tokens."""
+        now = _utcnow()
         with self.engine.begin() as conn:
-            conn.execute(delete(forms).where(forms.c.expires_at < _utcnow()))
+            conn.execute(delete(forms).where(forms.c.expires_at < now))
+            conn.execute(forms.update().where(forms.c.token_expires_at < now)
+                         .values(token_cipher=None, token_expires_at=None))
             conn.execute(forms.insert(), rows)
 
     def form(self, ref: str) -> dict | None:
