@@ -235,6 +235,9 @@ def test_the_demo_orders_shows_cards_takes_feedback_and_closes_the_loop(chrome, 
     response = json.loads(chrome.find_element(By.ID, "response-json").get_attribute("textContent"))
     assert response["cards"][0]["extension"]["cdshooks.evaluation"]["decision"] == "met"
     shoot(chrome, screens, "demo-after-documentation")
+    chrome.find_element(By.ID, "forget-docs").click()
+    assert chrome.find_element(By.ID, "docs-on-file").text == ""
+    assert chrome.execute_script("return localStorage.length") == 0
 
 
 def test_the_demo_shows_a_412_as_an_error_never_as_all_clear(chrome, service, screens):

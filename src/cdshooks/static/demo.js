@@ -228,8 +228,13 @@
 
   function showDocs() {
     if (!state.patient) return;
-    var n = savedResponses(state.patient.resources[0].id).length;
-    $("docs-on-file").textContent = n ? n + " QuestionnaireResponse" + (n === 1 ? "" : "s") + " added from the documentation form — sign again to use " + (n === 1 ? "it" : "them") + "." : "";
+    var pid = state.patient.resources[0].id, n = savedResponses(pid).length;
+    $("docs-on-file").textContent = n ? n + " QuestionnaireResponse" + (n === 1 ? "" : "s") + " added from the documentation form; every call now sends " + (n === 1 ? "it" : "them") + " in the prefetch (sign again to see the effect). " : "";
+    if (n) {
+      var forget = el("button", { type: "button", "class": "secondary", id: "forget-docs", text: "Remove them" });
+      forget.addEventListener("click", function () { localStorage.removeItem("cdshooks-demo-qr:" + pid); showDocs(); });
+      $("docs-on-file").appendChild(forget);
+    }
   }
 
   function start() {
