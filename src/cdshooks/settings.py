@@ -22,6 +22,8 @@ from pydantic import Field
 from pydantic import ValidationError
 from pydantic import field_validator
 
+from cdshooks.coverage import UncoveredStatement
+
 EXTENSION_KEY = "cdshooks.settings"
 
 
@@ -47,6 +49,8 @@ class Settings(BaseModel):
     MAPPINGS: Path = Path("mappings")
     POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str | list[str]]] = {}
     SANDBOX_SYSTEM_ACTIONS: bool = False   # also send systemActions under extension (sandbox only)
+    # what the payer asserts (CRD coverage-information) for an order no medical policy covers
+    UNCOVERED_ORDERS: UncoveredStatement = UncoveredStatement()
     DEMO: bool = False                     # serve the /demo order-entry page
     DEMO_PATIENTS: Path = Path("examples")
     FORM_TTL_S: int = Field(3600, gt=0)    # how long a card's documentation-form link works
