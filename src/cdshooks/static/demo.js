@@ -176,7 +176,7 @@
     var box = $("coverage");
     box.appendChild(el("h3", { text: "Coverage information (CRD systemActions)" }));
     if (!actions.length) { box.appendChild(el("p", { "class": "meta", id: "no-coverage", text: "None: no US policy applied with an active Coverage in the record." })); return; }
-    var table = el("table", { id: "coverage-table" }, [el("tr", {}, ["Order", "Covered", "Prior auth", "Documentation", "Info needed", "Reason", "Assertion"].map(function (h) { return el("th", { text: h }); }))]);
+    var table = el("table", { id: "coverage-table" }, [el("tr", {}, ["Order", "Covered", "Prior auth", "Docs needed", "Info needed", "Reason"].map(function (h) { return el("th", { text: h }); }))]);
     actions.forEach(function (a) {
       (a.resource.extension || []).filter(function (e) { return e.url === CRD; }).forEach(function (ext) {
         var v = {};
@@ -187,10 +187,12 @@
             (cc && (cc.text || ((cc.coding || [])[0] || {}).display || ((cc.coding || [])[0] || {}).code)) || "";
         });
         var doc = v["doc-needed"] ? v["doc-needed"] + (v["doc-purpose"] ? " (" + v["doc-purpose"] + ")" : "") : "no";
-        table.appendChild(el("tr", {}, [el("td", { text: a.resource.resourceType + "/" + a.resource.id }),
+        var order = el("td", { text: a.resource.resourceType + "/" + a.resource.id });
+        order.appendChild(el("div", { "class": "assertion", text: "assertion " + (v["coverage-assertion-id"] || "?") }));
+        table.appendChild(el("tr", {}, [order,
           el("td", {}, [el("span", { "class": "pill " + (v.covered || ""), text: v.covered || "?" })]),
           el("td", { text: v["pa-needed"] || "—" }), el("td", { text: doc }), el("td", { text: v["info-needed"] || "—" }),
-          el("td", { text: v.reason || "" }), el("td", { text: v["coverage-assertion-id"] || "" })]));
+          el("td", { text: v.reason || "" })]));
       });
     });
     box.appendChild(table);
