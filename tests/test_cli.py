@@ -114,3 +114,17 @@ def test_workers_warm_up_on_each_policy_before_serving(app):
 
     suites, _ = cases.load_suites(ROOT / "policies")
     assert server.warm_up(app) == len(suites) >= 4
+
+
+def test_serve_gives_its_workers_one_key_for_kept_form_tokens(tmp_path, monkeypatch):
+    import os
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != "CDSHOOKS_SECRET_KEY"})
+    monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: None)
+    assert cli.main(["serve", "--port", "8999"]) == 0
+    key = os.environ["CDSHOOKS_SECRET_KEY"]  # inherited by every forked worker
+    assert len(key) > 40
+    monkeypatch.setenv("CDSHOOKS_SECRET_KEY", '"configured"')
+    assert cli.main(["serve", "--port", "8999"]) == 0
+    assert os.environ["CDSHOOKS_SECRET_KEY"] == '"configured"'

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cdshooks import coverage
 from cdshooks import crd
+from cdshooks import forms
 from cdshooks import http
 from cdshooks import prefetch
 from cdshooks import protocol
@@ -136,8 +137,10 @@ _URGENCY = {"critical": 0, "warning": 1, "info": 2}
 def _respond(evaluations, record, parsed, loaded, today):
     request, base_url = parsed.request, http.public_base_url()
     configuration, version = request.crd_configuration, request.crd_version
-    cards = [respond.card(e, base_url, version, parsed.hook) for e in evaluations
-             if configuration.allows(e.match.policy.model.topic)]
+    shown = [e for e in evaluations if configuration.allows(e.match.policy.model.topic)]
+    refs = forms.open_launches(shown, request, {id(e): respond.order_label(e) for e in shown})
+    cards = [respond.card(e, base_url, version, refs.get(id(e)) and f"{base_url}/forms/{refs[id(e)]}", parsed.hook)
+             for e in shown]
     problem = respond.unavailable_card(record, cards[0].source.topic) if cards else None
     if problem is not None:
         cards.append(problem)

@@ -40,6 +40,7 @@ _FIXED_TEMPLATES = (
 _SEARCH_PARAMS = {
     "QuestionnaireResponse": "patient={{context.patientId}}&status=completed,amended",
     "MedicationRequest": "patient={{context.patientId}}&_include=MedicationRequest:medication",
+    "MedicationStatement": "patient={{context.patientId}}&_include=MedicationStatement:medication",
     "PractitionerRole": "practitioner={{userPractitionerId}}&_include=PractitionerRole:practitioner",
 }
 

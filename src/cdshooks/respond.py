@@ -100,21 +100,24 @@ def _fact_text(fact: Fact) -> str:
     return fact.value.isoformat() if isinstance(fact.value, dt.date) else str(fact.value)
 
 
-def card(evaluation: Evaluation, base_url: str, crd_version: str = "2.0", hook: str = "order-select") -> Card:
+def card(evaluation: Evaluation, base_url: str, crd_version: str = "2.0", form_url: str | None = None,
+         hook: str = "order-select") -> Card:
+    """The card of one evaluation; ``form_url`` opens the order's documentation form (forms.py); on
+    ``order-sign`` the detail also says what the result means for prior authorization."""
     policy = evaluation.match.policy
     row = row_for(evaluation)
     policy_url = policy.model.source.url or f"{base_url}/policies/{policy.id}"
     links = [Link(label=f"{policy.model.short}: {policy.model.title}"[:120], url=policy_url, type="absolute")]
     if evaluation.documentation:
-        links.append(Link(label="Documentation questionnaire", type="absolute",
-                          url=f"{base_url}/fhir/Questionnaire/{policy.id}"))
+        links.append(Link(label="Answer the open questions (documentation form)", type="absolute",
+                          url=form_url or f"{base_url}/policies/{policy.id}/form"))
     suggestions = _suggestions(evaluation, row)
     return Card(
         uuid=str(uuid.uuid4()),
         summary=summary(evaluation, row),
         detail=card_text.detail(evaluation, row, hook),
         indicator=row.indicator,
-        source=Source(label=policy.model.issuer, url=policy.model.source.url,
+        source=Source(label=policy.model.issuer, url=policy_url,
                       topic=crd.topic(policy.model.topic, crd_version)),
         suggestions=suggestions or None,
         selectionBehavior="at-most-one" if suggestions else None,

@@ -17,6 +17,7 @@ from flask import Flask
 from flask import current_app
 from pydantic import BaseModel
 from pydantic import ConfigDict
+from pydantic import SecretStr
 from pydantic import Field
 from pydantic import ValidationError
 from pydantic import field_validator
@@ -50,6 +51,10 @@ class Settings(BaseModel):
     SANDBOX_SYSTEM_ACTIONS: bool = False   # also send systemActions under extension (sandbox only)
     # what the payer asserts (CRD coverage-information) for an order no medical policy covers
     UNCOVERED_ORDERS: UncoveredStatement = UncoveredStatement()
+    DEMO: bool = False                     # serve the /demo order-entry page
+    DEMO_PATIENTS: Path = Path("examples")
+    FORM_TTL_S: int = Field(3600, gt=0)    # how long a card's documentation-form link works
+    SECRET_KEY: SecretStr | None = None    # encrypts the EHR token a form launch keeps; random if unset
 
     @field_validator("FHIR_ALLOWLIST", mode="before")
     @classmethod
@@ -57,6 +62,12 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("SECRET_KEY", mode="before")
+    @classmethod
+    def _secret_as_text(cls, value):
+        # the environment is JSON-decoded, so a numeric secret arrives as a number
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
     @field_validator("TIMEZONE")
     @classmethod

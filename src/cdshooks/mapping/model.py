@@ -25,7 +25,7 @@ DURATION = re.compile(r"^P(\d+)([DWMY])$")
 
 SourceType = Literal[
     "Patient", "Condition", "Observation", "Procedure", "ServiceRequest", "DiagnosticReport",
-    "MedicationRequest", "DeviceRequest", "QuestionnaireResponse", "Coverage",
+    "MedicationRequest", "MedicationStatement", "DeviceRequest", "QuestionnaireResponse", "Coverage",
 ]
 
 

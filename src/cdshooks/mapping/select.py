@@ -22,8 +22,11 @@ DEFAULT_STATUS = {
     "Observation": frozenset({"final", "amended", "corrected"}),
     "DiagnosticReport": frozenset({"registered", "partial", "preliminary", "final", "amended",
                                    "corrected", "appended"}),
+    # D10: a statement counts as history unless entered in error, not taken or of unknown status.
+    "MedicationStatement": frozenset({"active", "completed", "intended", "stopped", "on-hold"}),
 }
-_MAIN_ELEMENT = {"DeviceRequest": "codeCodeableConcept", "MedicationRequest": "medicationCodeableConcept"}
+_MAIN_ELEMENT = {"DeviceRequest": "codeCodeableConcept", "MedicationRequest": "medicationCodeableConcept",
+                 "MedicationStatement": "medicationCodeableConcept"}
 
 
 @dataclass(frozen=True)

@@ -138,12 +138,15 @@ def request_for(policies: Path, policy_id: str, case: Case, templates) -> tuple[
     return body, evaluated
 
 
+_MEDICATION_INCLUDES = ("MedicationRequest", "MedicationStatement")  # searches with _include=…:medication
+
+
 def _prefetch_value(template, record: list[dict], case: Case):
     if template.resource_type in case.unavailable:
         return {"resourceType": "OperationOutcome",
                 "issue": [{"severity": "error", "code": "exception", "diagnostics": "test: unavailable"}]}
     matching = [r for r in record if r["resourceType"] == template.resource_type
-                or (template.resource_type == "MedicationRequest" and r["resourceType"] == "Medication")]
+                or (template.resource_type in _MEDICATION_INCLUDES and r["resourceType"] == "Medication")]
     if template.key == "patient":
         return matching[0] if matching else None
     if not matching:

@@ -16,6 +16,7 @@ from cdshooks.mapping.calculators import mme
 from cdshooks.mapping.calculators import orders
 from cdshooks.mapping.calculators import pain
 from cdshooks.mapping.calculators import pregnancy
+from cdshooks.mapping import medications
 from cdshooks.mapping.dates import condition_state
 from cdshooks.mapping.dates import parse_date
 from cdshooks.mapping.facts import UNKNOWN
@@ -236,8 +237,8 @@ def neuraxial_only_ingredient(ctx: FactContext, at: dt.date, inputs, params) -> 
 
 
 def opioid_wean(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    unavailable = data_unavailable(ctx, "MedicationRequest")
-    requests = [(r, ctx.record.is_draft(r)) for r in ctx.record.of_type("MedicationRequest")]
+    unavailable = data_unavailable(ctx, "MedicationRequest") or data_unavailable(ctx, "MedicationStatement")
+    requests = medications.history(ctx.record)  # D10: statements count as history too
     result = mme.assess_wean(
         requests, _medication_resolver(ctx), at, ctx.resources["mme"],
         lookback_days=int(setting(ctx, params["lookback_days"])),
@@ -273,5 +274,6 @@ CALCULATORS = (
                resource_types=frozenset({"Condition"})),
     Calculator("opioid_trial_marker", opioid_trial_marker, drafts_only=True),
     Calculator("neuraxial_only_ingredient", neuraxial_only_ingredient, drafts_only=True),
-    Calculator("opioid_wean", opioid_wean, resource_types=frozenset({"MedicationRequest"})),
+    Calculator("opioid_wean", opioid_wean, resource_types=frozenset({"MedicationRequest"}),
+               optional_types=frozenset({"MedicationStatement"})),
 )
