@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from pathlib import Path
 
 import pytest
 import responses
@@ -17,6 +19,7 @@ from conftest import hook_request
 from conftest import make_app
 from conftest import service_request
 
+ROOT = Path(__file__).resolve().parents[1]
 SIGN = "/cds-services/medical-policy-order-sign"
 SELECT = "/cds-services/medical-policy-order-select"
 PAYER = {"identifier": {"system": "urn:oid:2.16.840.1.113883.3.0", "value": "PAYER-1"}}
@@ -242,3 +245,14 @@ def test_every_card_type_a_policy_may_use_has_a_name_and_a_configuration_option(
     assert topics == set(crd.CARD_TYPE_NAMES)
     assert all(CrdConfiguration().allows(t) for t in topics)
     assert not CrdConfiguration.model_validate({t: False for t in topics}).allows("guideline")
+
+
+def test_the_reason_names_the_criteria_that_decided_not_the_branches_that_cannot_matter(tmp_path):
+    """Pump trial for non-malignant pain, opioids weaned 30 %: the wean decides, the malignant
+    branch (I.A.1.*) is decided by its gate and must not be listed."""
+    body = json.loads((ROOT / "examples" / "pump-trial-opioids-weaned-30pct.json").read_text())
+    app = make_app(tmp_path, TODAY="2025-06-15")
+    actions = app.test_client().post(SIGN, json=body).get_json()["systemActions"]
+    texts = [parts(a)["reason"]["valueCodeableConcept"]["text"] for a in actions]
+    (pump,) = [t for t in texts if "LA.CP.MP.173" in t]
+    assert "Criteria: I.A.2.g." in pump and "I.A.1." not in pump

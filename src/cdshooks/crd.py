@@ -12,6 +12,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from cdshooks import card_text
 from cdshooks import coverage
 from cdshooks import explain
 from cdshooks.coverage import Reason
@@ -84,7 +85,7 @@ def policy_reason(evaluation: Evaluation, covered: str, technical: bool = False)
     if evaluation.outcome:
         why += f"; outcome: {evaluation.outcome.replace('-', ' ')}"
     text = f"{_VERDICT[covered]} under {model.short} ({model.title}): {why}."
-    ids = explain.open_ids(evaluation) if evaluation.decision != MET else []
+    ids = _reference_ids(evaluation) if evaluation.decision != MET else []
     if ids:
         text += f" Criteria: {_some(ids)}."
     if technical:
@@ -95,11 +96,19 @@ def policy_reason(evaluation: Evaluation, covered: str, technical: bool = False)
 def needed_detail(evaluation: Evaluation) -> str:
     """CRD 2.2 ``detail`` for ``info-needed = OTH``: what information would settle the decision."""
     policy = evaluation.match.policy
-    ids = list(evaluation.documentation) or explain.open_ids(evaluation)
+    ids = _reference_ids(evaluation)
     if not ids:
         return f"Review of the order's documentation under {policy.model.short} by the payer."
     return (f"Documentation of {_some(ids)} under {policy.model.short} "
             f"(the questions of Questionnaire/{policy.id}).")
+
+
+def _reference_ids(evaluation: Evaluation) -> list[str]:
+    """The criteria a reason names, as the card does: what failed (of the alternative that came
+    closest), or the open questions that can still change an open decision."""
+    if evaluation.decision == UNKNOWN:
+        return card_text.open_questions(evaluation) or list(evaluation.documentation)
+    return card_text.finding_ids(evaluation)
 
 
 def _some(ids: list[str], shown: int = 6) -> str:

@@ -124,7 +124,7 @@ def _render_form(launch, policy, error: str | None = None, status: int = 200):
 
 def _ask(node) -> str:
     """The question a form shows: the criterion's own question when it has one, else its statement."""
-    return getattr(node, "question", None) or node.text
+    return node.question or node.text
 
 
 def _policy(policy_id: str):
