@@ -23,7 +23,7 @@ def test_check_passes_on_the_shipped_files(capsys):
 
 
 def test_check_prints_every_problem_sorted_and_exits_1(tmp_path, capsys):
-    for name in ("policies", "mappings"):
+    for name in ("policies", "mappings", "valuesets"):
         shutil.copytree(ROOT / name, tmp_path / name)
     policy = tmp_path / "policies" / "prenatal-cfdna-screening.yaml"
     policy.write_text(policy.read_text().replace("default: met\n", "default: maybe\n", 1))
@@ -81,7 +81,7 @@ def test_schemas_writes_the_three_schema_files(tmp_path, capsys):
 
 
 def test_serve_refuses_to_start_with_a_broken_policy(tmp_path, monkeypatch, capsys):
-    for name in ("policies", "mappings"):
+    for name in ("policies", "mappings", "valuesets"):
         shutil.copytree(ROOT / name, tmp_path / name)
     (tmp_path / "policies" / "prenatal-cfdna-screening.yaml").write_text("id: [\n")
     monkeypatch.setenv("CDSHOOKS_POLICIES", str(tmp_path / "policies"))

@@ -10,7 +10,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from cdshooks import valuesets
 from cdshooks.codes import CodeSet
+from cdshooks.mapping.loader import resolve_params
 from cdshooks.mapping.calculators import oncology as onc
 from cdshooks.mapping.facts import Fact
 from cdshooks.mapping.facts import Item
@@ -21,7 +23,8 @@ from conftest import make_app
 
 ROOT = Path(__file__).resolve().parents[1]
 FACTS = yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))["facts"]
-PRODUCTS = onc.product_table(FACTS["csf.product_family"]["params"]["products"])
+VALUESETS = valuesets.load(ROOT / "valuesets")[0]
+PRODUCTS = onc.product_table(resolve_params(FACTS["csf.product_family"]["params"], {"products"}, VALUESETS)["products"])
 LOCAL = "http://example.org/fhir/CodeSystem/cds-policy-facts"
 HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -160,7 +163,7 @@ def test_stage_readings(text, result):
 
 
 # --------------------------------------------------------------------------- F-CHRONIC
-CHRONIC = CodeSet.of(FACTS["csf.chronic_conditions"]["codes"])
+CHRONIC = VALUESETS.codes(FACTS["csf.chronic_conditions"]["codes"])
 
 
 def counted(*codes):

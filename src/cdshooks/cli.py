@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
 def _folders(parser) -> None:
     parser.add_argument("--policies", type=Path, default=None, help="default: CDSHOOKS_POLICIES or policies/")
     parser.add_argument("--mappings", type=Path, default=None, help="default: CDSHOOKS_MAPPINGS or mappings/")
+    parser.add_argument("--valuesets", type=Path, default=None,
+                        help="default: CDSHOOKS_VALUESETS or the valuesets/ folder beside the mappings")
 
 
 def _paths(args) -> tuple[Path, Path]:
@@ -68,7 +70,8 @@ def _check(args) -> int:
     from cdshooks.policy.loader import check
 
     policies, mappings = _paths(args)
-    _, problems = check(policies, mappings, {})
+    valuesets = args.valuesets or (Path(os.environ["CDSHOOKS_VALUESETS"]) if os.environ.get("CDSHOOKS_VALUESETS") else None)
+    _, problems = check(policies, mappings, {}, valuesets)
     problems += cases.load_suites(policies)[1]
     for problem in sorted(problems):
         print(problem)

@@ -44,6 +44,7 @@ class Settings(BaseModel):
     TIMEZONE: str = "UTC"
     POLICIES: Path = Path("policies")
     MAPPINGS: Path = Path("mappings")
+    VALUESETS: Path | None = None          # default: the "valuesets" folder beside MAPPINGS
     POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str | list[str]]] = {}
     SANDBOX_SYSTEM_ACTIONS: bool = False   # also send systemActions under extension (sandbox only)
 

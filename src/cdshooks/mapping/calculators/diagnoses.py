@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from cdshooks.codes import SYSTEMS
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import Calculator
 from cdshooks.mapping.calculators import data_unavailable
@@ -30,14 +31,6 @@ from cdshooks.mapping.select import written_code
 from cdshooks.record import as_list
 from cdshooks.record import codings
 from cdshooks.record import reference_of
-
-
-def _prepare(params: dict) -> dict:
-    prepared = dict(params)
-    for key in ("codes", "unless", "pair_with", "body_site"):
-        if key in params:
-            prepared[key] = CodeSet.of(params[key], params.get("exclude", ()) if key == "codes" else ())
-    return prepared
 
 
 def _matches(ctx: FactContext, code_set: CodeSet, at: dt.date, params, reasons) -> tuple[list, list]:
@@ -160,7 +153,8 @@ def order_element(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 
 def _prepare_course(params: dict) -> dict:
-    return {**params, "codes": CodeSet.of(params["codes"]), "routes": frozenset(params.get("exclude_routes", ()))}
+    routes = params.get("exclude_routes")
+    return {**params, "routes": routes.exact_codes(SYSTEMS["snomed"]) if routes is not None else frozenset()}
 
 
 def medication_course(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -186,11 +180,12 @@ def medication_course(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 
 CALCULATORS = (
-    Calculator("diagnosis", diagnosis, prepare=_prepare, order_scoped=True, resource_types=frozenset({"Condition"})),
+    Calculator("diagnosis", diagnosis, order_scoped=True, resource_types=frozenset({"Condition"}),
+               code_params=frozenset({"codes", "unless", "pair_with", "body_site"})),
     Calculator("bilateral", bilateral, frozenset({"right", "left"})),
     Calculator("requester_codes", requester_codes, order_scoped=True,
                optional_types=frozenset({"PractitionerRole", "Practitioner"})),
     Calculator("order_element", order_element, order_scoped=True),
     Calculator("medication_course", medication_course, prepare=_prepare_course,
-               resource_types=frozenset({"MedicationRequest"})),
+               resource_types=frozenset({"MedicationRequest"}), code_params=frozenset({"codes", "exclude_routes"})),
 )
