@@ -116,7 +116,21 @@ def detail(evaluation: Evaluation, row, base_url: str) -> str:
     if evaluation.documentation:
         lines += ["", f"**Documentation needed** (answer yes/no in Questionnaire/{policy.id}): "
                   + ", ".join(evaluation.documentation)]
+    note = data_note(evaluation.context.record)
+    if note:
+        lines += ["", note]
     return "\n".join(lines)
+
+
+def data_note(record) -> str:
+    """What of the sent record was not used: resources of another patient (D11)."""
+    left_out = record.other_patients
+    if not left_out:
+        return ""
+    total = sum(left_out.values())
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(left_out.items()))
+    return (f"_Data note: {total} resource{'s' if total != 1 else ''} of another patient "
+            f"{'were' if total != 1 else 'was'} left out ({kinds})._")
 
 
 def _line(policy, result: NodeResult) -> str:

@@ -47,7 +47,7 @@ def answer(service, body: dict, call: dict) -> Answer:
     matches = engine.match_orders(loaded.policies, parsed.in_scope, parsed.draft_orders, today)
     required = _required_keys(loaded, matches, parsed.hook)
     slots = prefetch.resolve(parsed.request, loaded.templates, required, config, _deadline(config))
-    record = record_module.build(slots, loaded.slot_types, parsed.draft_orders)
+    record = record_module.build(slots, loaded.slot_types, parsed.draft_orders, parsed.patient_id)
     base = FactContext(loaded.policies.facts.facts, record, today, loaded.policies.resources)
     evaluations = [engine.evaluate(match, base, record) for match in engine.confirmed(matches, base)]
     cards, actions = _respond(evaluations, record, parsed.hook, parsed.request)
