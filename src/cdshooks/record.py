@@ -120,8 +120,15 @@ class Record:
                 return  # a draft order and its prefetched copy count once; drafts come first
             self.by_ref[reference] = resource
         self.by_type[resource_type].append(resource)
-        for element in _MAIN_CODE.get(resource_type, ()):
-            for system, code in codings(resource.get(element)):
+        concepts = [resource.get(element) for element in _MAIN_CODE.get(resource_type, ())]
+        if resource_type == "Observation":  # D9: a value may sit on a component (a panel, BP)
+            concepts += [c.get("code") for c in as_list(resource.get("component")) if isinstance(c, dict)]
+        seen = set()
+        for concept in concepts:
+            for system, code in codings(concept):
+                if (system, code) in seen:
+                    continue
+                seen.add((system, code))
                 self.by_code[(system, code)].append(resource)
                 if system == ICD10CM:
                     self.by_category[code[:3]].append(resource)
