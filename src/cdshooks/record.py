@@ -120,18 +120,19 @@ class Record:
                 return  # a draft order and its prefetched copy count once; drafts come first
             self.by_ref[reference] = resource
         self.by_type[resource_type].append(resource)
-        concepts = [resource.get(element) for element in _MAIN_CODE.get(resource_type, ())]
-        if resource_type == "Observation":  # D9: a value may sit on a component (a panel, BP)
-            concepts += [c.get("code") for c in as_list(resource.get("component")) if isinstance(c, dict)]
-        seen = set()
-        for concept in concepts:
-            for system, code in codings(concept):
-                if (system, code) in seen:
-                    continue
-                seen.add((system, code))
-                self.by_code[(system, code)].append(resource)
-                if system == ICD10CM:
-                    self.by_category[code[:3]].append(resource)
+        main = []
+        for element in _MAIN_CODE.get(resource_type, ()):
+            main += codings(resource.get(element))
+        self._index(resource, main)
+        if resource_type == "Observation" and "component" in resource:  # D9: values on components
+            parts = {p for c in as_list(resource["component"]) if type(c) is dict for p in codings(c.get("code"))}
+            self._index(resource, parts.difference(main))
+
+    def _index(self, resource: dict, pairs) -> None:
+        for system, code in pairs:
+            self.by_code[(system, code)].append(resource)
+            if system == ICD10CM:
+                self.by_category[code[:3]].append(resource)
 
 
 def reference_of(resource: dict) -> str | None:
