@@ -152,12 +152,14 @@ def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[Draf
     for draft in drafts:
         record.add(draft.resource)
     aliases = _patient_urls(slots) if patient_id else {}
+    own = _Own(patient_id) if patient_id else None
     for key, slot in slots.items():
         if slot.state == "unavailable":
             record.unavailable[slot_types.get(key, key)] = slot.reason or "unavailable"
         elif slot.state == "data":
             for resource in _resources(slot.value):
-                if patient_id and _whose(resource, aliases, patient_id) not in (None, patient_id):
+                if own is not None and not own.plainly(resource) \
+                        and _whose(resource, aliases, patient_id) not in (None, patient_id):
                     kind = resource["resourceType"]
                     record.other_patients[kind] = record.other_patients.get(kind, 0) + 1
                     continue
@@ -165,6 +167,20 @@ def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[Draf
     patients = record.of_type("Patient")
     record.patient = patients[0] if patients else None
     return record
+
+
+class _Own:
+    """The common case in one set lookup: ``subject``/``patient`` is ``Patient/<patientId>``."""
+
+    def __init__(self, patient_id: str):
+        self.references = frozenset({f"Patient/{patient_id}", f"urn:uuid:{patient_id}"})
+
+    def plainly(self, resource: dict) -> bool:
+        for element in ("subject", "patient"):
+            reference = resource.get(element)
+            if type(reference) is dict and reference.get("reference") in self.references:
+                return True
+        return False
 
 
 def _whose(resource: dict, aliases: dict[str, str], patient_id: str) -> str | None:
