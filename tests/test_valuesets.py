@@ -40,8 +40,10 @@ def test_a_vsac_export_with_an_expansion_loads_unchanged(tmp_path):
         "expansion": {"timestamp": "2025-06-20T16:58:24-04:00", "contains": [
             {"system": SNOMED, "version": "http://snomed.info/sct/731000124108/version/20230901", "code": "399068003"},
             {"system": ICD10CM, "version": "2024", "code": "C61", "contains": [{"system": ICD10CM, "code": "C61.9"}]}]}})
+    write(tmp_path / "vs", "cancer", {"compose": {"include": [{"valueSet": [valuesets.BASE_URL + "prostate-cancer"]}]}})
     sets, problems = load(tmp_path / "vs")
     assert problems == []
+    assert sets.codes("cancer").entry_for(SNOMED, "399068003")   # still found by the project's name
     found = sets.get("prostate-cancer")
     assert found.codes.entry_for(SNOMED, "399068003") and found.codes.entry_for(ICD10CM, "C61")
     assert found.codes.entry_for(ICD10CM, "C619") and not found.codes.entry_for(ICD10CM, "C62")

@@ -169,7 +169,10 @@ def load(folder: Path) -> tuple[ValueSets, list[Problem]]:
             problems.append(document.problem((), "name", f"file name '{path.stem}' must be lower-case-with-hyphens"))
         elif model is not None:
             parsed[path.stem] = (model, document)
-    by_url = {(m.url or BASE_URL + name): name for name, (m, _) in parsed.items()}
+    # a set is found by the project's URL for its name and by its own canonical URL, so an export
+    # saved under a project name still serves the sets that include it by that name
+    by_url = {BASE_URL + name: name for name in parsed}
+    by_url.update({m.url: name for name, (m, _) in parsed.items() if m.url})
     compiled: dict[str, ValueSet] = {}
     for name in parsed:
         problems += _compile(name, parsed, by_url, compiled, ())
