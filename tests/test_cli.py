@@ -114,3 +114,10 @@ def test_workers_warm_up_on_each_policy_before_serving(app):
 
     suites, _ = cases.load_suites(ROOT / "policies")
     assert server.warm_up(app) == len(suites) >= 4
+
+
+def test_valuesets_lists_each_set_with_members_per_system_and_sources(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["valuesets"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| substance-use-disorder ")]
+    assert len(rows) == 1 and "icd-10-cm 18" in rows[0] and "sct " in rows[0] and "2.16.840.1.113883" in rows[0]
