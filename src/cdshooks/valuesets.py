@@ -215,7 +215,7 @@ def _compile(name, parsed, by_url, compiled, stack) -> list[Problem]:
         excluded = []
         for i, part in enumerate(model.compose.exclude):
             path = ("compose", "exclude", i)
-            found, more = _entries(part, path, document, parsed, by_url, compiled, stack + (name,))
+            found, more = _entries(part, path, document, parsed, by_url, compiled, stack + (name,), [])
             excluded += found
             problems += more
         for i, part in enumerate(model.compose.include):
@@ -224,7 +224,7 @@ def _compile(name, parsed, by_url, compiled, stack) -> list[Problem]:
                 problems.append(document.problem(path, "source", "say where the members come from: an extension "
                                                  f"'{SOURCE_EXTENSION}' with valueString"))
             sources += [part.source] if part.source else []
-            found, more = _entries(part, path, document, parsed, by_url, compiled, stack + (name,))
+            found, more = _entries(part, path, document, parsed, by_url, compiled, stack + (name,), sources)
             entries += _without(found, excluded)
             problems += more
         if published:
@@ -251,7 +251,8 @@ def _exact(system: str, code: str) -> Code:
     return Code(system, normalize_code(system, code), "exact", token=f"{system}|{code}")
 
 
-def _entries(part: Include, path, document, parsed, by_url, compiled, stack) -> tuple[list[Code], list[Problem]]:
+def _entries(part: Include, path, document, parsed, by_url, compiled, stack, sources: list) -> tuple[list[Code], list[Problem]]:
+    """The entries of one include or exclude; the sources of included sets are added to ``sources``."""
     problems, entries = [], []
     for j, canonical in enumerate(part.valueSet):
         target = by_url.get(canonical.split("|")[0])
@@ -261,6 +262,7 @@ def _entries(part: Include, path, document, parsed, by_url, compiled, stack) -> 
         problems += _compile(target, parsed, by_url, compiled, stack)
         if target in compiled:
             entries += compiled[target].codes.include
+            sources += compiled[target].sources
     if part.system is None:
         if not part.valueSet:
             problems.append(document.problem(path, "valueset", "an include needs 'system' or 'valueSet'"))
