@@ -798,3 +798,10 @@ def test_product_with_unknown_ingredient_fails_at_load(tmp_path: pathlib.Path):
     )
     with pytest.raises(ValueError, match=r"products\[0\]\.ingredient: 99999"):
         load_mme_tables(tmp_path)
+
+
+def test_order_coded_with_j2274_under_the_blue_button_hcpcs_uri_is_excluded():
+    request = recent("j", "7052", dose(10, "mg", code="QD"))
+    request["medicationCodeableConcept"]["coding"].append(
+        {"system": "https://bluebutton.cms.gov/resources/codesystem/hcpcs", "code": "J2274"})
+    assert assess(request).orders == ()

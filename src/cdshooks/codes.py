@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from dataclasses import field
 
+from cdshooks.record import HCPCS
 from cdshooks.record import ICD10CM
 from cdshooks.record import Record
 from cdshooks.record import codings
@@ -28,7 +29,7 @@ SYSTEMS = {
     "snomed": "http://snomed.info/sct",
     "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
     "cpt": "http://www.ama-assn.org/go/cpt",
-    "hcpcs": "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+    "hcpcs": HCPCS,
     "ucum": "http://unitsofmeasure.org",
     "atc": "http://www.whocc.no/atc",
     "icd10pcs": "http://www.cms.gov/Medicare/Coding/ICD10",

@@ -61,14 +61,6 @@ def met_under(evaluation: Evaluation, node_id: str) -> list[str]:
     return found
 
 
-def reason_text(evaluation: Evaluation) -> str:
-    """``<policy-id>: <decision>; <criterion ids>`` (policy README §7)."""
-    decision = evaluation.decision + (f" ({evaluation.outcome})" if evaluation.outcome else "")
-    if evaluation.decision == MET:
-        return f"{evaluation.match.policy.id}: {decision}"
-    return f"{evaluation.match.policy.id}: {decision}; {', '.join(open_ids(evaluation))}"
-
-
 def evaluation_json(evaluation: Evaluation) -> dict:
     """The ``cdshooks.evaluation`` card extension (CONTRACT §4.1)."""
     model = evaluation.match.policy.model

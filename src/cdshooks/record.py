@@ -16,6 +16,10 @@ from cdshooks.prefetch import Slot
 from cdshooks.protocol import DraftOrder
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+# Other URIs in use for a system we know, read as that system.  The Da Vinci CRD test kit (and
+# CMS Blue Button data) write HCPCS codes with the Blue Button code-system URI.
+SYSTEM_ALIASES = {"https://bluebutton.cms.gov/resources/codesystem/hcpcs": HCPCS}
 
 # The CodeableConcept(s) that say what a resource *is*, by resource type.
 _MAIN_CODE = {
@@ -36,6 +40,11 @@ def normalize_code(system: str, code: str) -> str:
     if system == ICD10CM:
         return code.replace(".", "").upper().strip()
     return code.strip()
+
+
+def canonical_system(system):
+    """The system URI we match on: ``system`` itself unless it is a known alias."""
+    return SYSTEM_ALIASES.get(system, system)
 
 
 def as_list(value) -> list:
@@ -59,6 +68,7 @@ def codings(concept) -> list[tuple[str, str]]:
             if type(item) is dict:
                 system, code = item.get("system"), item.get("code")
                 if type(system) is str and type(code) is str and code.strip():
+                    system = SYSTEM_ALIASES.get(system, system)
                     pairs.append((system, normalize_code(system, code)))
     return pairs
 

@@ -21,6 +21,8 @@ from pydantic import Field
 from pydantic import ValidationError
 from pydantic import field_validator
 
+from cdshooks.coverage import UncoveredStatement
+
 EXTENSION_KEY = "cdshooks.settings"
 
 
@@ -48,6 +50,8 @@ class Settings(BaseModel):
     VALUESETS: Path | None = None          # default: the "valuesets" folder beside MAPPINGS
     POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str | list[str]]] = {}
     SANDBOX_SYSTEM_ACTIONS: bool = False   # also send systemActions under extension (sandbox only)
+    # what the payer asserts (CRD coverage-information) for an order no medical policy covers
+    UNCOVERED_ORDERS: UncoveredStatement = UncoveredStatement()
 
     @field_validator("FHIR_ALLOWLIST", mode="before")
     @classmethod

@@ -39,6 +39,7 @@ from cdshooks.codes import CodeError
 from cdshooks.codes import CodeSet
 from cdshooks.datafile import Problem
 from cdshooks.record import ICD10CM
+from cdshooks.record import canonical_system
 from cdshooks.record import normalize_code
 
 BASE_URL = "http://example.org/fhir/ValueSet/"
@@ -248,6 +249,7 @@ def _flatten(contains):
 
 
 def _exact(system: str, code: str) -> Code:
+    system = canonical_system(system)   # the same URI aliases as the record (Blue Button HCPCS)
     return Code(system, normalize_code(system, code), "exact", token=f"{system}|{code}")
 
 
@@ -280,6 +282,7 @@ def _entries(part: Include, path, document, parsed, by_url, compiled, stack, sou
 
 
 def _filter_entry(system: str, flt: Filter) -> Code:
+    system = canonical_system(system)
     token = f"{system}|{flt.op}:{flt.value}"
     if flt.op == "regex" and flt.property == "code":
         return Code(system, flt.value, "pattern", token=token, pattern=re.compile(flt.value))

@@ -33,6 +33,8 @@ from typing import Mapping
 
 import yaml
 
+from cdshooks.record import canonical_system
+
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
 GTS_ABBREVIATION = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
@@ -308,7 +310,7 @@ def _codes(concept: Any, system: str | None) -> list[str]:
     return [
         c["code"].strip()
         for c in codings
-        if isinstance(c, dict) and c.get("system") == system and isinstance(c.get("code"), str)
+        if isinstance(c, dict) and canonical_system(c.get("system")) == system and isinstance(c.get("code"), str)
     ]
 
 
