@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from flask.testing import FlaskClient
 
 from cdshooks import create_app
@@ -163,3 +164,15 @@ def full_prefetch(app, **overrides):
     prefetch["patient"] = patient()
     prefetch.update(overrides)
     return prefetch
+
+
+def mapped_csf_products():
+    """The CSF product table as the shipped mapping and value sets define it."""
+    from cdshooks import valuesets
+    from cdshooks.mapping.calculators.csf_products import product_table
+    from cdshooks.mapping.loader import resolve_params
+
+    facts = yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))["facts"]
+    params = resolve_params(facts["csf.product_family"]["params"], {"products"},
+                            valuesets.load(ROOT / "valuesets")[0])
+    return product_table(params["products"])

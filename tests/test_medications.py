@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from cdshooks.codes import CodeSet
 from cdshooks.mapping import medications
 from cdshooks.mapping.calculators import opioid_products
 from cdshooks.mapping.calculators.mme import assess_wean
@@ -21,6 +23,8 @@ from cdshooks.mapping.model import FactMapping
 from cdshooks.mapping.facts import FactContext
 from cdshooks.prefetch import Slot
 from cdshooks.record import build
+from cdshooks.valuesets import ValueSet
+from cdshooks.valuesets import ValueSets
 from conftest import make_app
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -195,8 +199,11 @@ def test_an_entered_in_error_statement_is_no_history():
 
 
 def test_medication_statement_is_a_mapping_source_with_d10_statuses():
+    oxycodone = ValueSet("oxycodone-er", "urn:test:oxycodone-er", "Oxycodone ER 10 MG", CodeSet.of(["rxnorm|1049683"]),
+                         ("test",), "test", {"rxnorm": 1})
     fact = _compile_select("meds.oxycodone", FactMapping(
-        description="oxycodone statements", source="MedicationStatement", codes=["rxnorm|1049683"], pick="count"))
+        description="oxycodone statements", source="MedicationStatement", codes=["oxycodone-er"], pick="count"),
+        ValueSets(MappingProxyType({"oxycodone-er": oxycodone})))
     taken = statement("ms-1", coded("1049683"), effective="2025-06-01")
     not_taken = statement("ms-2", coded("1049683"), status="not-taken", effective="2025-06-01")
     ctx = FactContext({"meds.oxycodone": fact}, record_of(taken, not_taken), R, {})

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from cdshooks import valuesets
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import oncology as onc
 from cdshooks.mapping.facts import Fact
@@ -18,10 +19,12 @@ from cdshooks.record import ICD10CM
 from conftest import full_prefetch
 from conftest import hook_request
 from conftest import make_app
+from conftest import mapped_csf_products
 
 ROOT = Path(__file__).resolve().parents[1]
 FACTS = yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))["facts"]
-PRODUCTS = onc.product_table(FACTS["csf.product_family"]["params"]["products"])
+VALUESETS = valuesets.load(ROOT / "valuesets")[0]
+PRODUCTS = mapped_csf_products()
 LOCAL = "http://example.org/fhir/CodeSystem/cds-policy-facts"
 HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -160,7 +163,7 @@ def test_stage_readings(text, result):
 
 
 # --------------------------------------------------------------------------- F-CHRONIC
-CHRONIC = CodeSet.of(FACTS["csf.chronic_conditions"]["codes"])
+CHRONIC = VALUESETS.codes(FACTS["csf.chronic_conditions"]["codes"])
 
 
 def counted(*codes):

@@ -78,4 +78,5 @@ def test_the_policy_json_has_no_empty_setting(client):
 
 def test_order_codes_read_as_their_code_systems_name_them(client):
     text = client.get("/policies/colony-stimulating-factors", headers={"Accept": BROWSER}).get_data(as_text=True)
-    assert "HCPCS J1442, HCPCS Q5101" in text and "RxNorm 68442" in text and "hcpcs|" not in text
+    assert "HCPCS J1442, Q5101" in text and "RxNorm 68442" in text and "hcpcs|" not in text
+    assert "filgrastim-products" not in text  # value sets are shown by their codes, not their file names

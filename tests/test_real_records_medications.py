@@ -19,17 +19,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cdshooks import registry
 from cdshooks.mapping import medications
 from cdshooks.mapping.calculators.csf_products import identify as identify_csf
-from cdshooks.mapping.calculators.csf_products import product_table
 from cdshooks.mapping.calculators.mme import load_mme_tables
 from cdshooks.mapping.calculators.mme import opioid_ingredients
 from cdshooks.mapping.calculators.orders import order_concepts
 from cdshooks.record import build
 from cdshooks.prefetch import Slot
+from conftest import mapped_csf_products
 from conftest import ROOT
 from conftest import make_app
 
@@ -62,8 +61,7 @@ _OPIOID_WORDS = re.compile(r"oxycodone|hydrocodone|morphine|fentanyl|meperidine|
                            r"hydromorphone|buprenorphine|tapentadol|oxymorphone", re.IGNORECASE)
 
 
-CSF_PRODUCTS = product_table(yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))
-                             ["facts"]["csf.product_family"]["params"]["products"])
+CSF_PRODUCTS = mapped_csf_products()
 
 
 def resources(name: str) -> list[dict]:

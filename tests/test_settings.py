@@ -13,7 +13,7 @@ from conftest import make_app
 
 def test_defaults_apply_without_environment(tmp_path):
     config = settings.get_from(make_app(tmp_path))
-    assert config.TIME_BUDGET_MS == 3000 and config.MAX_BODY_BYTES == 10 * 1024 * 1024
+    assert config.TIME_BUDGET_MS == 3000 and config.MAX_BODY_BYTES == 32 * 1024 * 1024
     assert config.FHIR_ALLOWLIST == () and config.TRUSTED_ISSUERS is None
 
 

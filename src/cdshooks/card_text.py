@@ -46,13 +46,14 @@ def detail(evaluation: Evaluation, row, hook: str) -> str:
     question_blocks = {n: _questions(evaluation, questions, n) for n in range(1, min(len(questions), MAX_QUESTIONS) + 1)}
     coverage = {asks: coverage_sentence(evaluation, row, asks) if hook == "order-sign" else None
                 for asks in (False, True)}
+    note = explain.data_note(evaluation.context.record) or None
     best = None
     for n_findings in range(min(len(findings), _MAX_FINDINGS), -1, -1):
         for n_questions in range(min(len(questions), MAX_QUESTIONS), -1, -1):
             for quote in dict.fromkeys((row.quote, None)):
                 ids = list(dict.fromkeys([*findings[:min(n_findings, _FULL_FINDINGS)], *questions[:n_questions]]))
                 blocks = [lead, finding_blocks.get(n_findings), f"> {quote}" if quote else None,
-                          question_blocks.get(n_questions), coverage[n_questions > 0],
+                          question_blocks.get(n_questions), coverage[n_questions > 0], note,
                           f"_{policy.model.short} criteria: {', '.join(ids)}_" if ids else None]
                 text = "\n\n".join(b for b in blocks if b)
                 # prefer: a finding, three questions, a second finding, the facts on record, more questions, the quote

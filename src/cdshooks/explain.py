@@ -125,3 +125,14 @@ def _criterion_json(result: NodeResult) -> dict:
     if result.note:
         out["note"] = result.note
     return out
+
+
+def data_note(record) -> str:
+    """What of the sent record was not used: resources of another patient (D11)."""
+    left_out = record.other_patients
+    if not left_out:
+        return ""
+    total = sum(left_out.values())
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(left_out.items()))
+    return (f"_Data note: {total} resource{'s' if total != 1 else ''} of another patient "
+            f"{'were' if total != 1 else 'was'} left out ({kinds})._")

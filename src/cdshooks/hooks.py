@@ -65,7 +65,7 @@ def _answer(service, body: dict, call: dict) -> Answer:
     if parsed.request.crd_version == "2.2":   # 2.2: the Coverage is part of every coverage-information call
         required |= coverage_keys
     slots = prefetch.resolve(parsed.request, loaded.templates, required, config, _deadline(config), coverage_keys)
-    record = record_module.build(slots, loaded.slot_types, parsed.draft_orders)
+    record = record_module.build(slots, loaded.slot_types, parsed.draft_orders, parsed.patient_id)
     if parsed.request.crd_version == "2.2" and coverage_keys:
         _payer_identified(slots, coverage_keys, record)
     base = FactContext(loaded.policies.facts.facts, record, today, loaded.policies.resources)

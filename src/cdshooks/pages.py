@@ -16,15 +16,18 @@ from cdshooks import forms
 from cdshooks import http
 from cdshooks import registry
 from cdshooks import settings
+from cdshooks.codes import SYSTEMS
 from cdshooks.errors import InvalidRequest
 from cdshooks.errors import UnknownService
 from cdshooks.policy.questionnaire import documentation_leaves
+from cdshooks.record import display_code
 
 bp = Blueprint("pages", __name__)
 
 _KIND_WORDS = {"structured": "from the record", "structured+doc": "record or documentation",
                "documentation": "documentation", "rule": "rule"}
-_SYSTEM_WORDS = {"cpt": "CPT", "hcpcs": "HCPCS", "rxnorm": "RxNorm", "icd10cm": "ICD-10-CM", "snomed": "SNOMED CT"}
+_SYSTEM_WORDS = {SYSTEMS["cpt"]: "CPT", SYSTEMS["hcpcs"]: "HCPCS", SYSTEMS["rxnorm"]: "RxNorm",
+                 SYSTEMS["icd10cm"]: "ICD-10-CM", SYSTEMS["snomed"]: "SNOMED CT"}
 _PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR id
 
 
@@ -54,10 +57,24 @@ def _when_then(description: str) -> tuple[str | None, str | None]:
     return (match.group(1), match.group(2)[0].upper() + match.group(2)[1:]) if match else (None, None)
 
 
-def _code_words(tokens: list[str]) -> str:
-    """``cpt|62320`` → ``CPT 62320`` (the policy files' code tokens, as a reader names them)."""
-    return ", ".join(f"{_SYSTEM_WORDS.get(system, system)} {code}" if code else system
-                     for system, _, code in (token.partition("|") for token in tokens))
+def _code_words(names: list[str], shown: int = 8) -> str:
+    """Value-set names as a reader names their codes, by system: ``HCPCS J1442, Q5101; RxNorm 68442``."""
+    by_system: dict[str, list[str]] = {}
+    for name in names:
+        for entry in registry.get().policies.valuesets.get(name).codes.include:
+            codes = by_system.setdefault(_SYSTEM_WORDS.get(entry.system, entry.system), [])
+            if _entry_code(entry) not in codes:
+                codes.append(_entry_code(entry))
+    return "; ".join(f"{system} {', '.join(codes[:shown])}" + (f" and {len(codes) - shown} more" if len(codes) > shown else "")
+                     for system, codes in by_system.items())
+
+
+def _entry_code(entry) -> str:
+    if entry.kind == "range":
+        return f"{entry.code}–{entry.upper}"
+    if entry.kind == "prefix":
+        return f"{entry.code}*"
+    return display_code(entry.system, entry.code) if entry.kind == "exact" else entry.token or entry.code
 
 
 def _op_words(node) -> str:

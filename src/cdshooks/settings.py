@@ -37,7 +37,8 @@ class Settings(BaseModel):
     TRUSTED_ISSUERS: Path | None = None    # a JSON file, or "sandbox" for the dev-only preset
     PUBLIC_BASE_URL: str | None = None
     TIME_BUDGET_MS: int = Field(3000, gt=0)
-    MAX_BODY_BYTES: int = Field(10 * 1024 * 1024, gt=0)
+    # D12: a 10,000-resource prefetch (~10 MB compact, ~14 MB pretty-printed) is ordinary
+    MAX_BODY_BYTES: int = Field(32 * 1024 * 1024, gt=0)
     MAX_JSON_DEPTH: int = Field(100, gt=2)
     MAX_DRAFT_ORDERS: int = Field(100, gt=0)
     MAX_PREFETCH_ENTRIES: int = Field(100_000, gt=0)
@@ -47,6 +48,7 @@ class Settings(BaseModel):
     TIMEZONE: str = "UTC"
     POLICIES: Path = Path("policies")
     MAPPINGS: Path = Path("mappings")
+    VALUESETS: Path | None = None          # default: the "valuesets" folder beside MAPPINGS
     POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str | list[str]]] = {}
     SANDBOX_SYSTEM_ACTIONS: bool = False   # also send systemActions under extension (sandbox only)
     # what the payer asserts (CRD coverage-information) for an order no medical policy covers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from cdshooks.codes import CodeSet
@@ -85,6 +86,14 @@ class SelectFact:
         for _system, code, entry in self.codes.matches_concept(resource.get(self.element)):
             yield self._item(resource, when, code, entry, state == "refuted")
             return
+        if self.source == "Observation" and self.element == "code":
+            for component in as_list(resource.get("component")):
+                hits = self.codes.matches_concept(component.get("code")) if isinstance(component, dict) else []
+                if hits:
+                    # memoized per component so every fact of the call sees the same view object
+                    view = record.derived("component", component, partial(component_view, resource))
+                    yield self._item(view, when, hits[0][1], hits[0][2], False)
+                    return
 
     def _admitted(self, resource, when, start, end) -> bool:
         if self.statuses is not None and resource.get("status") not in self.statuses:
@@ -112,6 +121,13 @@ class SelectFact:
                 return None
             return units.convert(float(number), units.quantity_unit(value), self.unit)
         return value
+
+
+def component_view(observation: dict, component: dict) -> dict:
+    """The Observation as if the component were its code and value (D9): same id, status and date."""
+    view = {k: v for k, v in observation.items() if not k.startswith("value") and k not in ("component", "referenceRange")}
+    view.update({k: v for k, v in component.items() if k == "code" or k.startswith("value") or k == "referenceRange"})
+    return view
 
 
 def _written_code(concept, normalized: str, system: str | None = None) -> tuple[str, str]:

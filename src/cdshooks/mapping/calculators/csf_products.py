@@ -61,16 +61,20 @@ def product_table(rows: list[dict]) -> tuple[Product, ...]:
         # "pegfilgrastim" or "filgrastim-sndz" (each has its own row).
         pattern = re.compile(r"(?<![a-z0-9-])(?:" + "|".join(re.escape(n) for n in names) + r")(?![a-z0-9-])",
                              re.IGNORECASE) if names else None
-        codes = [str(c) for c in row.get("codes", ())]
-        brand_codes = [str(c) for c in row.get("brand_codes", ())]
+        codes, brand_codes = _code_set(row.get("codes")), _code_set(row.get("brand_codes"))
         brand, ingredient = str(row["brand"]), str(row["ingredient"])
-        tokens = {brand, ingredient, str(row["family"]), *names, *(c.partition("|")[2] for c in codes + brand_codes)}
+        tokens = {brand, ingredient, str(row["family"]), *names, *(c.code for c in codes.include + brand_codes.include)}
         ingredient_names = {ingredient.lower(), *(n.lower() for n in names if _INGREDIENT_STEM.search(n))}
         brand_names = {brand.lower(), *(n.lower() for n in names if not _INGREDIENT_STEM.search(n))}
-        products.append(Product(brand, ingredient, str(row["family"]), CodeSet.of(codes), pattern,
-                                frozenset(t.lower() for t in tokens), CodeSet.of(brand_codes),
+        products.append(Product(brand, ingredient, str(row["family"]), codes, pattern,
+                                frozenset(t.lower() for t in tokens), brand_codes,
                                 frozenset(ingredient_names), frozenset(brand_names)))
     return tuple(products)
+
+
+def _code_set(codes) -> CodeSet:
+    """A row's codes: resolved from value-set names by the loader, or listed (``system|code``) in tests."""
+    return codes if isinstance(codes, CodeSet) else CodeSet.of(str(c) for c in codes or ())
 
 
 def identify(concepts, products: tuple[Product, ...]) -> Found | None:

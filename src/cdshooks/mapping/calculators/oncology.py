@@ -578,7 +578,7 @@ def latest_before(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 
 def _prepare_malignancy(params: dict) -> dict:
-    return {key: CodeSet.of(params[key]) for key in ("cancer", "myeloid", "ambiguous")}
+    return {key: params[key] for key in ("cancer", "myeloid", "ambiguous")}
 
 
 def malignancy(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -619,8 +619,7 @@ def _malignancy_kind(system: str, code: str, sets) -> str | None:
 
 
 def _prepare_advanced(params: dict) -> dict:
-    return {**params, "stage_groups": CodeSet.of(params["stage_groups"]),
-            "advanced": re.compile(params["advanced"], re.IGNORECASE),
+    return {**params, "advanced": re.compile(params["advanced"], re.IGNORECASE),
             "early": re.compile(params["early"], re.IGNORECASE)}
 
 
@@ -702,10 +701,13 @@ def _occurrence(request: dict) -> dt.date | None:
 
 
 CALCULATORS = (
-    Calculator("csf_product_family", product_family, prepare=_prepare_products, order_scoped=True),
+    Calculator("csf_product_family", product_family, prepare=_prepare_products, order_scoped=True,
+               code_params=frozenset({"products"})),
     Calculator("csf_medication_history", medication_history, prepare=_prepare_products,
-               resource_types=frozenset({"MedicationRequest"}), optional_types=frozenset({"MedicationStatement"})),
-    Calculator("csf_preferred_step", preferred, frozenset({"history"}), _prepare_products, order_scoped=True),
+               resource_types=frozenset({"MedicationRequest"}), optional_types=frozenset({"MedicationStatement"}),
+               code_params=frozenset({"products"})),
+    Calculator("csf_preferred_step", preferred, frozenset({"history"}), _prepare_products, order_scoped=True,
+               code_params=frozenset({"products"})),
     Calculator("csf_no_primary_prophylaxis", no_primary_prophylaxis, frozenset({"complication", "history"})),
     Calculator("csf_fn_risk_category", fn_risk_category, frozenset({"observations"}),
                resource_types=frozenset({"QuestionnaireResponse"})),
@@ -717,8 +719,10 @@ CALCULATORS = (
     Calculator("csf_nutrition", nutrition, frozenset({"albumin", "bmi", "weight", "height"})),
     Calculator("csf_prior_fn", prior_fn, frozenset({"episodes", "neutropenia", "fever"})),
     Calculator("csf_latest_before", latest_before, frozenset({"conditions"})),
-    Calculator("csf_malignancy", malignancy, frozenset({"conditions", "reasons"}), _prepare_malignancy),
-    Calculator("csf_advanced_cancer", advanced_cancer, frozenset({"metastases", "staging"}), _prepare_advanced),
+    Calculator("csf_malignancy", malignancy, frozenset({"conditions", "reasons"}), _prepare_malignancy,
+               code_params=frozenset({"cancer", "myeloid", "ambiguous"})),
+    Calculator("csf_advanced_cancer", advanced_cancer, frozenset({"metastases", "staging"}), _prepare_advanced,
+               code_params=frozenset({"stage_groups"})),
     Calculator("csf_category_count", category_count, frozenset({"conditions"})),
     Calculator("csf_planned_or_done", planned_or_done, frozenset({"procedures", "requests"}), _prepare_windows),
 )
