@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+import yaml
 from flask.testing import FlaskClient
 
 from cdshooks import create_app
@@ -117,10 +118,18 @@ def no_private_data_in_any_log_line():
 
 
 @pytest.fixture(autouse=True)
+def _never_patch_the_test_run_for_gevent(monkeypatch):
+    """`cdshooks serve` called in this process (cli tests) must not monkey-patch pytest's threads."""
+    from cdshooks import cli
+    monkeypatch.setattr(cli, "_patch_for_gevent", lambda: None)
+
+
+@pytest.fixture(autouse=True)
 def _no_cdshooks_env(monkeypatch):
     """Tests never read the developer's CDSHOOKS_* environment."""
     for key in list(os.environ):
-        if key.startswith("CDSHOOKS_") and key not in ("CDSHOOKS_REQUIRE_POSTGRES", "CDSHOOKS_SPEC_DIR"):
+        if key.startswith("CDSHOOKS_") and key not in ("CDSHOOKS_REQUIRE_POSTGRES", "CDSHOOKS_SPEC_DIR",
+                                                     "CDSHOOKS_REQUIRE_BROWSER", "CDSHOOKS_SCREENSHOTS"):
             monkeypatch.delenv(key)
 
 
@@ -197,3 +206,14 @@ def postgres_schema():
     admin.dispose()
 
 
+
+def mapped_csf_products():
+    """The CSF product table as the shipped mapping and value sets define it."""
+    from cdshooks import valuesets
+    from cdshooks.mapping.calculators.csf_products import product_table
+    from cdshooks.mapping.loader import resolve_params
+
+    facts = yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))["facts"]
+    params = resolve_params(facts["csf.product_family"]["params"], {"products"},
+                            valuesets.load(ROOT / "valuesets")[0])
+    return product_table(params["products"])

@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 
 from cdshooks import cli
 
@@ -24,7 +23,7 @@ def test_check_passes_on_the_shipped_files(capsys):
 
 
 def test_check_prints_every_problem_sorted_and_exits_1(tmp_path, capsys):
-    for name in ("policies", "mappings"):
+    for name in ("policies", "mappings", "valuesets"):
         shutil.copytree(ROOT / name, tmp_path / name)
     policy = tmp_path / "policies" / "prenatal-cfdna-screening.yaml"
     policy.write_text(policy.read_text().replace("default: met\n", "default: maybe\n", 1))
@@ -81,14 +80,8 @@ def test_schemas_writes_the_three_schema_files(tmp_path, capsys):
     assert {p.name for p in tmp_path.glob("*/*.json")} == {"schema.json", "test-schema.json"}
 
 
-@pytest.fixture
-def unpatched(monkeypatch):
-    """`serve` in this process: never monkey-patch the test run for gevent."""
-    monkeypatch.setattr(cli, "_patch_for_gevent", lambda: None)
-
-
-def test_serve_refuses_to_start_with_a_broken_policy(tmp_path, monkeypatch, capsys, unpatched):
-    for name in ("policies", "mappings"):
+def test_serve_refuses_to_start_with_a_broken_policy(tmp_path, monkeypatch, capsys):
+    for name in ("policies", "mappings", "valuesets"):
         shutil.copytree(ROOT / name, tmp_path / name)
     (tmp_path / "policies" / "prenatal-cfdna-screening.yaml").write_text("id: [\n")
     monkeypatch.setenv("CDSHOOKS_POLICIES", str(tmp_path / "policies"))
@@ -100,7 +93,7 @@ def test_serve_refuses_to_start_with_a_broken_policy(tmp_path, monkeypatch, caps
     assert "policies/prenatal-cfdna-screening.yaml:" in capsys.readouterr().err and not started
 
 
-def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch, unpatched):
+def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch):
     monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
     monkeypatch.chdir(ROOT)
     started = []
@@ -111,7 +104,7 @@ def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch, unpa
     assert options["worker_class"] == "cdshooks.worker.Worker" and options["preload_app"] is True
 
 
-def test_serve_with_an_unwritable_sqlite_folder_says_what_to_do(tmp_path, monkeypatch, capsys, unpatched):
+def test_serve_with_an_unwritable_sqlite_folder_says_what_to_do(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{blocker / 'db.sqlite3'}")
@@ -136,7 +129,7 @@ def test_workers_warm_up_on_each_policy_before_serving(app):
 
 
 def test_check_rejects_a_policy_whose_responses_leave_a_reachable_decision_unanswered(tmp_path, capsys):
-    for name in ("policies", "mappings"):
+    for name in ("policies", "mappings", "valuesets"):
         shutil.copytree(ROOT / name, tmp_path / name)
     policy = tmp_path / "policies" / "si-joint-fusion-open.yaml"
     row = ("  - when: {decision: [unknown]}\n    indicator: warning\n"
@@ -150,3 +143,24 @@ def test_check_rejects_a_policy_whose_responses_leave_a_reachable_decision_unans
     assert len(lines) == 1, lines
     assert lines[0].startswith("policies/si-joint-fusion-open.yaml:")
     assert "no response row answers decision 'unknown' with outcome 'none'" in lines[0]
+
+
+def test_serve_gives_its_workers_one_key_for_kept_form_tokens(tmp_path, monkeypatch):
+    import os
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != "CDSHOOKS_SECRET_KEY"})
+    monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: None)
+    assert cli.main(["serve", "--port", "8999"]) == 0
+    key = os.environ["CDSHOOKS_SECRET_KEY"]  # inherited by every forked worker
+    assert len(key) > 40
+    monkeypatch.setenv("CDSHOOKS_SECRET_KEY", '"configured"')
+    assert cli.main(["serve", "--port", "8999"]) == 0
+    assert os.environ["CDSHOOKS_SECRET_KEY"] == '"configured"'
+
+
+def test_valuesets_lists_each_set_with_members_per_system_and_sources(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["valuesets"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| substance-use-disorder ")]
+    assert len(rows) == 1 and "icd-10-cm 18" in rows[0] and "sct " in rows[0] and "2.16.840.1.113883" in rows[0]

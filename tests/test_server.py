@@ -169,7 +169,7 @@ def test_every_hook_call_is_audited_by_the_background_writer(served):
 def test_a_reload_with_a_broken_file_keeps_serving_the_last_good_configuration(tmp_path):
     import shutil
     from served import ROOT
-    for name in ("policies", "mappings"):
+    for name in ("policies", "mappings", "valuesets"):
         shutil.copytree(ROOT / name, tmp_path / name)
     server = Served(tmp_path, CDSHOOKS_POLICIES=str(tmp_path / "policies"),
                     CDSHOOKS_MAPPINGS=str(tmp_path / "mappings"))

@@ -100,6 +100,29 @@ class FhirClient:
             return self._read(response, url)
         raise FetchError(f"too many redirects from {_safe(url)}")
 
+    def post(self, url: str, resource: dict) -> str:
+        """Create ``resource`` at ``url`` (no redirects followed); return its new reference.
+
+        The reference comes from ``Location`` (``…/Type/id/_history/n``) or the returned body;
+        an empty string when the server tells neither.
+        """
+        if not is_allowed(url, self.allowlist):
+            raise FetchError(f"refused: {_safe(url)} is not on CDSHOOKS_FHIR_ALLOWLIST")
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0.01 or self.cutoff.fired:
+            raise FetchError("time budget exhausted")
+        try:
+            response = self.session.post(
+                url, data=jsonio.dumps(resource), headers=self._headers("application/fhir+json"),
+                allow_redirects=False, timeout=(min(CONNECT_TIMEOUT_S, remaining), remaining),
+            )
+        except requests.RequestException as exc:
+            raise FetchError(f"{self._failure(exc)} calling {_safe(url)}") from None
+        with response:
+            if response.status_code not in (200, 201):
+                raise FetchError(f"HTTP {response.status_code} from {_safe(url)}")
+            return _created_reference(response, resource.get("resourceType", ""))
+
     def close(self) -> None:
         self.cutoff.fire()   # anything still reading ends now
         self.session.close()
@@ -111,16 +134,21 @@ class FhirClient:
     def __exit__(self, *_exc):
         self.close()
 
+    def _headers(self, content_type: str | None = None) -> dict:
+        headers = {"Accept": "application/fhir+json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
     def _send(self, url: str) -> requests.Response:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0.01 or self.cutoff.fired:
             raise FetchError("time budget exhausted")
-        headers = {"Accept": "application/fhir+json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
         try:
             return self.session.get(
-                url, headers=headers, allow_redirects=False, stream=True,
+                url, headers=self._headers(), allow_redirects=False, stream=True,
                 timeout=(min(CONNECT_TIMEOUT_S, remaining), remaining),
             )
         except requests.RequestException as exc:
@@ -213,6 +241,19 @@ class _CutoffAdapter(HTTPAdapter):
     def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
         self.poolmanager = _CutoffPoolManager(self.cutoff, num_pools=connections, maxsize=maxsize,
                                               block=block, **pool_kwargs)
+
+
+def _created_reference(response: requests.Response, resource_type: str) -> str:
+    segments = [s for s in urlsplit(response.headers.get("Location", "")).path.split("/") if s]
+    if resource_type in segments and segments.index(resource_type) + 1 < len(segments):
+        i = segments.index(resource_type)
+        return f"{resource_type}/{segments[i + 1]}"
+    try:
+        body = jsonio.loads(response.content[:1_000_000])
+    except ValueError:
+        return ""
+    rid = body.get("id") if isinstance(body, dict) else None
+    return f"{resource_type}/{rid}" if isinstance(rid, str) and rid else ""
 
 
 def _safe(url: str) -> str:

@@ -10,7 +10,10 @@ configuration, otherwise new workers start with the new app and the old ones fin
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import os
+import secrets
 import sys
 import time
 
@@ -148,6 +151,9 @@ def options(host: str, port: int, workers: int) -> dict:
 
 def run(host: str, port: int, workers: int) -> int:
     """Check that the app starts (every data-file problem listed at once), then serve it."""
+    # Workers must share the key that encrypts the EHR tokens form launches keep (forms.py): without
+    # a configured one, the master makes one for this run (a reload keeps it) and workers inherit it.
+    os.environ.setdefault("CDSHOOKS_SECRET_KEY", json.dumps(secrets.token_urlsafe(32)))
     try:
         app = load_app()  # fail fast in the master, before any worker forks
     except (DataFileError, SettingsError, StoreStartError) as exc:

@@ -4,8 +4,10 @@ A write is acknowledged only after it committed to the database the service open
 the file must still be the one opened (a removed folder leaves writes going to an unlinked file,
 which would be lost), on PostgreSQL the commit returned.  Every database operation is bounded in
 time (connect, pool wait, the transaction itself); past that it fails with
-:class:`~cdshooks.errors.StoreUnavailable` (503) instead of holding the call.  Nothing here
-stores tokens or FHIR resource contents: the audit row holds ids, decisions and timings only.
+:class:`~cdshooks.errors.StoreUnavailable` (503) instead of holding the call.  The audit row holds
+ids, decisions and timings only.  A documentation-form launch holds its questions (criterion ids
+and the record's answers) and, for the one write back to the EHR, the call's FHIR token
+encrypted, until it is used or expires.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import contextlib
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,6 +58,8 @@ from cdshooks.errors import StoreUnavailable
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "cdshooks.store"
 ID_LENGTH = 200  # every String(200) column; longer values are refused (feedback) or cut (audit)
+DOWN_S = 30.0    # after a failure, hook-path writes skip the store this long, or until a write succeeds
+HOOK_PATH_S = 0.5  # bound on a write a hook call waits for (form launches; a healthy one takes ms)
 
 metadata = MetaData()
 
@@ -83,6 +92,16 @@ audit = Table(
     Column("card_ids", Text),
     Column("latency_ms", Float, nullable=False),
     Column("status", Integer, nullable=False),
+)
+
+forms = Table(  # documentation-form launches: short-lived, the EHR token only encrypted (forms.py)
+    "cdshooks_form",
+    metadata,
+    Column("ref", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("token_cipher", Text),
+    Column("token_expires_at", DateTime(timezone=True)),
 )
 
 jwt_replay = Table(
@@ -126,6 +145,10 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreStartError(_start_advice(self._sqlite_file, exc)) from None
         self._identity = _file_identity(self._sqlite_file)
+        self._down_until = 0.0
+        self._side, self._side_pid = None, None
+        # an in-memory SQLite database is one connection shared by every thread: one transaction at a time
+        self._one_at_a_time = threading.Lock() if _shared_connection(self.engine) else contextlib.nullcontext()
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         from cdshooks.audit import AuditWriter  # the writer writes through this store
 
@@ -167,6 +190,41 @@ class Store:
             inserted = conn.execute(statement, {"token_key": token_key, "expires_at": expires_at}).all()
         return bool(inserted)
 
+    def add_forms(self, rows: list[dict]) -> None:
+        """Store documentation-form launches; drop expired ones and expired tokens.
+
+        On the hook call's path, so it waits at most ``HOOK_PATH_S`` (a connection attempt to a
+        stopped server alone can take longer) and fails at once while the store is known to be
+        down; a write that runs late finishes in the background, harmlessly unlinked.
+        """
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("the database is not answering; the form launch write was not tried")
+        if self._side_pid != os.getpid():  # threads do not survive a fork
+            self._side, self._side_pid = ThreadPoolExecutor(2, thread_name_prefix="store-forms"), os.getpid()
+        try:
+            self._side.submit(self._write_forms, rows).result(timeout=HOOK_PATH_S)
+        except FutureTimeout:
+            raise StoreUnavailable("the form launch write did not finish in time") from None
+
+    def _write_forms(self, rows: list[dict]) -> None:
+        now = _utcnow()
+        with self.transaction("form launch", fail_fast=True) as conn:
+            conn.execute(delete(forms).where(forms.c.expires_at < now))
+            conn.execute(forms.update().where(forms.c.token_expires_at < now)
+                         .values(token_cipher=None, token_expires_at=None))
+            conn.execute(forms.insert(), rows)
+
+    def form(self, ref: str) -> dict | None:
+        """The unexpired form launch ``ref``, or None."""
+        with self.transaction("form read", durable=False) as conn:
+            row = conn.execute(select(forms).where(forms.c.ref == ref, forms.c.expires_at >= _utcnow())).first()
+        return dict(row._mapping) if row else None
+
+    def forget_form_token(self, ref: str) -> None:
+        """Erase a launch's EHR token (after its one write, or when it failed for good)."""
+        with self.transaction("form token") as conn:
+            conn.execute(forms.update().where(forms.c.ref == ref).values(token_cipher=None, token_expires_at=None))
+
     def check_writable(self) -> None:
         """Write and commit the health row; raise StoreUnavailable if the store cannot write."""
         now = _utcnow()
@@ -175,16 +233,21 @@ class Store:
                 conn.execute(self._insert(health).values(id=1, checked_at=now).on_conflict_do_nothing())
 
     @contextmanager
-    def transaction(self, what: str, durable: bool = True):
+    def transaction(self, what: str, durable: bool = True, fail_fast: bool = False):
         """One transaction that commits within ``timeout_s`` or raises StoreUnavailable.
 
         ``durable``: the commit survives a power loss (SQLite syncs its log at this commit; the
         audit trail and health row settle for surviving a crash of the process, which is cheaper).
+        ``fail_fast``: for writes on a hook call's path, do not even try for ``DOWN_S`` seconds
+        after the store failed to answer (each try could cost the whole ``timeout_s``), unless a
+        write (the audit writer's, the health check's) has succeeded since.
         """
+        if fail_fast and time.monotonic() < self._down_until:
+            raise StoreUnavailable(f"the database is not answering; the {what} write was not tried")
         self._same_file(what)
         try:
-            with self.engine.connect() as conn, _watchdog(conn, self.timeout_s):
-                if self.engine.dialect.name == "sqlite":  # outside any transaction, on the driver itself
+            with self._one_at_a_time, self.engine.connect() as conn, _watchdog(conn, self.timeout_s):
+                if self._sqlite_file is not None:  # outside any transaction, on the driver itself
                     conn.connection.driver_connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 with conn.begin():
                     yield conn
@@ -195,8 +258,11 @@ class Store:
                                      "retry later")
             error.transient = isinstance(exc, (OperationalError, InterfaceError, TimeoutError)) or \
                 getattr(exc, "connection_invalidated", False)
+            if error.transient:
+                self._down_until = time.monotonic() + DOWN_S
             raise error from None
         self._same_file(what)
+        self._down_until = 0.0
 
     def rows(self, table: Table) -> list[dict]:
         """Return every row of ``table`` (for tests and the operator's inspection)."""
@@ -206,6 +272,8 @@ class Store:
 
     def dispose(self) -> None:
         self.audit.close()
+        if self._side is not None:
+            self._side.shutdown(wait=False)
         self.engine.dispose()
 
     def after_fork(self) -> None:
@@ -268,6 +336,10 @@ def _sqlite_pragmas(dbapi_connection, timeout_s: float) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
     cursor.close()
+
+
+def _shared_connection(engine: Engine) -> bool:
+    return isinstance(engine.pool, StaticPool)
 
 
 def _sqlite_file(engine: Engine) -> Path | None:
