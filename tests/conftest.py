@@ -121,7 +121,7 @@ def no_private_data_in_any_log_line():
 def _no_cdshooks_env(monkeypatch):
     """Tests never read the developer's CDSHOOKS_* environment."""
     for key in list(os.environ):
-        if key.startswith("CDSHOOKS_") and key not in ("CDSHOOKS_REQUIRE_POSTGRES", "CDSHOOKS_SPEC_DIR"):
+        if key.startswith("CDSHOOKS_") and key not in ("CDSHOOKS_REQUIRE_POSTGRES", "CDSHOOKS_REQUIRE_NGINX", "CDSHOOKS_SPEC_DIR"):
             monkeypatch.delenv(key)
 
 

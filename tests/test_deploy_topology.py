@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from test_auth import ISS
 from test_auth import JWKS
 from test_auth import TOKENS_SEEN
 from test_auth import token
+from test_deploy_files import healthcheck_command
 
 sys.path.insert(0, str(ROOT / "deploy"))
 import loopback  # noqa: E402
@@ -119,6 +121,18 @@ def topology(tmp_path_factory):
 @pytest.fixture
 def client(topology):
     return Client(topology)
+
+
+def test_the_image_healthcheck_probes_the_port_in_cdshooks_port(topology):
+    """The Dockerfile's HEALTHCHECK, run as Docker would, against a live instance and a dead port."""
+    path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"
+
+    def probe(port) -> int:
+        env = {**os.environ, "PATH": path, "CDSHOOKS_PORT": str(port)}
+        return subprocess.run(healthcheck_command(), env=env, capture_output=True, timeout=30).returncode
+
+    assert probe(topology.instance_ports[0]) == 0
+    assert probe(loopback.free_port()) == 1
 
 
 def test_calls_spread_over_both_instances(topology, client):
