@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test check bench schemas constraints clean
+.PHONY: install run test check bench bench-topology schemas constraints clean
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ check: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+bench-topology: install
+	$(BIN)/python bench/topology.py
 
 schemas: install
 	$(BIN)/cdshooks schemas

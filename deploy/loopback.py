@@ -22,6 +22,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +75,29 @@ def _main_config(folder: Path, site: Path) -> str:
         + "".join(f"    {name}_temp_path {path};\n" for name, path in temp.items())
         + f"    include {site};\n}}\n"
     )
+
+
+@contextmanager
+def fresh_schema(postgres_url: str):
+    """A new schema on a shared PostgreSQL server; yields a URL whose connections use it, then
+    drops it (and only it): every instance of a topology gets the same, empty store."""
+    import sqlalchemy
+
+    from cdshooks.store import engine_url
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(engine_url(postgres_url), connect_args={"connect_timeout": 2})
+    try:
+        with admin.begin() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+        try:
+            separator = "&" if "?" in postgres_url else "?"
+            yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
+        finally:
+            with admin.begin() as conn:
+                conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    finally:
+        admin.dispose()
 
 
 def wait_http(port: int, path: str = "/healthz", timeout: float = 60.0) -> None:

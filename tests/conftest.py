@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from flask.testing import FlaskClient
 from cdshooks import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "deploy"))   # loopback: the topology harness, shared with bench/
 TODAY = "2025-06-15"
 ALLOWED_EMPTY = {("cards",), ("systemActions",), ("services",)}
 POSTGRES_URL = os.environ.get("CDSHOOKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -167,14 +169,6 @@ def full_prefetch(app, **overrides):
     return prefetch
 
 
-def _postgres_reachable(engine) -> bool:
-    try:
-        with engine.connect():
-            return True
-    except sqlalchemy.exc.OperationalError:
-        return False
-
-
 @contextmanager
 def postgres_schema():
     """A fresh schema of our own on the shared PostgreSQL; yields a URL that uses it, drops it after.
@@ -182,19 +176,17 @@ def postgres_schema():
     Skips when PostgreSQL is unreachable, or fails when CDSHOOKS_REQUIRE_POSTGRES is set (CI).
     """
     from cdshooks import store
-    admin = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
+    from loopback import fresh_schema
+
+    probe = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
     try:
-        if not _postgres_reachable(admin):
-            if os.environ.get("CDSHOOKS_REQUIRE_POSTGRES"):
-                pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}")
-            pytest.skip("PostgreSQL not reachable")
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        with admin.begin() as conn:
-            conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
-        try:
-            yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-        finally:
-            with admin.begin() as conn:
-                conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+        with probe.connect():
+            pass
+    except sqlalchemy.exc.OperationalError:
+        if os.environ.get("CDSHOOKS_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}")
+        pytest.skip("PostgreSQL not reachable")
     finally:
-        admin.dispose()
+        probe.dispose()
+    with fresh_schema(POSTGRES_URL) as url:
+        yield url

@@ -7,21 +7,18 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
 import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import kubernetes_validate
+import loopback
 import pytest
 import yaml
 from packaging.requirements import Requirement
 
 from cdshooks.settings import Settings
 from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "deploy"))
-import loopback  # noqa: E402
 
 K8S = ROOT / "deploy" / "k8s"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")

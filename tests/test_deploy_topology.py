@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 
+import loopback
 import pytest
 import requests
 
@@ -29,9 +30,6 @@ from test_auth import JWKS
 from test_auth import TOKENS_SEEN
 from test_auth import token
 from test_deploy_files import healthcheck_command
-
-sys.path.insert(0, str(ROOT / "deploy"))
-import loopback  # noqa: E402
 
 SIGN = "/cds-services/medical-policy-order-sign"
 FEEDBACK = SIGN + "/feedback"
