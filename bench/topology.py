@@ -37,7 +37,7 @@ from run import worker_pids  # noqa: E402
 
 SIGN = "/cds-services/medical-policy-order-sign"
 ENV = {"CDSHOOKS_TODAY": "2025-06-15"}
-REQUESTS, CONCURRENCY = 3000, 8
+REQUESTS, CONCURRENCY = 1500, 8
 
 
 def message(port: int, body: bytes) -> bytes:
@@ -45,21 +45,40 @@ def message(port: int, body: bytes) -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(postgres_url: str, instances: int, workers: int, bodies: dict[str, bytes]) -> dict:
-    """req/s and latency through nginx, and straight to the first instance for the proxy's cost."""
+    """req/s, latency and CPU per call through nginx, and straight to the first instance for the
+    proxy's cost. CPU per call holds when neighbours take the cores; req/s does not."""
     out = {}
     with loopback.fresh_schema(postgres_url) as url, tempfile.TemporaryDirectory() as folder, \
             loopback.Topology(Path(folder), url, instances, workers, ENV) as topology:
         time.sleep(2.0)   # workers warm up before serving
-        for name, body in bodies.items():
-            load.drive("127.0.0.1", topology.port, SIGN, body, 200, CONCURRENCY)   # warm-up
-            out[name] = load.drive("127.0.0.1", topology.port, SIGN, body, REQUESTS, CONCURRENCY)
-            if instances == 1:
-                out[name + " (no nginx)"] = load.drive("127.0.0.1", topology.instance_ports[0], SIGN, body,
-                                                       REQUESTS, CONCURRENCY)
         masters = [p.pid for p in topology.instances]
-        out["rss"] = {"nginx": rss_mb(topology.nginx.pid) + sum(rss_mb(w) for w in worker_pids(topology.nginx.pid)),
-                      "instance": sum(rss_mb(m) + sum(rss_mb(w) for w in worker_pids(m)) for m in masters) / len(masters)}
+        service = masters + [w for m in masters for w in worker_pids(m)]
+        proxy = [topology.nginx.pid] + worker_pids(topology.nginx.pid)
+        runs = [(name, topology.port, body) for name, body in bodies.items()]
+        if instances == 1:
+            runs += [(name + " (no nginx)", topology.instance_ports[0], body) for name, body in bodies.items()]
+        for name, port, body in runs:
+            load.drive("127.0.0.1", port, SIGN, body, 200, CONCURRENCY)   # warm-up
+            before = cpu_seconds(service), cpu_seconds(proxy)
+            result = load.drive("127.0.0.1", port, SIGN, body, REQUESTS, CONCURRENCY)
+            calls = max(1, len(result.latencies))
+            out[name] = (result, (cpu_seconds(service) - before[0]) * 1000 / calls,
+                         (cpu_seconds(proxy) - before[1]) * 1000 / calls)
+        out["rss"] = {"nginx": sum(rss_mb(p) for p in proxy),
+                      "instance": sum(rss_mb(p) for p in service) / len(masters)}
     return out
 
 
@@ -159,16 +178,23 @@ def main(argv: list[str] | None = None) -> int:
     if loopback.nginx_binary() is None:
         print("nginx is not installed (apt-get install nginx-light)", file=sys.stderr)
         return 1
-    started = time.monotonic()
+    started, load_at_start = time.monotonic(), os.getloadavg()[0]
     bodies = {"one order": json.dumps(records.request(200, single=True)).encode(),
               "every policy": json.dumps(records.request(200)).encode()}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # stop every process started, drop the schemas
     results = {"throughput": {}}
     for instances, workers in ((1, 2), (2, 2), (1, 1), (2, 1)):
-        results["throughput"][(instances, workers)] = throughput(args.postgres, instances, workers, bodies)
-        print(f"{instances} x {workers} workers done", file=sys.stderr)
+        measured = bodies if workers == 2 else {"one order": bodies["one order"]}
+        results["throughput"][(instances, workers)] = cells = throughput(args.postgres, instances, workers, measured)
+        runs = [(name, *cell) for name, cell in cells.items() if name != "rss"]
+        print(f"{instances} x {workers}: " + ", ".join(f"{name} {r.rps:.0f} req/s {cpu:.1f}+{proxy:.2f} ms CPU"
+                                                       for name, r, cpu, proxy in runs), file=sys.stderr)
     results["failover"] = failover(args.postgres, bodies["one order"])
+    print(f"failover: {results['failover']}", file=sys.stderr)
     results["slow"] = slow_clients(args.postgres, bodies["one order"])
+    print(f"slow clients: {results['slow']}", file=sys.stderr)
     results["seconds"] = time.monotonic() - started
+    results["load"] = (load_at_start, os.getloadavg()[0])
     write(results, len(bodies["one order"]), len(bodies["every policy"]))
     print((ROOT / "bench" / "TOPOLOGY.md").read_text())
     return 0
@@ -184,13 +210,17 @@ def write(r: dict, one_bytes: int, every_bytes: int) -> None:
         f"{REQUESTS} requests at c={CONCURRENCY}; 200-resource record, one order ({one_bytes // 1024} KiB) "
         f"or every policy ({every_bytes // 1024} KiB). Load generator, nginx, instances and PostgreSQL share the same 2 cores.",
         "", "## Throughput", "",
-        "| instances × workers | request | req/s | p50 (ms) | p99 (ms) | errors |", "|---|---|---:|---:|---:|---:|",
+        f"Load average (1 min) at start {r['load'][0]:.1f}, at end {r['load'][1]:.1f}: req/s depends on what the "
+        "neighbours take; CPU per call (service: gunicorn master and workers; nginx: master and worker) does not.", "",
+        "| instances × workers | request | req/s | p50 (ms) | p99 (ms) | errors | service CPU per call (ms) | nginx CPU per call (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for (instances, workers), cells in r["throughput"].items():
-        for name, result in cells.items():
+        for name, cell in cells.items():
             if name != "rss":
+                result, cpu, proxy = cell
                 lines.append(f"| {instances} × {workers} | {name} | {result.rps:.0f} | {result.p50_ms:.1f} | "
-                             f"{result.p99_ms:.1f} | {result.errors} |")
+                             f"{result.p99_ms:.1f} | {result.errors} | {cpu:.2f} | {proxy:.2f} |")
     lines += ["", "## Memory (RSS)", "", "| topology | nginx (MB) | per instance: master + workers (MB) |", "|---|---:|---:|"]
     for (instances, workers), cells in r["throughput"].items():
         lines.append(f"| {instances} × {workers} | {cells['rss']['nginx']:.1f} | {cells['rss']['instance']:.1f} |")

@@ -185,6 +185,14 @@ class Topology:
         if process is not None and process.poll() is None:
             os.killpg(process.pid, sig)
             process.wait(timeout=30)
+            deadline = time.monotonic() + 30   # and its workers: until then, the port still accepts
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(process.pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.01)
+            raise subprocess.TimeoutExpired(f"instance {index}", 30)
 
     def stop(self) -> None:
         if self.nginx is not None and self.nginx.poll() is None:
@@ -228,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--folder", type=Path, default=ROOT / "instance" / "loopback")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # leave nothing running
     with Topology(args.folder, args.database_url, args.instances, args.workers) as topology:
         print(f"nginx on {topology.url}; instances on {topology.instance_ports}; logs in {args.folder}")
         try:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import loopback
 import pytest
@@ -43,21 +44,25 @@ def _require_nginx() -> None:
         pytest.skip("nginx not installed")
 
 
-def _topology(folder):
-    """Two instances behind nginx on a fresh PostgreSQL schema, trusting the test issuer."""
+@contextmanager
+def running_topology(folder):
+    """Two instances behind nginx on a fresh PostgreSQL schema, trusting the test issuer; after
+    it stops, no token it was sent appears in any nginx or service log."""
     _require_nginx()
-    schema = postgres_schema()
-    url = schema.__enter__()
     issuers = folder / "issuers.json"
     issuers.write_text(json.dumps({ISS: {"jwks": JWKS}}))
-    with pytest.MonkeyPatch.context() as env:   # not the developer's CDSHOOKS_* settings
-        for key in [k for k in os.environ if k.startswith("CDSHOOKS_")]:
-            env.delenv(key)
-        topology = loopback.Topology(folder, url, instances=2, workers=2, env={
-            "CDSHOOKS_TRUSTED_ISSUERS": str(issuers), "CDSHOOKS_TODAY": "2025-06-15"})
-    topology.database_url = url
-    topology.schema = schema
-    return topology
+    with postgres_schema() as url:
+        with pytest.MonkeyPatch.context() as env:   # not the developer's CDSHOOKS_* settings
+            for key in [k for k in os.environ if k.startswith("CDSHOOKS_")]:
+                env.delenv(key)
+            topology = loopback.Topology(folder, url, instances=2, workers=2, env={
+                "CDSHOOKS_TRUSTED_ISSUERS": str(issuers), "CDSHOOKS_TODAY": "2025-06-15"})
+        topology.database_url = url
+        with topology:
+            yield topology
+        logs = topology.logs()
+    assert not [t for t in TOKENS_SEEN if t in logs or t.rsplit(".", 1)[-1] in logs], \
+        "a token reached the nginx or service logs"
 
 
 class Client:
@@ -99,21 +104,10 @@ def calls_logged(topology, count: int, timeout: float = 5.0) -> list[dict]:
         time.sleep(0.05)
 
 
-def _finish(topology) -> None:
-    try:
-        topology.stop()
-        leaked = [t for t in TOKENS_SEEN if t in topology.logs() or t.rsplit(".", 1)[-1] in topology.logs()]
-        assert not leaked, "a token reached the nginx or service logs"
-    finally:
-        topology.schema.__exit__(None, None, None)
-
-
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory):
-    running = _topology(tmp_path_factory.mktemp("topology"))
-    with running:
+    with running_topology(tmp_path_factory.mktemp("topology")) as running:
         yield running
-    _finish(running)
 
 
 @pytest.fixture
@@ -225,8 +219,7 @@ def test_slow_clients_against_nginx_do_not_delay_normal_calls(topology, client):
 
 def test_an_instance_killed_mid_load_loses_no_acknowledged_feedback_and_the_survivor_answers(tmp_path):
     """And with both killed, nginx answers a 502 OperationOutcome a browser may read."""
-    topology = _topology(tmp_path)
-    with topology:
+    with running_topology(tmp_path) as topology:
         client = Client(topology)
         results, lock, stop = [], threading.Lock(), threading.Event()
 
@@ -255,19 +248,20 @@ def test_an_instance_killed_mid_load_loses_no_acknowledged_feedback_and_the_surv
             thread.join()
         calls = calls_logged(topology, len(results) + 1)
         survivor = f"127.0.0.1:{topology.instance_ports[1]}"
-        ports_after = {c["upstreams"][-1] for c in calls[-10:]}
+        feedback_calls = [c["upstreams"][-1] for c in calls if c["path"] == FEEDBACK]
+        ports_before, ports_after = set(feedback_calls[:20]), set(feedback_calls[-10:])
         topology.kill(1, signal.SIGKILL)
         none_left = client.post(SIGN, HOOK_BODY, timeout=10)
+        stored = stored_cards(topology)
 
     acknowledged = {card for card, status, _, _ in results if status == 200}
-    stored = stored_cards(topology)
     failed = [(status, round(done - killed_at, 3)) for _, status, _, done in results if status != 200]
     after_kill = [status for _, status, sent, _ in results if sent > dead]
-    _finish(topology)
     assert acknowledged and acknowledged <= set(stored)
     assert len(stored) == len(set(stored))
     assert all(status == 502 for status, _ in failed) and len(failed) <= len(threads), failed
     assert len(after_kill) >= 10 and set(after_kill) == {200}
+    assert ports_before == {f"127.0.0.1:{port}" for port in topology.instance_ports}   # both served
     assert ports_after == {survivor}
     assert none_left.status_code == 502 and none_left.headers["Access-Control-Allow-Origin"] == "*"
     assert none_left.json()["issue"][0]["code"] == "transient"
