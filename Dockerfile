@@ -18,9 +18,10 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install --constraint constraints.txt . && pip check
 
-# The data, checked now: a broken policy, mapping or policy test fails the build, not a call.
+# The data, checked now: a broken policy, mapping, value set or policy test fails the build, not a call.
 COPY policies ./policies
 COPY mappings ./mappings
+COPY valuesets ./valuesets
 ENV CDSHOOKS_POLICIES=/app/policies \
     CDSHOOKS_MAPPINGS=/app/mappings
 RUN cdshooks check && cdshooks test

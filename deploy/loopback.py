@@ -14,8 +14,10 @@ working folder; nothing outlives :meth:`Topology.stop`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -125,8 +127,9 @@ class Topology:
         self.instance_ports = [free_port() for _ in range(instances)]
         self.workers = workers
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "CDSHOOKS_DATABASE_URL": database_url,
-                    "CDSHOOKS_PUBLIC_BASE_URL": self.url, **(env or {})}
+        # One secret key for all instances, as a deployment must give them (form links).
+        self.env = {**os.environ, "CDSHOOKS_DATABASE_URL": database_url, "CDSHOOKS_PUBLIC_BASE_URL": self.url,
+                    "CDSHOOKS_SECRET_KEY": json.dumps(secrets.token_urlsafe(32)), **(env or {})}
         self.instances: list[subprocess.Popen | None] = []
         self.nginx: subprocess.Popen | None = None
 

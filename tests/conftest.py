@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+import yaml
 from flask.testing import FlaskClient
 
 from cdshooks import create_app
@@ -123,7 +124,9 @@ def no_private_data_in_any_log_line():
 def _no_cdshooks_env(monkeypatch):
     """Tests never read the developer's CDSHOOKS_* environment."""
     for key in list(os.environ):
-        if key.startswith("CDSHOOKS_") and key not in ("CDSHOOKS_REQUIRE_POSTGRES", "CDSHOOKS_REQUIRE_NGINX", "CDSHOOKS_SPEC_DIR"):
+        if key.startswith("CDSHOOKS_") and key not in ("CDSHOOKS_REQUIRE_POSTGRES", "CDSHOOKS_SPEC_DIR",
+                                                     "CDSHOOKS_REQUIRE_BROWSER", "CDSHOOKS_SCREENSHOTS",
+                                                     "CDSHOOKS_REQUIRE_NGINX"):
             monkeypatch.delenv(key)
 
 
@@ -190,3 +193,15 @@ def postgres_schema():
         probe.dispose()
     with fresh_schema(POSTGRES_URL) as url:
         yield url
+
+
+def mapped_csf_products():
+    """The CSF product table as the shipped mapping and value sets define it."""
+    from cdshooks import valuesets
+    from cdshooks.mapping.calculators.csf_products import product_table
+    from cdshooks.mapping.loader import resolve_params
+
+    facts = yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))["facts"]
+    params = resolve_params(facts["csf.product_family"]["params"], {"products"},
+                            valuesets.load(ROOT / "valuesets")[0])
+    return product_table(params["products"])

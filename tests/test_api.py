@@ -92,6 +92,11 @@ def test_questionnaire_is_valid_fhir_r4_with_one_boolean_item_per_documentation_
     assert len(link_ids) == len(set(link_ids))
 
 
+def test_questionnaire_items_are_the_criteria_questions_without_ids(client):
+    items = client.get("/fhir/Questionnaire/intrathecal-pain-pump").get_json()["item"]
+    assert all(item["text"].endswith("?") and item["linkId"] not in item["text"] for item in items)
+
+
 def test_pump_questionnaire_asks_the_documentation_leaves_of_the_spec(client):
     link_ids = [i["linkId"] for i in client.get("/fhir/Questionnaire/intrathecal-pain-pump").get_json()["item"]]
     assert "I.A.2.g" in link_ids and "I.A.1.a" in link_ids and "II.A.2.i" in link_ids

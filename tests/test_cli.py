@@ -24,7 +24,7 @@ def test_check_passes_on_the_shipped_files(capsys):
 
 
 def test_check_prints_every_problem_sorted_and_exits_1(tmp_path, capsys):
-    for name in ("policies", "mappings"):
+    for name in ("policies", "mappings", "valuesets"):
         shutil.copytree(ROOT / name, tmp_path / name)
     policy = tmp_path / "policies" / "prenatal-cfdna-screening.yaml"
     policy.write_text(policy.read_text().replace("default: met\n", "default: maybe\n", 1))
@@ -82,7 +82,7 @@ def test_schemas_writes_the_three_schema_files(tmp_path, capsys):
 
 
 def test_serve_refuses_to_start_with_a_broken_policy(tmp_path, monkeypatch, capsys):
-    for name in ("policies", "mappings"):
+    for name in ("policies", "mappings", "valuesets"):
         shutil.copytree(ROOT / name, tmp_path / name)
     (tmp_path / "policies" / "prenatal-cfdna-screening.yaml").write_text("id: [\n")
     monkeypatch.setenv("CDSHOOKS_POLICIES", str(tmp_path / "policies"))
@@ -165,3 +165,24 @@ def test_workers_warm_up_on_each_policy_before_serving(app):
 
     suites, _ = cases.load_suites(ROOT / "policies")
     assert server.warm_up(app) == len(suites) >= 4
+
+
+def test_serve_gives_its_workers_one_key_for_kept_form_tokens(tmp_path, monkeypatch):
+    import os
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != "CDSHOOKS_SECRET_KEY"})
+    monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: None)
+    assert cli.main(["serve", "--port", "8999"]) == 0
+    key = os.environ["CDSHOOKS_SECRET_KEY"]  # inherited by every forked worker
+    assert len(key) > 40
+    monkeypatch.setenv("CDSHOOKS_SECRET_KEY", '"configured"')
+    assert cli.main(["serve", "--port", "8999"]) == 0
+    assert os.environ["CDSHOOKS_SECRET_KEY"] == '"configured"'
+
+
+def test_valuesets_lists_each_set_with_members_per_system_and_sources(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["valuesets"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| substance-use-disorder ")]
+    assert len(rows) == 1 and "icd-10-cm 18" in rows[0] and "sct " in rows[0] and "2.16.840.1.113883" in rows[0]

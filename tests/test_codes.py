@@ -45,3 +45,9 @@ def test_matches_concept_reads_sandbox_objects_and_ignores_empty_codings():
     concept = {"coding": [{}, {"system": ICD10CM, "code": "m51.26"}]}
     hits = codes.CodeSet.of(["icd10cm|M51.-"]).matches_concept(concept)
     assert [(s, c) for s, c, _ in hits] == [(ICD10CM, "M5126")]
+
+
+def test_the_blue_button_hcpcs_uri_is_read_as_the_cms_hcpcs_system():
+    pump = codes.CodeSet.of(["hcpcs|E0783"])
+    concept = {"coding": [{"system": "https://bluebutton.cms.gov/resources/codesystem/hcpcs", "code": "E0783"}]}
+    assert [(system, code) for system, code, _ in pump.matches_concept(concept)] == [(codes.SYSTEMS["hcpcs"], "E0783")]

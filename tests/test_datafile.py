@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def tree(tmp_path):
-    """A copy of policies/ and mappings/ to break."""
-    for name in ("policies", "mappings"):
+    """A copy of policies/, mappings/ and valuesets/ to break."""
+    for name in ("policies", "mappings", "valuesets"):
         shutil.copytree(ROOT / name, tmp_path / name)
     return tmp_path
 
@@ -48,7 +48,7 @@ def test_unknown_key_is_reported_with_its_line(tree):
 def test_every_problem_in_every_file_is_collected_and_sorted(tree):
     edit(tree / "policies" / "intrathecal-pain-pump.yaml", "when: {fact: pain.origin, is: malignant}",
          "when: {fact: pain.origins, is: malignant}")
-    edit(tree / "policies" / "prenatal-cfdna-screening.yaml", "codes: [cpt|81422]", "codes: [cptx|81422]")
+    edit(tree / "policies" / "prenatal-cfdna-screening.yaml", "codes: [cfdna-microdeletion]", "codes: [cfdna-microdeletions]")
     edit(tree / "mappings" / "default.yaml", "calculator: pain_origin", "calculator: pain_source")
     found = problems(tree)
     assert found == sorted(found)
@@ -56,7 +56,7 @@ def test_every_problem_in_every_file_is_collected_and_sorted(tree):
     assert files == {"mappings/default.yaml", "policies/intrathecal-pain-pump.yaml",
                      "policies/prenatal-cfdna-screening.yaml"}
     text = "\n".join(str(p) for p in found)
-    assert "unknown fact 'pain.origins'" in text and "unknown code system 'cptx'" in text
+    assert "unknown fact 'pain.origins'" in text and "unknown value set 'cfdna-microdeletions'" in text
     assert "unknown calculator 'pain_source'" in text
 
 
@@ -64,7 +64,7 @@ def test_duplicate_fact_in_a_second_file_needs_an_override(tree):
     local = tree / "mappings" / "local.yaml"
     local.write_text("# yaml-language-server: $schema=schema.json\ndescription: local EHR\nfacts:\n"
                      "  conditions.narcotic_allergy:\n    description: local codes\n    source: Condition\n"
-                     "    codes: [icd10cm|Z88.5]\n    pick: exists\n", encoding="utf-8")
+                     "    codes: [narcotic-allergy-status]\n    pick: exists\n", encoding="utf-8")
     (problem,) = problems(tree)
     assert problem.kind == "duplicate" and problem.file == "mappings/local.yaml" and problem.line == 4
     text = local.read_text().replace("description: local EHR\n", "description: local EHR\noverrides: [default.yaml]\n")
@@ -116,3 +116,11 @@ def test_crd_invalid_coverage_in_a_response_row_is_refused(tree):
 def test_problem_prints_as_file_line_path_message():
     problem = datafile.Problem("policies/x.yaml", 12, "criteria.all[0]", "reference", "no criterion 'Q'")
     assert str(problem) == "policies/x.yaml:12: criteria.all[0]: no criterion 'Q' [reference]"
+
+
+def test_a_leaf_without_a_question_is_reported_with_its_line(tree):
+    path = tree / "policies" / "prenatal-cfdna-screening.yaml"
+    edit(path, "      question: Is this the first cfDNA screen of this pregnancy?\n", "")
+    (problem,) = problems(tree)
+    assert (problem.kind, problem.path) == ("missing", "criteria.all[1].question")
+    assert "question" in problem.detail

@@ -110,12 +110,13 @@ def test_deployment_runs_non_root_on_a_read_only_root_with_a_writable_tmp():
     assert env["TMPDIR"] == "/tmp" and env["XDG_RUNTIME_DIR"] == "/tmp"
 
 
-def test_database_url_and_trusted_issuers_come_from_the_secret():
+def test_database_url_secret_key_and_trusted_issuers_come_from_the_secret():
     pod = manifest("Deployment")["spec"]["template"]["spec"]
     env = _env(_container())
     secret = manifest("Secret")
-    reference = env["CDSHOOKS_DATABASE_URL"]["secretKeyRef"]
-    assert reference["name"] == secret["metadata"]["name"] and reference["key"] in secret["stringData"]
+    for name in ("CDSHOOKS_DATABASE_URL", "CDSHOOKS_SECRET_KEY"):   # one form-link key for every pod
+        reference = env[name]["secretKeyRef"]
+        assert reference["name"] == secret["metadata"]["name"] and reference["key"] in secret["stringData"]
     issuers = Path(env["CDSHOOKS_TRUSTED_ISSUERS"])
     mount = next(m for m in _container()["volumeMounts"] if m["mountPath"] == str(issuers.parent))
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])["secret"]

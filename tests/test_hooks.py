@@ -141,7 +141,9 @@ def test_system_actions_are_mirrored_under_extension_only_when_asked(tmp_path):
 
 def _coverage_prefetch(app):
     from conftest import bundle
-    return full_prefetch(app, coverage=bundle({"resourceType": "Coverage", "id": "cov-1", "status": "active"}))
+    return full_prefetch(app, coverage=bundle({"resourceType": "Coverage", "id": "cov-1", "status": "active",
+                                               "payor": [{"identifier": {"system": "urn:oid:2.16.840.1.113883.3.0",
+                                                                         "value": "PAYER-1"}}]}))
 
 
 def test_card_topics_use_the_crd_2_0_1_system_unless_2_2_is_requested(app, client):
@@ -154,7 +156,8 @@ def test_card_topics_use_the_crd_2_0_1_system_unless_2_2_is_requested(app, clien
 
 
 def test_discovery_advertises_crd_versions_and_configuration_options(client):
-    extension = client.get("/cds-services").get_json()["services"][0]["extension"]
+    sign = next(s for s in client.get("/cds-services").get_json()["services"] if s["hook"] == "order-sign")
+    extension = sign["extension"]
     assert extension["davinci-crd.version"] == ["2.0", "2.2"]
     options = {o["code"]: o for o in extension["davinci-crd.configuration-options"]}
     assert options["coverage-info"]["default"] is True and options["max-cards"]["type"] == "integer"

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from cdshooks import valuesets
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import oncology as onc
 from cdshooks.mapping.facts import Fact
@@ -18,10 +19,12 @@ from cdshooks.record import ICD10CM
 from conftest import full_prefetch
 from conftest import hook_request
 from conftest import make_app
+from conftest import mapped_csf_products
 
 ROOT = Path(__file__).resolve().parents[1]
 FACTS = yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))["facts"]
-PRODUCTS = onc.product_table(FACTS["csf.product_family"]["params"]["products"])
+VALUESETS = valuesets.load(ROOT / "valuesets")[0]
+PRODUCTS = mapped_csf_products()
 LOCAL = "http://example.org/fhir/CodeSystem/cds-policy-facts"
 HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -160,7 +163,7 @@ def test_stage_readings(text, result):
 
 
 # --------------------------------------------------------------------------- F-CHRONIC
-CHRONIC = CodeSet.of(FACTS["csf.chronic_conditions"]["codes"])
+CHRONIC = VALUESETS.codes(FACTS["csf.chronic_conditions"]["codes"])
 
 
 def counted(*codes):
@@ -205,23 +208,42 @@ def concept(*codings, text=None):
     return value
 
 
-@pytest.mark.parametrize("value, brand", [
-    (concept((HCPCS, "Q5111")), "Udenyca"),
-    (concept((RXNORM, "1605067")), "Zarxio"),
-    (concept((HCPCS, "J2506"), text="Udenyca"), "Neulasta"),                       # the code wins over a name
-    (concept((HCPCS, "J3590", "Unclassified biologics"), text="Ryzneuta 20 mg"), "Ryzneuta"),
-    (concept((HCPCS, "J3590", "Unclassified biologics")), None),
-    (concept(text="filgrastim 480 MCG/0.8 ML injection"), "Neupogen"),
-    (concept(text="tbo-filgrastim 300 mcg"), "Granix"),                             # not plain filgrastim
-    (concept(text="pegfilgrastim-cbqv 6 mg"), "Udenyca"),
-    (concept(text="peg-filgrastim"), "Neulasta"),
-    (concept(text="Fynetra"), "Fylnetra"),                                          # the policy's spelling
-    (concept(text="Neulasta Onpro kit"), "Neulasta"),
-    (concept(text="filgrastimab"), None),
+@pytest.mark.parametrize("value, brand, label", [
+    (concept((HCPCS, "Q5111")), "Udenyca", "pegfilgrastim-cbqv"),          # HCPCS names the ingredient
+    (concept((RXNORM, "1605067")), "Zarxio", "Zarxio"),                    # an RxNorm brand code names the brand
+    (concept((RXNORM, "68442")), "Neupogen", "filgrastim"),                # the ingredient code is not Neupogen
+    (concept((HCPCS, "J2506"), text="Udenyca"), "Neulasta", "pegfilgrastim"),  # the code wins over a name
+    (concept((HCPCS, "J3590", "Unclassified biologics"), text="Ryzneuta 20 mg"), "Ryzneuta", "Ryzneuta"),
+    (concept((HCPCS, "J3590", "Unclassified biologics")), None, None),
+    (concept(text="filgrastim 480 MCG/0.8 ML injection"), "Neupogen", "filgrastim"),
+    (concept(text="tbo-filgrastim 300 mcg"), "Granix", "tbo-filgrastim"),  # not plain filgrastim
+    (concept(text="pegfilgrastim-cbqv 6 mg"), "Udenyca", "pegfilgrastim-cbqv"),
+    (concept(text="peg-filgrastim"), "Neulasta", "pegfilgrastim"),
+    (concept(text="Fynetra"), "Fylnetra", "Fylnetra"),                    # the policy's spelling
+    (concept(text="Neulasta Onpro kit"), "Neulasta", "Neulasta"),
+    (concept(text="filgrastimab"), None, None),
+    # RxNorm products the drug list does not code (codes and names from the nmdp-ig RxNorm
+    # mobilizing-agents value set, S4): identified by the ingredient or [Brand] in the name
+    (concept((RXNORM, "1649944", "1 ML filgrastim 0.3 MG/ML Injection")), "Neupogen", "filgrastim"),
+    (concept((RXNORM, "1605071", "0.5 ML filgrastim-sndz 0.6 MG/ML Prefilled Syringe [Zarxio]")), "Zarxio", "Zarxio"),
+    (concept((RXNORM, "727542", "0.6 ML pegfilgrastim 10 MG/ML Prefilled Syringe [Neulasta]")), "Neulasta", "Neulasta"),
+    (concept((RXNORM, "1442679", "filgrastim Prefilled Syringe [Granix]")), "Granix", "Granix"),
+    (concept((RXNORM, "2101456", "1 ML tbo-filgrastim 0.3 MG/ML Injection")), "Granix", "tbo-filgrastim"),
+    (concept((RXNORM, "70167", "lenograstim")), None, None),                  # not on the policy's list
+    (concept(text="sargramostim 0.25 MG Injection"), "Leukine", "sargramostim"),
+    (concept(("http://hl7.org/fhir/sid/ndc", "00000-0000-00", "Neulasta 6 MG in 0.6 ML Prefilled Syringe")),
+     "Neulasta", "Neulasta"),
 ])
-def test_product_identification(value, brand):
+def test_product_identification_and_label(value, brand, label):
     found = onc.identify(value, PRODUCTS)
-    assert (found[0].brand if found else None) == brand
+    assert (found.product.brand if found else None) == brand
+    assert (found.label if found else None) == label
+
+
+def test_a_product_read_from_its_name_says_so():
+    found = onc.identify(concept((RXNORM, "1649944", "1 ML filgrastim 0.3 MG/ML Injection")), PRODUCTS)
+    assert found.from_name and found.via == "1 ML filgrastim 0.3 MG/ML Injection"
+    assert not onc.identify(concept((RXNORM, "68442")), PRODUCTS).from_name
 
 
 def test_every_product_of_the_policy_has_a_family():
@@ -257,7 +279,7 @@ def test_prophylaxis_gap_looks_21_days_back_from_the_complication():
 def test_preferred_step():
     udenyca = next(p for p in PRODUCTS if p.brand == "Udenyca")
     assert onc.preferred_step([], udenyca, [], T, 365) == (
-        "met", [], "A.e not evaluated (no preferred list configured)")
+        "met", [], "no preferred-product list is configured, so step therapy does not apply")
     assert onc.preferred_step(["udenyca"], udenyca, [], T, 365)[0] == "met"
     assert onc.preferred_step(["Q5111"], udenyca, [], T, 365)[0] == "met"
     assert onc.preferred_step(["FIL"], udenyca, [taken("Zarxio", "2024-12-01")], T, 365)[0] == "met"

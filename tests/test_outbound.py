@@ -85,3 +85,26 @@ def test_errors_name_the_url_without_its_query():
     with pytest.raises(outbound.FetchError) as caught:
         client().get("https://ehr.example/fhir/Condition?patient=secret-id")
     assert "secret-id" not in str(caught.value)
+
+
+@responses.activate
+def test_post_creates_with_the_token_and_reads_the_new_reference_from_location_or_body():
+    responses.post("https://ehr.example/fhir/QuestionnaireResponse", status=201,
+                   headers={"Location": "https://ehr.example/fhir/QuestionnaireResponse/77/_history/1"})
+    resource = {"resourceType": "QuestionnaireResponse", "status": "completed"}
+    assert client().post("https://ehr.example/fhir/QuestionnaireResponse", resource) == "QuestionnaireResponse/77"
+    sent = responses.calls[0].request
+    assert sent.headers["Authorization"] == "Bearer tok" and sent.headers["Content-Type"] == "application/fhir+json"
+    responses.post("https://ehr.example/fhir/QuestionnaireResponse", status=200, json={"resourceType": "x", "id": "9"})
+    assert client().post("https://ehr.example/fhir/QuestionnaireResponse", resource) == "QuestionnaireResponse/9"
+
+
+@responses.activate
+def test_post_is_refused_off_the_allow_list_and_redirects_are_not_followed():
+    with pytest.raises(outbound.FetchError, match="not on CDSHOOKS_FHIR_ALLOWLIST"):
+        client().post("https://evil.example/fhir/QuestionnaireResponse", {"resourceType": "QuestionnaireResponse"})
+    responses.post("https://ehr.example/fhir/QuestionnaireResponse", status=307,
+                   headers={"Location": "https://evil.example/fhir/QuestionnaireResponse"})
+    with pytest.raises(outbound.FetchError, match="HTTP 307"):
+        client().post("https://ehr.example/fhir/QuestionnaireResponse", {"resourceType": "QuestionnaireResponse"})
+    assert len(responses.calls) == 1

@@ -50,3 +50,42 @@ def test_junk_entries_are_skipped():
                                                  {"resource": condition("c1", "F03.90")}]}
     rec = record.build({"conditions": Slot("data", value)}, {"conditions": "Condition"}, ())
     assert [r["id"] for r in rec.of_type("Condition")] == ["c1"]
+
+
+def test_icd_10_cm_codes_are_shown_with_their_dot_whatever_the_record_wrote():
+    assert record.display_code(ICD, "C50911") == "C50.911" and record.display_code(ICD, "c50.911") == "C50.911"
+    assert record.display_code(ICD, "I10") == "I10" and record.display_code(ICD, "O36.4XX0") == "O36.4XX0"
+    assert record.display_code("http://www.ama-assn.org/go/cpt", "81420") == "81420"
+
+
+def test_evidence_shows_an_undotted_icd_10_cm_code_with_its_dot():
+    from cdshooks.mapping.select import written_code
+
+    concept = {"coding": [{"system": ICD, "code": "C50911", "display": "Malignant neoplasm of right breast"}]}
+    assert written_code(concept, "C50911") == "C50.911 Malignant neoplasm of right breast"
+    assert written_code(None, "C50911", ICD) == "C50.911"  # a code from a referenced Condition
+
+
+def _of(subject: str, rid: str = "c1") -> dict:
+    return {**condition(rid, "C50.911"), "subject": {"reference": subject}}
+
+
+def test_resources_of_another_patient_are_left_out_and_counted():
+    other = [_of("Patient/someone-else", "c2"), _of("https://ehr.example/fhir/Patient/someone-else/_history/2", "c3"),
+             {"resourceType": "Patient", "id": "someone-else"}]
+    mine = [_of("Patient/p1", "c1"), _of("https://ehr.example/fhir/Patient/p1", "c4"), condition("c5", "I10"),
+            {"resourceType": "Patient", "id": "p1"}]
+    rec = record.build({"conditions": Slot("data", bundle(*other, *mine))}, {"conditions": "Condition"}, (), "p1")
+    assert sorted(r["id"] for r in rec.of_type("Condition")) == ["c1", "c4", "c5"]
+    assert rec.other_patients == {"Condition": 2, "Patient": 1} and rec.patient["id"] == "p1"
+
+
+def test_bundle_local_urn_references_name_a_patient_only_through_a_full_url():
+    value = {"resourceType": "Bundle", "entry": [
+        {"fullUrl": "urn:uuid:aaa", "resource": {"resourceType": "Patient", "id": "p1"}},
+        {"fullUrl": "urn:uuid:bbb", "resource": {"resourceType": "Patient", "id": "p2"}},
+        {"resource": _of("urn:uuid:aaa", "mine")}, {"resource": _of("urn:uuid:bbb", "theirs")},
+        {"resource": _of("urn:uuid:unknown", "unresolved")}]}
+    rec = record.build({"all": Slot("data", value)}, {"all": "Condition"}, (), "p1")
+    assert sorted(r["id"] for r in rec.of_type("Condition")) == ["mine", "unresolved"]
+    assert rec.other_patients == {"Condition": 1, "Patient": 1}

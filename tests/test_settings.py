@@ -13,7 +13,7 @@ from conftest import make_app
 
 def test_defaults_apply_without_environment(tmp_path):
     config = settings.get_from(make_app(tmp_path))
-    assert config.TIME_BUDGET_MS == 3000 and config.MAX_BODY_BYTES == 10 * 1024 * 1024
+    assert config.TIME_BUDGET_MS == 3000 and config.MAX_BODY_BYTES == 32 * 1024 * 1024
     assert config.FHIR_ALLOWLIST == () and config.TRUSTED_ISSUERS is None
 
 
@@ -58,3 +58,26 @@ def test_unknown_policy_setting_stops_start_up(tmp_path):
 def test_today_follows_the_configured_time_zone():
     config = settings.Settings(DATABASE_URL="sqlite://", TIMEZONE="Pacific/Kiritimati")
     assert abs((config.today() - dt.date.today()).days) <= 1
+
+
+def test_the_statement_for_orders_no_policy_covers_has_a_documented_default_and_is_set_per_deployment(tmp_path, monkeypatch):
+    default = make_app(tmp_path).extensions[settings.EXTENSION_KEY].UNCOVERED_ORDERS
+    assert (default.covered, default.pa_needed, default.info_needed) == ("conditional", "no-auth", "OTH")
+    assert default.values()["reason"].text == ("No medical policy of this service applies to this order; "
+                                               "no prior authorization is needed; coverage follows the member's plan terms.")
+    monkeypatch.setenv("CDSHOOKS_UNCOVERED_ORDERS", '{"covered": "covered", "pa-needed": "auth-needed", "info-needed": null}')
+    statement = make_app(tmp_path).extensions[settings.EXTENSION_KEY].UNCOVERED_ORDERS
+    assert statement.values()["covered"] == "covered" and "info-needed" not in statement.values()
+    assert "; prior authorization is needed;" in statement.values()["reason"].text   # the words follow the values
+
+
+@pytest.mark.parametrize("statement", [
+    '{"covered": "covered"}',                                   # covered without pa-needed (CRD q2)
+    '{"covered": "covered", "pa-needed": "no-auth"}',           # info-needed OTH without anything conditional (q3)
+    '{"covered": "maybe"}',
+    '{"covered": "conditional", "pa-needed": "no-auth", "info-needed": "OTH", "payer": "x"}',
+])
+def test_a_statement_that_breaks_crd_stops_start_up(tmp_path, monkeypatch, statement):
+    monkeypatch.setenv("CDSHOOKS_UNCOVERED_ORDERS", statement)
+    with pytest.raises(settings.SettingsError, match="UNCOVERED_ORDERS"):
+        make_app(tmp_path)

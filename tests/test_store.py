@@ -90,3 +90,23 @@ def test_postgres_urls_use_the_psycopg3_driver():
     assert store.engine_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert store.engine_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert store.engine_url("sqlite:///x") == "sqlite:///x"
+
+
+def test_form_launches_round_trip_expire_and_lose_their_tokens(db):
+    now = dt.datetime.now(dt.timezone.utc)
+    db.add_forms([
+        {"ref": "live", "expires_at": now + dt.timedelta(hours=1), "content": "{}", "token_cipher": "c1",
+         "token_expires_at": now + dt.timedelta(minutes=5)},
+        {"ref": "old", "expires_at": now - dt.timedelta(seconds=1), "content": "{}", "token_cipher": None,
+         "token_expires_at": None},
+        {"ref": "stale-token", "expires_at": now + dt.timedelta(hours=1), "content": "{}", "token_cipher": "c2",
+         "token_expires_at": now - dt.timedelta(seconds=1)},
+    ])
+    assert db.form("live")["token_cipher"] == "c1"
+    assert db.form("old") is None
+    db.add_forms([{"ref": "next", "expires_at": now + dt.timedelta(hours=1), "content": "{}", "token_cipher": None,
+                   "token_expires_at": None}])
+    assert {r["ref"] for r in db.rows(store.forms)} == {"live", "stale-token", "next"}
+    assert db.form("stale-token")["token_cipher"] is None and db.form("live")["token_cipher"] == "c1"
+    db.forget_form_token("live")
+    assert db.form("live")["token_cipher"] is None

@@ -28,3 +28,10 @@ def test_quantity_unit_prefers_the_ucum_code():
     assert units.quantity_unit({"unit": "K/µL", "code": "10*3/uL"}) == "10*3/uL"
     assert units.quantity_unit({"unit": "g/dL"}) == "g/dL"
     assert units.quantity_unit({}) is None
+
+
+def test_a_score_without_a_unit_or_with_an_annotation_is_a_plain_number():
+    assert units.convert(8.0, None, "1") == 8.0
+    assert units.convert(8.0, "{points}", "1") == 8.0
+    assert units.convert(8.0, None, "mg/dL") is None      # a lab value without a unit stays unusable
+    assert units.convert(8.0, "mg/dL", "1") is None

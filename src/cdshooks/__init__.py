@@ -7,8 +7,11 @@ def create_app(config=None):
 
     from cdshooks import api
     from cdshooks import auth
+    from cdshooks import demo
     from cdshooks import errors
+    from cdshooks import forms
     from cdshooks import http
+    from cdshooks import pages
     from cdshooks import registry
     from cdshooks import settings
     from cdshooks import store
@@ -20,5 +23,8 @@ def create_app(config=None):
     store.init_app(app)
     registry.init_app(app)
     auth.init_app(app)
+    forms.init_app(app)
     app.register_blueprint(api.bp)
+    pages.init_app(app)
+    demo.init_app(app)
     return app

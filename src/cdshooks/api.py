@@ -10,6 +10,7 @@ from cdshooks import feedback as feedback_module
 from cdshooks import hooks
 from cdshooks import http
 from cdshooks import jsonio
+from cdshooks import pages
 from cdshooks import registry
 from cdshooks import store
 from cdshooks.errors import UnknownService
@@ -52,6 +53,8 @@ def policy_document(policy_id: str):
     policy = registry.get().policies.by_id.get(policy_id)
     if policy is None:
         raise UnknownService(f"no policy with id '{policy_id}'", "policy-id")
+    if pages.wants_html():
+        return pages.policy_page(policy)
     return jsonio.response(document.build(policy))
 
 

@@ -1,4 +1,4 @@
-"""The ``cdshooks`` command: serve | health | check | eval | test | schemas."""
+"""The ``cdshooks`` command: serve | health | check | eval | test | schemas | valuesets."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     schemas = commands.add_parser("schemas", help="write the JSON Schemas of the data-file formats")
     _folders(schemas)
     schemas.set_defaults(run=_schemas)
+    valuesets = commands.add_parser("valuesets", help="list the value sets: members per code system and sources")
+    _folders(valuesets)
+    valuesets.set_defaults(run=_valuesets)
     return parser
 
 
@@ -64,6 +67,8 @@ def _port() -> str:
 def _folders(parser) -> None:
     parser.add_argument("--policies", type=Path, default=None, help="default: CDSHOOKS_POLICIES or policies/")
     parser.add_argument("--mappings", type=Path, default=None, help="default: CDSHOOKS_MAPPINGS or mappings/")
+    parser.add_argument("--valuesets", type=Path, default=None,
+                        help="default: CDSHOOKS_VALUESETS or the valuesets/ folder beside the mappings")
 
 
 def _paths(args) -> tuple[Path, Path]:
@@ -98,7 +103,7 @@ def _check(args) -> int:
     from cdshooks.policy.loader import check
 
     policies, mappings = _paths(args)
-    _, problems = check(policies, mappings, {})
+    _, problems = check(policies, mappings, {}, _valueset_folder(args))
     problems += cases.load_suites(policies)[1]
     for problem in sorted(problems):
         print(problem)
@@ -125,6 +130,26 @@ def _eval(args) -> int:
 
     policies, mappings = _paths(args)
     return explain_cli.run(args.request, policies, mappings, args.today)
+
+
+def _valueset_folder(args) -> Path | None:
+    chosen = args.valuesets or os.environ.get("CDSHOOKS_VALUESETS")
+    return Path(chosen) if chosen else None
+
+
+def _valuesets(args) -> int:
+    """One Markdown row per set: name, members per code system (codes, filters), sources."""
+    from cdshooks import valuesets
+
+    folder = _valueset_folder(args) or _paths(args)[1].parent / "valuesets"
+    sets, problems = valuesets.load(folder)
+    print("| value set | members by system | sources |\n|---|---|---|")
+    for name, found in sorted(sets.by_name.items()):
+        members = ", ".join(f"{system.rsplit('/', 1)[-1]} {n}" for system, n in sorted(found.members.items()))
+        print(f"| {name} | {members} | {'; '.join(found.sources)} |")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _schemas(args) -> int:

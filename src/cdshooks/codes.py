@@ -5,6 +5,10 @@ Token forms (``system`` is an alias below or a full URI):
   ``icd10cm|M51.-``       prefix: M51 and every code below it (also ``G90.5-``)
   ``icd10cm|C00–C96``     range of 3-character categories compared as strings (C7A is inside)
   ``cpt|81420``           exact (CPT, HCPCS, LOINC, SNOMED, RxNorm compare exactly)
+
+Named value sets (``valuesets/*.json``, :mod:`cdshooks.valuesets`) compile to the same entries,
+plus ``pattern`` entries (a FHIR ``regex`` filter on the normalized code); each entry carries the
+exclusions of its value set (``minus``), so a union of sets is the concatenation of their entries.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 from dataclasses import dataclass
 from dataclasses import field
 
+from cdshooks.record import HCPCS
 from cdshooks.record import ICD10CM
 from cdshooks.record import Record
 from cdshooks.record import codings
@@ -24,7 +29,7 @@ SYSTEMS = {
     "snomed": "http://snomed.info/sct",
     "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
     "cpt": "http://www.ama-assn.org/go/cpt",
-    "hcpcs": "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+    "hcpcs": HCPCS,
     "ucum": "http://unitsofmeasure.org",
     "atc": "http://www.whocc.no/atc",
     "icd10pcs": "http://www.cms.gov/Medicare/Coding/ICD10",
@@ -40,17 +45,24 @@ class CodeError(ValueError):
 class Code:
     system: str
     code: str       # normalized
-    kind: str       # "exact" | "prefix" | "range"
+    kind: str       # "exact" | "prefix" | "range" | "pattern"
     upper: str = ""  # range end (ranges only)
     token: str = ""
+    pattern: re.Pattern | None = None    # pattern entries only
+    minus: tuple["Code", ...] = ()       # the exclusions of the value set the entry comes from
 
     def matches(self, system: str, code: str) -> bool:
-        if system != self.system:
+        if system != self.system or not self._covers(code):
             return False
+        return not self.minus or not any(m.matches(system, code) for m in self.minus)
+
+    def _covers(self, code: str) -> bool:
         if self.kind == "exact":
             return code == self.code
         if self.kind == "prefix":
             return code.startswith(self.code)
+        if self.kind == "pattern":
+            return self.pattern.search(code) is not None
         return self.code <= code[:3] <= self.upper
 
 
@@ -88,12 +100,32 @@ class CodeSet:
         inc = tuple(parse(t) for t in include)
         exc = tuple(parse(t) for t in exclude)
         pattern = re.compile(exclude_pattern) if exclude_pattern else None
-        exact = {(c.system, c.code): c for c in reversed(inc) if c.kind == "exact"}
+        return cls.of_entries(inc, exc, pattern)
+
+    @classmethod
+    def of_entries(cls, include, exclude=(), exclude_pattern: re.Pattern | None = None) -> "CodeSet":
+        """A set of compiled entries (exact ones found by one dictionary lookup)."""
+        inc = tuple(include)
+        exact = {(c.system, c.code): c for c in reversed(inc) if c.kind == "exact" and not c.minus}
         partial: dict[str, tuple[Code, ...]] = {}
         for code in inc:
-            if code.kind != "exact":
+            if code.kind != "exact" or code.minus:
                 partial[code.system] = partial.get(code.system, ()) + (code,)
-        return cls(inc, exc, pattern, exact, partial)
+        return cls(inc, tuple(exclude), exclude_pattern, exact, partial)
+
+    @classmethod
+    def union(cls, sets) -> "CodeSet":
+        """Every entry of several sets; each entry keeps its own set's exclusions."""
+        sets = tuple(sets)
+        if len(sets) == 1:
+            return sets[0]
+        if any(s.exclude or s.exclude_pattern for s in sets):
+            raise CodeError("sets with set-level exclusions cannot be combined")
+        return cls.of_entries(tuple(e for s in sets for e in s.include))
+
+    def exact_codes(self, system: str) -> frozenset[str]:
+        """The listed codes of one system (e.g. SNOMED route codes compared as plain strings)."""
+        return frozenset(e.code for e in self.include if e.system == system and e.kind == "exact")
 
     def entry_for(self, system: str, code: str) -> Code | None:
         """The included entry a (normalized) coding falls under, unless it is excluded."""
@@ -128,10 +160,12 @@ class CodeSet:
 
 
 def _lookup(entry: Code, record: Record):
+    """Resources that may hold the entry's codes (exclusions are applied by the caller's match)."""
     if entry.kind == "exact":
         return record.by_code.get((entry.system, entry.code), ())
-    if entry.system == ICD10CM:
+    if entry.system == ICD10CM and entry.kind != "pattern":
         if entry.kind == "prefix" and len(entry.code) >= 3:
             return record.with_icd_category(entry.code[:3])
-        return [r for cat, rs in record.by_category.items() if entry.matches(ICD10CM, cat) for r in rs]
-    return [r for (system, code), rs in record.by_code.items() if entry.matches(system, code) for r in rs]
+        return [r for cat, rs in record.by_category.items() if entry._covers(cat) for r in rs]
+    return [r for (system, code), rs in record.by_code.items()
+            if system == entry.system and entry._covers(code) for r in rs]

@@ -3,19 +3,81 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+from pydantic import model_validator
+
+from cdshooks.policy.model import Coverage
 
 COVERAGE_INFORMATION = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/ext-coverage-information"
+CRD_CODES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
+# The coverageAssertionReasons value set per CRD version: 2.0.1 as in its package
+# (ValueSet-coverageAssertionReasons.json); 2.2 adds the problem reasons (IG 2.2, resp-43..45).
+REASON_CODES = {
+    "2.0": frozenset({"gold-card", "detail-code"}),
+    "2.2": frozenset({"gold-card", "no-member-found", "no-active-coverage", "coverage-not-found",
+                      "auth-out-network", "technical"}),
+}
+# Elements that make up an assertion: equal values for the same coverage = nothing new (CRD resp-35).
+_ASSERTED = ("covered", "pa-needed", "doc-needed", "doc-purpose", "info-needed", "questionnaire")
 
 
 class CoverageInvariantError(ValueError):
     """Coverage values that would break a CRD invariant; never sent."""
 
 
-def invariant_problems(values: dict) -> list[str]:
-    """Broken CRD invariants (2.2 q1–q8, read so that 2.0.1 is satisfied as well)."""
+@dataclass(frozen=True)
+class Reason:
+    """The ``reason`` of an assertion: readable text, with a coverageAssertionReasons code where one applies."""
+
+    text: str
+    code: str | None = None
+
+    def concept(self) -> dict:
+        coding = [{"system": CRD_CODES, "code": self.code}] if self.code else []
+        return {**({"coding": coding} if coding else {}), "text": self.text}
+
+
+class UncoveredStatement(Coverage):
+    """What the payer asserts for an order no medical policy of this service covers (per deployment)."""
+
+    covered: Literal["covered", "not-covered", "conditional"] = "conditional"
+    pa_needed: Literal["no-auth", "auth-needed", "conditional"] | None = Field("no-auth", alias="pa-needed")
+    info_needed: Literal["OTH"] | None = Field("OTH", alias="info-needed")
+    reason: str | None = Field(None, min_length=1, description="default: said from the values above")
+    detail: str = Field("The member's plan terms decide coverage when the claim is processed.", min_length=1)
+    card: bool = Field(True, description="also send one Instructions card naming these orders")
+
+    @model_validator(mode="after")
+    def _valid_in_both_versions(self):
+        problems = invariant_problems(self.values(), "2.2")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def values(self) -> dict:
+        coded = self.model_dump(by_alias=True, exclude_none=True, include=set(Coverage.model_fields))
+        return {**coded, "reason": Reason(self.reason or self._said()), "detail": self.detail}
+
+    def _said(self) -> str:
+        """The default reason: what the coded values assert, in words."""
+        parts = ["No medical policy of this service applies to this order"]
+        parts.append({"no-auth": "no prior authorization is needed", "auth-needed": "prior authorization is needed",
+                      "conditional": "prior authorization may be needed", None: "it is not covered"}[self.pa_needed])
+        if self.doc_needed:
+            parts.append("documentation may be needed" if self.doc_needed == "conditional"
+                         else f"{self.doc_needed} documentation is needed")
+        if self.covered != "not-covered":
+            parts.append("coverage follows the member's plan terms")
+        return "; ".join(parts) + "."
+
+
+def invariant_problems(values: dict, version: str = "2.0") -> list[str]:
+    """Broken CRD invariants (2.2 q1–q9, read so that 2.0.1 is satisfied as well)."""
     covered, pa, doc = values.get("covered"), values.get("pa-needed"), values.get("doc-needed")
-    purpose, info = values.get("doc-purpose"), values.get("info-needed")
+    purpose, info, reason = values.get("doc-purpose"), values.get("info-needed"), values.get("reason")
     problems = []
     if (covered != "not-covered") != (pa is not None):
         problems.append("pa-needed must be present exactly when covered is not 'not-covered' (q2)")
@@ -28,14 +90,22 @@ def invariant_problems(values: dict) -> list[str]:
         problems.append("doc-purpose needs doc-needed")
     if values.get("questionnaire") and doc is None:
         problems.append("questionnaire needs doc-needed (q1)")
-    if (info == "OTH" or purpose is not None) and not values.get("reason"):
+    if (info == "OTH" or purpose is not None) and not reason:
         problems.append("info-needed OTH and doc-purpose need a reason (q6, q8)")
+    if isinstance(reason, Reason) and reason.code and reason.code not in REASON_CODES[version]:
+        problems.append(f"reason code '{reason.code}' is not in CRD {version} coverageAssertionReasons")
+    if version == "2.2" and info == "OTH" and not values.get("detail"):
+        problems.append("info-needed OTH needs a detail saying what is needed (CRD 2.2)")
     return problems
 
 
-def extension(values: dict, coverage_ref: str, today: dt.date) -> dict:
-    """The ext-coverage-information extension; raise :class:`CoverageInvariantError` if invalid."""
-    problems = invariant_problems(values)
+def extension(values: dict, coverage_ref: str, today: dt.date, assertion_id: str, version: str = "2.0") -> dict:
+    """The ext-coverage-information extension; raise :class:`CoverageInvariantError` if invalid.
+
+    ``values``: the coded elements (``covered`` … ``info-needed``), ``reason`` (a :class:`Reason`),
+    ``questionnaire``, and ``detail`` (text of the information needed; sent under CRD 2.2).
+    """
+    problems = invariant_problems(values, version)
     if problems:
         raise CoverageInvariantError("; ".join(problems))
     parts = [{"url": "coverage", "valueReference": {"reference": coverage_ref}},
@@ -44,12 +114,37 @@ def extension(values: dict, coverage_ref: str, today: dt.date) -> dict:
         if values.get(key):
             parts.append({"url": key, "valueCode": values[key]})
     if values.get("reason"):
-        parts.append({"url": "reason", "valueCodeableConcept": {"text": values["reason"]}})
+        parts.append({"url": "reason", "valueCodeableConcept": values["reason"].concept()})
+    if version == "2.2" and values.get("detail"):
+        parts.append({"url": "detail", "extension": [
+            {"url": "category", "valueCode": "cat-limitation"},
+            {"url": "code", "valueCodeableConcept": {"coding": [{"system": CRD_CODES, "code": "instructions"}]}},
+            {"url": "value", "valueString": values["detail"]}]})
     if values.get("questionnaire"):
         parts.append({"url": "questionnaire", "valueCanonical": values["questionnaire"]})
     parts += [{"url": "date", "valueDate": today.isoformat()},
-              {"url": "coverage-assertion-id", "valueString": str(uuid.uuid4())}]
+              {"url": "coverage-assertion-id", "valueString": assertion_id}]
     return {"url": COVERAGE_INFORMATION, "extension": parts}
+
+
+def assertion(ext: dict) -> tuple:
+    """What a coverage-information extension asserts, for which coverage (dates and ids left out)."""
+    found: dict[str, list] = {}
+    for part in ext.get("extension") or []:
+        if isinstance(part, dict) and part.get("url") in _ASSERTED + ("coverage",):
+            value = next((v for k, v in part.items() if k.startswith("value")), None)
+            found.setdefault(part["url"], []).append(value.get("reference") if isinstance(value, dict) else value)
+    return tuple((key, tuple(sorted(map(str, found.get(key, []))))) for key in ("coverage",) + _ASSERTED)
+
+
+def is_news(resource: dict, extensions: list[dict]) -> bool:
+    """Whether ``extensions`` assert something the draft's own coverage-information does not (resp-35)."""
+    present = _coverage_extensions(resource)
+    if not present:   # the usual case: nothing asserted yet
+        return True
+    new = {assertion(e) for e in extensions}
+    coverages = {a[0] for a in new}
+    return new != {a for a in map(assertion, present) if a[0] in coverages}
 
 
 def normalized(resource: dict) -> dict:
@@ -61,18 +156,66 @@ def normalized(resource: dict) -> dict:
     return updated
 
 
-def with_extension(resource: dict, ext: dict) -> dict:
-    """A copy of the draft order carrying ``ext`` (replacing an earlier coverage-information)."""
+def with_extensions(resource: dict, extensions: list[dict]) -> dict:
+    """A copy of the draft order carrying ``extensions`` (replacing earlier coverage-information
+    for the same coverages; other extensions, and assertions about other coverages, stay)."""
     updated = normalized(resource)
-    kept = [e for e in resource.get("extension") or []
-            if not (isinstance(e, dict) and e.get("url") == COVERAGE_INFORMATION)]
-    updated["extension"] = kept + [ext]
+    present = resource.get("extension")
+    kept = list(present) if isinstance(present, list) else [present] if isinstance(present, dict) else []
+    if _coverage_extensions(resource):
+        ours = {assertion(e)[0] for e in extensions}
+        kept = [e for e in kept if not (isinstance(e, dict) and e.get("url") == COVERAGE_INFORMATION
+                                        and assertion(e)[0] in ours)]
+    updated["extension"] = kept + list(extensions)
     return updated
 
 
-def active_coverage(coverages: list[dict]) -> str | None:
-    """Reference of the first active Coverage in the record."""
+def _coverage_extensions(resource: dict) -> list[dict]:
+    extensions = resource.get("extension")
+    return [e for e in extensions if isinstance(e, dict) and e.get("url") == COVERAGE_INFORMATION] \
+        if isinstance(extensions, list) else []
+
+
+def active_coverage(coverages: list[dict]) -> dict | None:
+    """The first active Coverage in the record."""
     for coverage in coverages:
         if coverage.get("status", "active") == "active" and isinstance(coverage.get("id"), str):
-            return f"Coverage/{coverage['id']}"
+            return coverage
     return None
+
+
+def reference(coverage: dict) -> str:
+    return f"Coverage/{coverage['id']}"
+
+
+def payer_name(coverage: dict, resolve) -> str | None:
+    """The payer's name as the member's card would show it: the payor reference's display, else the
+    name of the payer resource it resolves to (CRD: ``source.label`` is the insurer's name)."""
+    for payor in _payors(coverage):
+        target = resolve(payor, coverage)
+        for name in (payor.get("display"), target.get("name") if isinstance(target, dict) else None):
+            if isinstance(name, str) and name.strip():
+                return name.strip()
+    return None
+
+
+def _payors(coverage: dict) -> list[dict]:
+    payors = coverage.get("payor")
+    return [p for p in (payors if isinstance(payors, list) else [payors]) if isinstance(p, dict)]
+
+
+def has_payer_identifier(coverage: dict, resolve) -> bool:
+    """Whether a payer of the Coverage carries an identifier (CRD 2.2 hook-13): on the reference
+    itself, or on the payer resource it resolves to (``resolve(reference, container)``)."""
+    for payor in _payors(coverage):
+        if _has_identifier(payor.get("identifier")):
+            return True
+        target = resolve(payor, coverage)
+        if isinstance(target, dict) and _has_identifier(target.get("identifier")):
+            return True
+    return False
+
+
+def _has_identifier(value) -> bool:
+    items = value if isinstance(value, list) else [value]
+    return any(isinstance(i, dict) and isinstance(i.get("value"), str) and i["value"].strip() for i in items)

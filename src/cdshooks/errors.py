@@ -4,6 +4,9 @@
 
     CdsHooksError                      500  exception  (never raised on purpose)
     ├── InvalidJson                    400  invalid    body is not JSON / not a JSON object
+    ├── CrdBadRequest                  400  invalid    CRD 2.2 (requestedVersion "2.2") hook-13: a
+    │                                                  non-conformant request, or no Coverage with
+    │                                                  a payer identifier
     ├── Unauthorized                   401  security   JWT missing or invalid (bare body)
     ├── UnknownService                 404  not-found  no service, policy or route by that name
     ├── MethodNotAllowed               405  not-supported
@@ -44,6 +47,17 @@ class CdsHooksError(Exception):
 class InvalidJson(CdsHooksError):
     status = 400
     code = "invalid"
+
+
+class CrdBadRequest(CdsHooksError):
+    """400 where CRD 2.2 asks for it (hook-13); CRD 2.0.1 keeps 422 for non-conformant requests."""
+
+    status = 400
+    code = "invalid"
+
+    @classmethod
+    def of(cls, error: CdsHooksError) -> "CrdBadRequest":
+        return cls(error.diagnostics, error.expression)
 
 
 class Unauthorized(CdsHooksError):

@@ -8,9 +8,6 @@ from cdshooks.policy.logic import MET
 from cdshooks.policy.logic import NOT_MET
 from cdshooks.policy.logic import UNKNOWN
 
-_WORDS = {MET: "met", NOT_MET: "not met", UNKNOWN: "unknown", "excluded": "excluded"}
-_MAX_EVIDENCE = 6
-_MAX_OTHER = 12   # beyond this the card says how many more; the evaluation extension has them all
 
 
 def _against(evaluation: Evaluation) -> list[str]:
@@ -19,10 +16,54 @@ def _against(evaluation: Evaluation) -> list[str]:
     return [i for i in evaluation.deciding if policy.unfavourable(i, results[i].result)]
 
 
+def failed_leaves(evaluation: Evaluation) -> list[str]:
+    """The leaves that made the order fail, following only the failed alternatives that came closest."""
+    policy = evaluation.match.policy
+    return _failed(policy, evaluation.results, policy.model.criteria)
+
+
+def _failed(policy, results, node) -> list[str]:
+    """Leaves that made ``node`` fail; of failed alternatives, those whose gate was passed.
+
+    The gate of an ``all`` alternative is its first criterion (the diagnosis of a branch): a
+    non-malignant pain request fails the malignant branch at its gate, so the card explains why
+    the non-malignant branch failed. When every alternative failed at its gate, the gates are
+    the reason (no non-myeloid malignancy, no complication, no current febrile neutropenia).
+    """
+    if node.id not in results:
+        return []
+    if node.ref is not None:
+        return _failed(policy, results, policy.nodes[node.ref])
+    if node.type is not None:
+        return [node.id] if policy.unfavourable(node.id, results[node.id].result) else []
+    value = results[node.id].result
+    wanted = UNKNOWN if value == UNKNOWN else (MET if node.op == "none" else NOT_MET)
+    failed = [c for c in node.decisive_children() if c.id in results and results[c.id].result == wanted]
+    if node.op in ("any", "at_least") and value == NOT_MET:
+        gates = {c.id: _gate(c) for c in failed}
+        passed = [c for c in failed if gates[c.id] is not c and gates[c.id].id in results  # passed or still open
+                  and (results[gates[c.id].id].result == UNKNOWN
+                       or not policy.unfavourable(gates[c.id].id, results[gates[c.id].id].result))]
+        failed = passed or [gates[c.id] for c in failed]
+    return [i for child in failed for i in _failed(policy, results, child)]
+
+
+def _gate(node):
+    """The first criterion of an ``all`` alternative (followed down), or the alternative itself."""
+    while node.op == "all" and node.decisive_children():
+        node = node.decisive_children()[0]
+    return node
+
+
 def headline(evaluation: Evaluation) -> str:
     """The criterion a summary names: the first deciding leaf with a ``short`` phrase."""
     policy = evaluation.match.policy
-    ids = _against(evaluation) if evaluation.decision != MET else evaluation.deciding
+    if evaluation.decision == MET:
+        ids = list(evaluation.deciding)
+    else:  # what the card leads with first: the failures of the alternative that got furthest
+        failed = failed_leaves(evaluation) if evaluation.decision == NOT_MET else []
+        ids = failed + [i for i in _against(evaluation) if i not in failed]
+    ids = [i for i in ids if policy.nodes[i].ref is None]  # a reference's own leaves are listed too
     for node_id in ids:
         node, result = policy.nodes[node_id], evaluation.results[node_id]
         if node.short:
@@ -61,14 +102,6 @@ def met_under(evaluation: Evaluation, node_id: str) -> list[str]:
     return found
 
 
-def reason_text(evaluation: Evaluation) -> str:
-    """``<policy-id>: <decision>; <criterion ids>`` (policy README §7)."""
-    decision = evaluation.decision + (f" ({evaluation.outcome})" if evaluation.outcome else "")
-    if evaluation.decision == MET:
-        return f"{evaluation.match.policy.id}: {decision}"
-    return f"{evaluation.match.policy.id}: {decision}; {', '.join(open_ids(evaluation))}"
-
-
 def evaluation_json(evaluation: Evaluation) -> dict:
     """The ``cdshooks.evaluation`` card extension (CONTRACT §4.1)."""
     model = evaluation.match.policy.model
@@ -94,42 +127,12 @@ def _criterion_json(result: NodeResult) -> dict:
     return out
 
 
-def detail(evaluation: Evaluation, row, base_url: str) -> str:
-    """Card detail (Markdown): deciding criteria with evidence, other open criteria, documentation."""
-    policy, results = evaluation.match.policy, evaluation.results
-    lines = [f"**{_WORDS[evaluation.decision].capitalize()}** — {policy.model.issuer}, "
-             f"{policy.model.source.reference} ({policy.model.title}), evaluated on {evaluation.dates['T']}"
-             + (f" for a service date of {evaluation.dates['E']}" if evaluation.dates["E"] != evaluation.dates["T"] else "")
-             + "."]
-    if evaluation.outcome:
-        lines.append(f"Outcome: **{evaluation.outcome}**.")
-    if row.quote:
-        lines += ["", f"> {row.quote}"]
-    ids = evaluation.deciding
-    lines += ["", "**Deciding criteria**", *(_line(policy, results[i]) for i in ids)]
-    others = [r for r in results.values() if r.leaf and r.id not in ids and policy.nodes[r.id].decisive
-              and policy.unfavourable(r.id, r.result)]
-    if others:
-        lines += ["", "**Other criteria not met or not shown**", *(_line(policy, r) for r in others[:_MAX_OTHER])]
-        if len(others) > _MAX_OTHER:
-            lines.append(f"- and {len(others) - _MAX_OTHER} more (all criteria are in the card's evaluation extension)")
-    if evaluation.documentation:
-        lines += ["", f"**Documentation needed** (answer yes/no in Questionnaire/{policy.id}): "
-                  + ", ".join(evaluation.documentation)]
-    return "\n".join(lines)
-
-
-def _line(policy, result: NodeResult) -> str:
-    """``- **id** result — paraphrase — note · evidence``."""
-    node = policy.nodes[result.id]
-    text = f"- **{result.id}** {_WORDS[result.result]} — {node.text}"
-    if result.note:
-        text += f" — {result.note}"
-    evidence = [str(e) for e in result.evidence[:_MAX_EVIDENCE]]
-    if len(result.evidence) > _MAX_EVIDENCE:
-        evidence.append(f"and {len(result.evidence) - _MAX_EVIDENCE} more")
-    if evidence:
-        text += " · " + "; ".join(evidence)
-    elif result.source == "default":
-        text += " · no record or documentation"
-    return text
+def data_note(record) -> str:
+    """What of the sent record was not used: resources of another patient (D11)."""
+    left_out = record.other_patients
+    if not left_out:
+        return ""
+    total = sum(left_out.values())
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(left_out.items()))
+    return (f"_Data note: {total} resource{'s' if total != 1 else ''} of another patient "
+            f"{'were' if total != 1 else 'was'} left out ({kinds})._")

@@ -82,16 +82,44 @@ class FhirClient:
             return self._read(response, url)
         raise FetchError(f"too many redirects from {_safe(url)}")
 
+    def post(self, url: str, resource: dict) -> str:
+        """Create ``resource`` at ``url`` (no redirects followed); return its new reference.
+
+        The reference comes from ``Location`` (``…/Type/id/_history/n``) or the returned body;
+        an empty string when the server tells neither.
+        """
+        if not is_allowed(url, self.allowlist):
+            raise FetchError(f"refused: {_safe(url)} is not on CDSHOOKS_FHIR_ALLOWLIST")
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0.01:
+            raise FetchError("time budget exhausted")
+        try:
+            response = requests.post(
+                url, data=jsonio.dumps(resource), headers=self._headers("application/fhir+json"),
+                allow_redirects=False, timeout=(min(CONNECT_TIMEOUT_S, remaining), remaining),
+            )
+        except requests.RequestException as exc:
+            raise FetchError(f"{type(exc).__name__} calling {_safe(url)}") from None
+        with response:
+            if response.status_code not in (200, 201):
+                raise FetchError(f"HTTP {response.status_code} from {_safe(url)}")
+            return _created_reference(response, resource.get("resourceType", ""))
+
+    def _headers(self, content_type: str | None = None) -> dict:
+        headers = {"Accept": "application/fhir+json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
     def _send(self, url: str) -> requests.Response:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0.01:
             raise FetchError("time budget exhausted")
-        headers = {"Accept": "application/fhir+json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
         try:
             return requests.get(
-                url, headers=headers, allow_redirects=False, stream=True,
+                url, headers=self._headers(), allow_redirects=False, stream=True,
                 timeout=(min(CONNECT_TIMEOUT_S, remaining), remaining),
             )
         except requests.RequestException as exc:
@@ -117,6 +145,19 @@ class FhirClient:
         if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
             raise FetchError(f"response from {_safe(url)} is not a FHIR resource")
         return value
+
+
+def _created_reference(response: requests.Response, resource_type: str) -> str:
+    segments = [s for s in urlsplit(response.headers.get("Location", "")).path.split("/") if s]
+    if resource_type in segments and segments.index(resource_type) + 1 < len(segments):
+        i = segments.index(resource_type)
+        return f"{resource_type}/{segments[i + 1]}"
+    try:
+        body = jsonio.loads(response.content[:1_000_000])
+    except ValueError:
+        return ""
+    rid = body.get("id") if isinstance(body, dict) else None
+    return f"{resource_type}/{rid}" if isinstance(rid, str) and rid else ""
 
 
 def _safe(url: str) -> str:

@@ -76,8 +76,11 @@ def render(query: str, request: HookRequest) -> str | None:
 
 
 def resolve(request: HookRequest, templates: tuple[Template, ...], required: frozenset[str],
-            settings, deadline: float) -> dict[str, Slot]:
-    """Return a Slot per template key; raise 412 when a required key cannot be obtained."""
+            settings, deadline: float, wanted: frozenset[str] = frozenset()) -> dict[str, Slot]:
+    """Return a Slot per template key; raise 412 when a required key cannot be obtained.
+
+    ``wanted`` keys are fetched like required ones when absent, but failing to get them is no error.
+    """
     sent = request.prefetch or {}
     _within_entry_limit(sent, settings.MAX_PREFETCH_ENTRIES)
     slots: dict[str, Slot] = {}
@@ -89,12 +92,15 @@ def resolve(request: HookRequest, templates: tuple[Template, ...], required: fro
                 jobs[template.key] = (_follow_pages, slot.value)
             else:
                 slots[template.key] = slot
-        elif template.key in required:
+        elif template.key in required or (template.key in wanted and request.fhirServer):
             query = render(template.query, request)
             jobs[template.key] = (_fetch_query, query) if query else (_unrenderable, template.query)
     if jobs:
         slots.update(_run(jobs, request, settings, deadline))
     _require(slots, required, request)
+    for key in wanted - required - sent.keys():   # a wanted key we could not get is simply absent
+        if key in slots and slots[key].state == "unavailable":
+            del slots[key]
     return slots
 
 

@@ -54,10 +54,29 @@ class OrderSelectContext(OrderContext):
 
 
 class CrdConfiguration(_Lenient):
-    """Da Vinci CRD options a client may send (unknown codes are ignored, CRD dev-17)."""
+    """Da Vinci CRD options a client may send (unknown codes are ignored, CRD dev-17).
+
+    One boolean per CRD card type we can send (the policy model's topics; CRD 2.0.1 deviations:
+    "offer configuration options for each type of card"); ``coverage-info`` also switches the
+    coverage-information system actions.
+    """
 
     coverage_info: bool = Field(True, alias="coverage-info")
+    guideline: bool = True
+    off_guideline: bool = Field(True, alias="off-guideline")
+    appropriate_use: bool = Field(True, alias="appropriate-use")
     max_cards: int = Field(10, alias="max-cards", ge=0)   # CRD's example default; discovery reads it here
+
+    def allows(self, card_type: str) -> bool:
+        """Whether cards of this CRD card type (``source.topic.code``) may be sent."""
+        return getattr(self, card_type.replace("-", "_"))
+
+
+def requested_crd_version(body) -> str:
+    """The CRD version a request asks for: "2.2" when it says so, else "2.0" (2.0.1 output)."""
+    extension = body.get("extension") if isinstance(body, dict) else None
+    asked = extension.get("davinci-crd.requestedVersion") if isinstance(extension, dict) else None
+    return "2.2" if asked == "2.2" else "2.0"
 
 
 class HookRequest(_Lenient):
@@ -71,8 +90,7 @@ class HookRequest(_Lenient):
 
     @property
     def crd_version(self) -> str:
-        """The CRD version the client asked for: "2.2" when it says so, else "2.0" (2.0.1 output)."""
-        return "2.2" if (self.extension or {}).get("davinci-crd.requestedVersion") == "2.2" else "2.0"
+        return requested_crd_version({"extension": self.extension})
 
     @property
     def crd_configuration(self) -> CrdConfiguration:

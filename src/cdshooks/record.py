@@ -16,6 +16,10 @@ from cdshooks.prefetch import Slot
 from cdshooks.protocol import DraftOrder
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+# Other URIs in use for a system we know, read as that system.  The Da Vinci CRD test kit (and
+# CMS Blue Button data) write HCPCS codes with the Blue Button code-system URI.
+SYSTEM_ALIASES = {"https://bluebutton.cms.gov/resources/codesystem/hcpcs": HCPCS}
 
 # The CodeableConcept(s) that say what a resource *is*, by resource type.
 _MAIN_CODE = {
@@ -36,6 +40,19 @@ def normalize_code(system: str, code: str) -> str:
     if system == ICD10CM:
         return code.replace(".", "").upper().strip()
     return code.strip()
+
+
+def display_code(system: str | None, code: str) -> str:
+    """How a code is shown to people: ICD-10-CM with its dot after the category (C50.911)."""
+    if system == ICD10CM:
+        bare = code.replace(".", "").upper().strip()
+        return f"{bare[:3]}.{bare[3:]}" if len(bare) > 3 else bare
+    return code
+
+
+def canonical_system(system):
+    """The system URI we match on: ``system`` itself unless it is a known alias."""
+    return SYSTEM_ALIASES.get(system, system)
 
 
 def as_list(value) -> list:
@@ -59,6 +76,7 @@ def codings(concept) -> list[tuple[str, str]]:
             if type(item) is dict:
                 system, code = item.get("system"), item.get("code")
                 if type(system) is str and type(code) is str and code.strip():
+                    system = SYSTEM_ALIASES.get(system, system)
                     pairs.append((system, normalize_code(system, code)))
     return pairs
 
@@ -76,6 +94,7 @@ class Record:
     drafts: tuple[DraftOrder, ...] = ()
     patient: dict | None = None
     memo: dict = field(default_factory=dict)   # per-resource derivations (dates, D2 states) by id
+    other_patients: dict[str, int] = field(default_factory=dict)   # D11: left out, by resource type
 
     def derived(self, kind: str, resource: dict, compute, *args):
         """``compute(resource, *args)`` once per resource and arguments for this call."""
@@ -119,11 +138,19 @@ class Record:
                 return  # a draft order and its prefetched copy count once; drafts come first
             self.by_ref[reference] = resource
         self.by_type[resource_type].append(resource)
+        main = []
         for element in _MAIN_CODE.get(resource_type, ()):
-            for system, code in codings(resource.get(element)):
-                self.by_code[(system, code)].append(resource)
-                if system == ICD10CM:
-                    self.by_category[code[:3]].append(resource)
+            main += codings(resource.get(element))
+        self._index(resource, main)
+        if resource_type == "Observation" and "component" in resource:  # D9: values on components
+            parts = {p for c in as_list(resource["component"]) if type(c) is dict for p in codings(c.get("code"))}
+            self._index(resource, parts.difference(main))
+
+    def _index(self, resource: dict, pairs) -> None:
+        for system, code in pairs:
+            self.by_code[(system, code)].append(resource)
+            if system == ICD10CM:
+                self.by_category[code[:3]].append(resource)
 
 
 def reference_of(resource: dict) -> str | None:
@@ -131,20 +158,85 @@ def reference_of(resource: dict) -> str | None:
     return f"{resource['resourceType']}/{rid}" if isinstance(rid, str) and rid else None
 
 
-def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[DraftOrder, ...]) -> Record:
-    """Index the drafts and every resource in the prefetch slots (``slot_types``: key -> type)."""
+def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[DraftOrder, ...],
+          patient_id: str | None = None) -> Record:
+    """Index the drafts and every resource in the prefetch slots (``slot_types``: key -> type).
+
+    With ``patient_id`` (``context.patientId``), resources of another patient — a Patient with
+    another id, or a ``subject``/``patient`` reference naming another patient — are left out and
+    counted (D11); resources without a subject are the patient's.
+    """
     record = Record(draft_refs=frozenset(d.reference for d in drafts), drafts=drafts)
     for draft in drafts:
         record.add(draft.resource)
+    aliases = _patient_urls(slots) if patient_id else {}
+    own = _Own(patient_id) if patient_id else None
     for key, slot in slots.items():
         if slot.state == "unavailable":
             record.unavailable[slot_types.get(key, key)] = slot.reason or "unavailable"
         elif slot.state == "data":
             for resource in _resources(slot.value):
+                if own is not None and not own.plainly(resource) \
+                        and _whose(resource, aliases, patient_id) not in (None, patient_id):
+                    kind = resource["resourceType"]
+                    record.other_patients[kind] = record.other_patients.get(kind, 0) + 1
+                    continue
                 record.add(resource)
     patients = record.of_type("Patient")
     record.patient = patients[0] if patients else None
     return record
+
+
+class _Own:
+    """The common case in one set lookup: ``subject``/``patient`` is ``Patient/<patientId>``."""
+
+    def __init__(self, patient_id: str):
+        self.references = frozenset({f"Patient/{patient_id}", f"urn:uuid:{patient_id}"})
+
+    def plainly(self, resource: dict) -> bool:
+        for element in ("subject", "patient"):
+            reference = resource.get(element)
+            if type(reference) is dict and reference.get("reference") in self.references:
+                return True
+        return False
+
+
+def _whose(resource: dict, aliases: dict[str, str], patient_id: str) -> str | None:
+    """The id of the patient a resource names (Patient/x, .../Patient/x, a Bundle fullUrl), else None.
+
+    A ``urn:uuid:`` reference is Bundle-local: it names a patient only through the ``fullUrl`` of
+    a Patient entry (or when the uuid is the patient's id); one that resolves to nothing is not
+    read as another patient.
+    """
+    if resource["resourceType"] == "Patient":
+        rid = resource.get("id")
+        return rid if isinstance(rid, str) and rid else None
+    for element in ("subject", "patient"):
+        reference = resource.get(element)
+        reference = reference.get("reference") if isinstance(reference, dict) else None
+        if not isinstance(reference, str) or not reference:
+            continue
+        if reference in aliases:
+            return aliases[reference]
+        if reference.startswith("urn:"):
+            return patient_id if reference.endswith(":" + patient_id) else None
+        parts = reference.split("/_history/")[0].rstrip("/").split("/")
+        if len(parts) >= 2 and parts[-2] == "Patient":
+            return parts[-1]
+    return None
+
+
+def _patient_urls(slots: dict[str, Slot]) -> dict[str, str]:
+    """``fullUrl`` -> id of every Patient entry of the prefetched Bundles."""
+    found = {}
+    for slot in slots.values():
+        if slot.state == "data" and slot.value.get("resourceType") == "Bundle":
+            for entry in as_list(slot.value.get("entry")):
+                resource = entry.get("resource") if isinstance(entry, dict) else None
+                if isinstance(resource, dict) and resource.get("resourceType") == "Patient" \
+                        and isinstance(entry.get("fullUrl"), str) and isinstance(resource.get("id"), str):
+                    found[entry["fullUrl"]] = resource["id"]
+    return found
 
 
 def _resources(value: dict):

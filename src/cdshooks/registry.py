@@ -14,6 +14,7 @@ from typing import Mapping
 from flask import Flask
 from flask import current_app
 
+from cdshooks import crd
 from cdshooks import settings
 from cdshooks.policy.loader import PolicySet
 from cdshooks.policy.loader import load_policy_set
@@ -39,6 +40,7 @@ _FIXED_TEMPLATES = (
 _SEARCH_PARAMS = {
     "QuestionnaireResponse": "patient={{context.patientId}}&status=completed,amended",
     "MedicationRequest": "patient={{context.patientId}}&_include=MedicationRequest:medication",
+    "MedicationStatement": "patient={{context.patientId}}&_include=MedicationStatement:medication",
     "PractitionerRole": "practitioner={{userPractitionerId}}&_include=PractitionerRole:practitioner",
 }
 
@@ -83,20 +85,16 @@ def templates_for(resource_types) -> tuple[Template, ...]:
     return _FIXED_TEMPLATES + searches
 
 
-def _crd_discovery() -> dict:
-    """CRD discovery extensions: the versions we answer in, and the options a client may send
-    (their defaults are the request model's, so what we advertise is what we do)."""
-    defaults = CrdConfiguration()
+def _crd_discovery(policies: PolicySet, hook: str) -> dict:
+    """CRD discovery extensions: the versions we answer in, and the options a client may send — one
+    boolean per card type the loaded policies (and, on order-sign, coverage-information) send, then
+    max-cards; their defaults are the request model's, so what we advertise is what we do."""
+    card_types = {p.model.topic for p in policies.by_id.values()}
+    if hook == "order-sign":
+        card_types.add("coverage-info")
     return {
         "davinci-crd.version": ["2.0", "2.2"],
-        "davinci-crd.configuration-options": [
-            {"code": "coverage-info", "type": "boolean", "name": "Coverage information",
-             "description": "Return coverage-information system actions on order-sign",
-             "default": defaults.coverage_info},
-            {"code": "max-cards", "type": "integer", "name": "Maximum cards",
-             "description": "Return at most this many cards (the most urgent when some must go)",
-             "default": defaults.max_cards},
-        ],
+        "davinci-crd.configuration-options": crd.configuration_options(card_types, CrdConfiguration()),
     }
 
 
@@ -104,11 +102,10 @@ def build(policies: PolicySet) -> Registry:
     optional = policies.facts.optional_types - {"Practitioner"}  # arrives with its PractitionerRole
     templates = templates_for(policies.resource_types | optional | {"QuestionnaireResponse"})
     prefetch = {t.key: t.query for t in templates}
-    crd = _crd_discovery()
     services = {
         service_id: Service(service_id, hook, ServiceDefinition(
             hook=hook, id=service_id, title=title, description=description, prefetch=prefetch,
-            extension=crd))
+            extension=_crd_discovery(policies, hook)))
         for hook, service_id, title, description in _SERVICES
     }
     return Registry(MappingProxyType(services), templates, policies)
@@ -117,7 +114,8 @@ def build(policies: PolicySet) -> Registry:
 def init_app(app: Flask) -> None:
     """Load and validate policies and mappings; a broken file stops start-up here."""
     config = settings.get_from(app)
-    app.extensions[EXTENSION_KEY] = build(load_policy_set(config.POLICIES, config.MAPPINGS, config.POLICY_SETTINGS))
+    app.extensions[EXTENSION_KEY] = build(load_policy_set(config.POLICIES, config.MAPPINGS, config.POLICY_SETTINGS,
+                                                           config.VALUESETS))
 
 
 def get() -> Registry:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import re
 import uuid
 
+from cdshooks import card_text
 from cdshooks import coverage
+from cdshooks import crd
 from cdshooks import explain
 from cdshooks.mapping.calculators.orders import order_codes
 from cdshooks.mapping.facts import Fact
@@ -26,15 +27,9 @@ from cdshooks.protocol import Suggestion
 from cdshooks.protocol import prune
 from cdshooks.record import Record
 
-log = logging.getLogger(__name__)
 
-CARD_TOPIC_SYSTEMS = {  # CRD card types: 2.0.1 used a temporary code system, 2.2 the THO one
-    "2.0": "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp",
-    "2.2": "http://terminology.hl7.org/CodeSystem/cdshooks-card-type",
-}
+SERVICE_LABEL = "Medical policy check"   # source.label of cards that no single policy issues
 OVERRIDE_SYSTEM = "http://example.org/fhir/CodeSystem/cdshooks-override-reason"
-_TOPIC_DISPLAY = {"guideline": "Guideline", "off-guideline": "Off-guideline", "coverage-info": "Coverage information",
-                  "appropriate-use": "Appropriate use"}
 _DECISION_WORDS = {MET: "criteria met", NOT_MET: "criteria not met", UNKNOWN: "criteria not yet shown",
                    "excluded": "policy does not apply"}
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([^}]+))?\}")
@@ -88,8 +83,9 @@ def summary(evaluation: Evaluation, row: Response) -> str:
             return text or arg
         if name == "date":
             return evaluation.dates[arg].isoformat()
-        if name == "met":
-            return ", ".join(explain.met_under(evaluation, arg)) or arg
+        if name == "met":  # which red flags: their short phrases, not their ids
+            nodes = [policy.nodes[i] for i in explain.met_under(evaluation, arg)]
+            return ", ".join(dict.fromkeys(n.short or n.text for n in nodes)) or policy.nodes[arg].text
         if name == "ids":
             return ", ".join(explain.open_ids(evaluation)) or "none"
         return match.group(0)
@@ -104,23 +100,25 @@ def _fact_text(fact: Fact) -> str:
     return fact.value.isoformat() if isinstance(fact.value, dt.date) else str(fact.value)
 
 
-def card(evaluation: Evaluation, base_url: str, crd_version: str = "2.0") -> Card:
+def card(evaluation: Evaluation, base_url: str, crd_version: str = "2.0", form_url: str | None = None,
+         hook: str = "order-select") -> Card:
+    """The card of one evaluation; ``form_url`` opens the order's documentation form (forms.py); on
+    ``order-sign`` the detail also says what the result means for prior authorization."""
     policy = evaluation.match.policy
     row = row_for(evaluation)
     policy_url = policy.model.source.url or f"{base_url}/policies/{policy.id}"
     links = [Link(label=f"{policy.model.short}: {policy.model.title}"[:120], url=policy_url, type="absolute")]
     if evaluation.documentation:
-        links.append(Link(label="Documentation questionnaire", type="absolute",
-                          url=f"{base_url}/fhir/Questionnaire/{policy.id}"))
+        links.append(Link(label="Answer the open questions (documentation form)", type="absolute",
+                          url=form_url or f"{base_url}/policies/{policy.id}/form"))
     suggestions = _suggestions(evaluation, row)
     return Card(
         uuid=str(uuid.uuid4()),
         summary=summary(evaluation, row),
-        detail=explain.detail(evaluation, row, base_url),
+        detail=card_text.detail(evaluation, row, hook),
         indicator=row.indicator,
-        source=Source(label=policy.model.issuer, url=policy.model.source.url,
-                      topic=Coding(system=CARD_TOPIC_SYSTEMS[crd_version], code=policy.model.topic,
-                                   display=_TOPIC_DISPLAY[policy.model.topic])),
+        source=Source(label=policy.model.issuer, url=policy_url,
+                      topic=crd.topic(policy.model.topic, crd_version)),
         suggestions=suggestions or None,
         selectionBehavior="at-most-one" if suggestions else None,
         overrideReasons=[Coding(system=OVERRIDE_SYSTEM, code=r.code, display=r.display)
@@ -131,44 +129,31 @@ def card(evaluation: Evaluation, base_url: str, crd_version: str = "2.0") -> Car
 
 
 def _suggestions(evaluation: Evaluation, row: Response) -> list[Suggestion]:
-    if row.reschedule is None:
-        return []
-    fact = evaluation.context.fact(row.reschedule.date_fact, evaluation.dates[row.reschedule.at])
-    if not fact.known or not isinstance(fact.value, dt.date):
+    when = card_text.reschedule_date(evaluation, row)
+    if when is None:
         return []
     order = evaluation.match.order
     resource = {k: v for k, v in coverage.normalized(order.resource).items()
                 if k not in ("occurrencePeriod", "occurrenceTiming")}
-    resource["occurrenceDateTime"] = fact.value.isoformat()
-    label = row.reschedule.label.replace("{date}", fact.value.isoformat())
-    action = Action(type="update", description=f"Set the occurrence of {order.reference} to {fact.value}",
+    resource["occurrenceDateTime"] = when.isoformat()
+    label = row.reschedule.label.replace("{date}", when.isoformat())
+    action = Action(type="update", description=f"Set the occurrence of {order.reference} to {when}",
                     resource=prune(resource))
     return [Suggestion(label=label, uuid=str(uuid.uuid4()), isRecommended=True, actions=[action])]
 
 
-def coverage_action(evaluation: Evaluation, record: Record, base_url: str) -> Action | None:
-    """The order-sign update carrying coverage-information, when a Coverage and values exist."""
-    policy = evaluation.match.policy
+def coverage_assertion(evaluation: Evaluation, base_url: str, technical: bool) -> crd.Assertion | None:
+    """The CRD assertion of a US policy's response row for this evaluation (None: the row has none)."""
     row = row_for(evaluation)
-    coverage_ref = coverage.active_coverage(record.of_type("Coverage"))
-    if policy.model.jurisdiction != "US" or row.coverage is None or coverage_ref is None:
+    if evaluation.match.policy.model.jurisdiction != "US" or row.coverage is None:
         return None
     values = row.coverage.model_dump(by_alias=True, exclude_none=True)
-    values["reason"] = explain.reason_text(evaluation)
-    if values.get("doc-needed"):
-        values["questionnaire"] = f"{base_url}/fhir/Questionnaire/{policy.id}"
-    try:
-        ext = coverage.extension(values, coverage_ref, evaluation.dates["T"])
-    except coverage.CoverageInvariantError as exc:
-        log.error("coverage-information for %s not sent: %s", policy.id, exc)
-        return None
-    order = evaluation.match.order
-    return Action(type="update", description=f"Coverage information for {order.reference} under {policy.model.short}",
-                  resource=prune(coverage.with_extension(order.resource, ext)))
+    return crd.policy_assertion(evaluation, values, base_url, technical)
 
 
-def unavailable_card(record: Record) -> Card | None:
-    """One card saying which record data could not be read (the criteria reading it are unknown)."""
+def unavailable_card(record: Record, topic: Coding) -> Card | None:
+    """One card saying which record data could not be read (the criteria reading it are unknown);
+    it qualifies the policy cards it comes with, so it carries their card type (``topic``)."""
     if not record.unavailable:
         return None
     kinds = ", ".join(sorted(record.unavailable))
@@ -176,4 +161,4 @@ def unavailable_card(record: Record) -> Card | None:
     return Card(uuid=str(uuid.uuid4()), indicator="warning",
                 summary=f"Some record data could not be read ({kinds}); affected criteria are unknown"[:MAX_SUMMARY],
                 detail=f"The EHR did not provide this data, so criteria that need it were not decided:\n\n{detail}",
-                source=Source(label="Medical policy check"))
+                source=Source(label=SERVICE_LABEL, topic=topic))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import os
+import secrets
 import sys
 import time
 
@@ -83,6 +86,9 @@ def run(host: str, port: int, workers: int) -> int:
     from cdshooks import create_app
     from cdshooks import store
 
+    # Workers must share the key that encrypts the EHR tokens form launches keep (forms.py): without
+    # a configured one, the master makes one for this run and the forked workers inherit it.
+    os.environ.setdefault("CDSHOOKS_SECRET_KEY", json.dumps(secrets.token_urlsafe(32)))
     try:
         app = create_app()  # fail fast in the master, before any worker forks
     except (DataFileError, SettingsError) as exc:

@@ -17,9 +17,12 @@ from flask import Flask
 from flask import current_app
 from pydantic import BaseModel
 from pydantic import ConfigDict
+from pydantic import SecretStr
 from pydantic import Field
 from pydantic import ValidationError
 from pydantic import field_validator
+
+from cdshooks.coverage import UncoveredStatement
 
 EXTENSION_KEY = "cdshooks.settings"
 
@@ -34,7 +37,8 @@ class Settings(BaseModel):
     TRUSTED_ISSUERS: Path | None = None    # a JSON file, or "sandbox" for the dev-only preset
     PUBLIC_BASE_URL: str | None = None
     TIME_BUDGET_MS: int = Field(3000, gt=0)
-    MAX_BODY_BYTES: int = Field(10 * 1024 * 1024, gt=0)
+    # D12: a 10,000-resource prefetch (~10 MB compact, ~14 MB pretty-printed) is ordinary
+    MAX_BODY_BYTES: int = Field(32 * 1024 * 1024, gt=0)
     MAX_JSON_DEPTH: int = Field(100, gt=2)
     MAX_DRAFT_ORDERS: int = Field(100, gt=0)
     MAX_PREFETCH_ENTRIES: int = Field(100_000, gt=0)
@@ -44,8 +48,15 @@ class Settings(BaseModel):
     TIMEZONE: str = "UTC"
     POLICIES: Path = Path("policies")
     MAPPINGS: Path = Path("mappings")
+    VALUESETS: Path | None = None          # default: the "valuesets" folder beside MAPPINGS
     POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str | list[str]]] = {}
     SANDBOX_SYSTEM_ACTIONS: bool = False   # also send systemActions under extension (sandbox only)
+    # what the payer asserts (CRD coverage-information) for an order no medical policy covers
+    UNCOVERED_ORDERS: UncoveredStatement = UncoveredStatement()
+    DEMO: bool = False                     # serve the /demo order-entry page
+    DEMO_PATIENTS: Path = Path("examples")
+    FORM_TTL_S: int = Field(3600, gt=0)    # how long a card's documentation-form link works
+    SECRET_KEY: SecretStr | None = None    # encrypts the EHR token a form launch keeps; random if unset
 
     @field_validator("FHIR_ALLOWLIST", mode="before")
     @classmethod
@@ -53,6 +64,12 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("SECRET_KEY", mode="before")
+    @classmethod
+    def _secret_as_text(cls, value):
+        # the environment is JSON-decoded, so a numeric secret arrives as a number
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
     @field_validator("TIMEZONE")
     @classmethod

@@ -1,8 +1,9 @@
 """Durable feedback, audit and JWT-replay records (SQLAlchemy Core; SQLite default, PostgreSQL).
 
 Every write commits before the request returns, so a row acknowledged to a client survives a
-crash of the worker.  Nothing here stores tokens or FHIR resource contents: the audit row holds
-ids, decisions and timings only.
+crash of the worker.  The audit row holds ids, decisions and timings only.  A documentation-form
+launch holds its questions (criterion ids and the record's answers) and, for the one write back to
+the EHR, the call's FHIR token encrypted, until it is used or expires.
 """
 
 from __future__ import annotations
@@ -69,6 +70,16 @@ audit = Table(
     Column("status", Integer, nullable=False),
 )
 
+forms = Table(  # documentation-form launches: short-lived, the EHR token only encrypted (forms.py)
+    "cdshooks_form",
+    metadata,
+    Column("ref", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("token_cipher", Text),
+    Column("token_expires_at", DateTime(timezone=True)),
+)
+
 jwt_replay = Table(
     "cdshooks_jwt_replay",
     metadata,
@@ -125,6 +136,26 @@ class Store:
             conn.execute(delete(jwt_replay).where(jwt_replay.c.expires_at < now))
             inserted = conn.execute(statement, {"token_key": token_key, "expires_at": expires_at}).all()
         return bool(inserted)
+
+    def add_forms(self, rows: list[dict]) -> None:
+        """Store documentation-form launches (one transaction); drop expired ones and expired tokens."""
+        now = _utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(delete(forms).where(forms.c.expires_at < now))
+            conn.execute(forms.update().where(forms.c.token_expires_at < now)
+                         .values(token_cipher=None, token_expires_at=None))
+            conn.execute(forms.insert(), rows)
+
+    def form(self, ref: str) -> dict | None:
+        """The unexpired form launch ``ref``, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(forms).where(forms.c.ref == ref, forms.c.expires_at >= _utcnow())).first()
+        return dict(row._mapping) if row else None
+
+    def forget_form_token(self, ref: str) -> None:
+        """Erase a launch's EHR token (after its one write, or when it failed for good)."""
+        with self.engine.begin() as conn:
+            conn.execute(forms.update().where(forms.c.ref == ref).values(token_cipher=None, token_expires_at=None))
 
     def rows(self, table: Table) -> list[dict]:
         """Return every row of ``table`` (for tests and the operator's inspection)."""

@@ -18,6 +18,7 @@ DATE_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "DeviceRequest": (("authoredOn",), ("occurrenceDateTime",), ("occurrencePeriod", "start")),
     "DiagnosticReport": (("effectiveDateTime",), ("effectivePeriod", "end"), ("issued",)),
     "MedicationRequest": (("authoredOn",),),
+    "MedicationStatement": (("effectiveDateTime",), ("effectivePeriod", "start"), ("dateAsserted",)),
     "QuestionnaireResponse": (("authored",),),
 }
 _ACTIVE = frozenset({"active", "recurrence", "relapse"})

@@ -28,6 +28,8 @@ from cdshooks.mapping.model import MappingShell
 from cdshooks.mapping.model import duration_days
 from cdshooks.mapping.select import DEFAULT_STATUS
 from cdshooks.mapping.select import SelectFact
+from cdshooks.valuesets import EMPTY
+from cdshooks.valuesets import ValueSets
 
 SCHEMA_FILE = "schema.json"
 
@@ -84,8 +86,10 @@ class FactSet:
         return fact.drafts == "only" if isinstance(fact, SelectFact) else fact.drafts_only
 
 
-def load(folder: Path) -> tuple[FactSet, list[Problem]]:
-    """Read every mapping file of ``folder``; return the facts and every problem found."""
+def load(folder: Path, valuesets: ValueSets = EMPTY) -> tuple[FactSet, list[Problem]]:
+    """Read every mapping file of ``folder``; return the facts and every problem found.
+
+    Code lists name value sets of ``valuesets``; an unknown name is a problem at its line."""
     problems: list[Problem] = []
     raw: dict[str, tuple[FactMapping, datafile.Document, str]] = {}
     files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
@@ -104,7 +108,7 @@ def load(folder: Path) -> tuple[FactSet, list[Problem]]:
     compiled, origins = {}, {}
     calculators = calculator_registry()
     for name, (mapping, document, _file) in raw.items():
-        fact, found = _compile(name, mapping, document, calculators)
+        fact, found = _compile(name, mapping, document, calculators, valuesets)
         problems += found
         if fact is not None:
             compiled[name] = fact
@@ -150,12 +154,50 @@ class _JsonPathError(ValueError):
     pass
 
 
-def _compile(name: str, m: FactMapping, document, calculators):
+class _CodeProblem(CodeError):
+    """A value-set reference that cannot be resolved, with the path of the key that names it."""
+
+    def __init__(self, path: tuple, detail: str):
+        super().__init__(detail)
+        self.path = path
+
+
+def _named(valuesets: ValueSets, names, path: tuple) -> CodeSet:
+    try:
+        return valuesets.codes(names)
+    except CodeError as exc:
+        raise _CodeProblem(path, str(exc)) from None
+
+
+_ROW_CODE_FIELDS = ("codes", "brand_codes")  # the fields of a table row that name value sets
+
+
+def resolve_params(params: dict, keys, valuesets: ValueSets) -> dict:
+    """Replace the params that name value sets by their code sets."""
+    out = dict(params)
+    for key in keys:
+        if key not in params:
+            continue
+        value = params[key]
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):  # table rows
+            out[key] = [{**row, **{field: _named(valuesets, row[field], ("params", key, i, field))
+                                   if row.get(field) else CodeSet.of_entries(()) for field in _ROW_CODE_FIELDS}}
+                        for i, row in enumerate(value)]
+        elif isinstance(value, dict):
+            out[key] = tuple((_named(valuesets, k, ("params", key, k)), v) for k, v in value.items())
+        else:
+            out[key] = _named(valuesets, value, ("params", key))
+    return out
+
+
+def _compile(name: str, m: FactMapping, document, calculators, valuesets: ValueSets):
     path = ("facts", name)
     try:
         if m.calculator is not None:
-            return _compile_calculator(name, m, document, calculators)
-        return _compile_select(name, m), []
+            return _compile_calculator(name, m, document, calculators, valuesets)
+        return _compile_select(name, m, valuesets), []
+    except _CodeProblem as exc:
+        return None, [document.problem(path + exc.path, "code", str(exc))]
     except (CodeError, re.error) as exc:
         return None, [document.problem(path + ("codes",), "code", str(exc))]
     except _JsonPathError as exc:
@@ -169,13 +211,15 @@ def _jsonpath(text: str):
         raise _JsonPathError(str(exc)) from None
 
 
-def _compile_select(name: str, m: FactMapping) -> SelectFact:
+def _compile_select(name: str, m: FactMapping, valuesets: ValueSets) -> SelectFact:
     if m.unit and not units.known(m.unit):
         raise CodeError(f"unknown unit '{m.unit}'")
     statuses = frozenset(m.status) if m.status is not None else DEFAULT_STATUS.get(m.source)
+    excluded = _named(valuesets, m.exclude_codes, ("exclude_codes",)).include if m.exclude_codes else ()
     return SelectFact(
         name=name, source=m.source,
-        codes=CodeSet.of(m.codes, m.exclude_codes, m.exclude_pattern),
+        codes=CodeSet.of_entries(_named(valuesets, m.codes, ("codes",)).include, excluded,
+                                 re.compile(m.exclude_pattern) if m.exclude_pattern else None),
         element=m.element or SelectFact.main_element(m.source),
         statuses=statuses,
         active_only=m.active if m.active is not None else m.source == "Condition",
@@ -188,7 +232,7 @@ def _compile_select(name: str, m: FactMapping) -> SelectFact:
     )
 
 
-def _compile_calculator(name, m: FactMapping, document, calculators):
+def _compile_calculator(name, m: FactMapping, document, calculators, valuesets: ValueSets):
     path = ("facts", name)
     calculator = calculators.get(m.calculator)
     if calculator is None:
@@ -200,8 +244,9 @@ def _compile_calculator(name, m: FactMapping, document, calculators):
         detail = "; ".join(filter(None, [missing and f"missing inputs {sorted(missing)}",
                                          extra and f"unexpected inputs {sorted(extra)}"]))
         return None, [document.problem(path + ("inputs",), "calculator", detail)]
+    resolved = resolve_params(dict(m.params), calculator.code_params, valuesets)
     try:
-        params = calculator.prepare(dict(m.params)) if calculator.prepare else dict(m.params)
+        params = calculator.prepare(resolved) if calculator.prepare else resolved
     except (KeyError, TypeError, ValueError, CodeError, re.error) as exc:
         return None, [document.problem(path + ("params",), "calculator", f"bad params: {exc}")]
     refs = tuple((v["setting"], tuple(v["default"]) if isinstance(v["default"], list) else v["default"])

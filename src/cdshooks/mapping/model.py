@@ -25,7 +25,7 @@ DURATION = re.compile(r"^P(\d+)([DWMY])$")
 
 SourceType = Literal[
     "Patient", "Condition", "Observation", "Procedure", "ServiceRequest", "DiagnosticReport",
-    "MedicationRequest", "DeviceRequest", "QuestionnaireResponse", "Coverage",
+    "MedicationRequest", "MedicationStatement", "DeviceRequest", "QuestionnaireResponse", "Coverage",
 ]
 
 
@@ -44,8 +44,8 @@ class FactMapping(_Model):
     description: str = Field(min_length=1, description="what the fact means, in one sentence")
     # --- select facts
     source: SourceType | None = Field(None, description="FHIR resource type the fact reads")
-    codes: list[str] | None = Field(None, min_length=1, description="'system|code' tokens (D1)")
-    exclude_codes: list[str] = Field(default_factory=list)
+    codes: list[str] | None = Field(None, min_length=1, description="names of value sets (valuesets/<name>.json)")
+    exclude_codes: list[str] = Field(default_factory=list, description="names of value sets whose codes are left out")
     exclude_pattern: str | None = Field(None, description="regex on the normalized code to exclude")
     element: str | None = Field(None, description="coded element to match (default: the type's main code)")
     status: list[str] | None = Field(None, description="allowed status values (default per type)")

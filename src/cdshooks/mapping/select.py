@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from cdshooks.codes import CodeSet
@@ -15,14 +16,18 @@ from cdshooks.mapping.facts import Fact
 from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.facts import Item
 from cdshooks.record import as_list
+from cdshooks.record import display_code
 from cdshooks.record import reference_of
 
 DEFAULT_STATUS = {
     "Observation": frozenset({"final", "amended", "corrected"}),
     "DiagnosticReport": frozenset({"registered", "partial", "preliminary", "final", "amended",
                                    "corrected", "appended"}),
+    # D10: a statement counts as history unless entered in error, not taken or of unknown status.
+    "MedicationStatement": frozenset({"active", "completed", "intended", "stopped", "on-hold"}),
 }
-_MAIN_ELEMENT = {"DeviceRequest": "codeCodeableConcept", "MedicationRequest": "medicationCodeableConcept"}
+_MAIN_ELEMENT = {"DeviceRequest": "codeCodeableConcept", "MedicationRequest": "medicationCodeableConcept",
+                 "MedicationStatement": "medicationCodeableConcept"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,14 @@ class SelectFact:
         for _system, code, entry in self.codes.matches_concept(resource.get(self.element)):
             yield self._item(resource, when, code, entry, state == "refuted")
             return
+        if self.source == "Observation" and self.element == "code":
+            for component in as_list(resource.get("component")):
+                hits = self.codes.matches_concept(component.get("code")) if isinstance(component, dict) else []
+                if hits:
+                    # memoized per component so every fact of the call sees the same view object
+                    view = record.derived("component", component, partial(component_view, resource))
+                    yield self._item(view, when, hits[0][1], hits[0][2], False)
+                    return
 
     def _admitted(self, resource, when, start, end) -> bool:
         if self.statuses is not None and resource.get("status") not in self.statuses:
@@ -110,19 +123,31 @@ class SelectFact:
         return value
 
 
-def _written_code(concept, normalized: str) -> tuple[str, str]:
-    """The code as the record wrote it (``M96.1``, not ``M961``) and its display or text."""
+def component_view(observation: dict, component: dict) -> dict:
+    """The Observation as if the component were its code and value (D9): same id, status and date."""
+    view = {k: v for k, v in observation.items() if not k.startswith("value") and k not in ("component", "referenceRange")}
+    view.update({k: v for k, v in component.items() if k == "code" or k.startswith("value") or k == "referenceRange"})
+    return view
+
+
+def _written_code(concept, normalized: str, system: str | None = None) -> tuple[str, str]:
+    """The code as people read it (``M96.1``, even when written ``M961``) and its display or text."""
     for cc in as_list(concept):
         for coding in as_list(cc.get("coding") if isinstance(cc, dict) else None):
             if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 if coding["code"].replace(".", "").upper().strip() == normalized.upper():
-                    return coding["code"], coding.get("display") or (cc.get("text") or "")
-    return normalized, ""
+                    shown = display_code(coding.get("system"), coding["code"])
+                    return shown, coding.get("display") or (cc.get("text") or "")
+    return display_code(system, normalized), ""
 
 
-def written_code(concept, normalized: str) -> str:
-    """``M96.1 Postlaminectomy syndrome…``: the written code with its display, for evidence."""
-    return " ".join(part for part in _written_code(concept, normalized) if part)
+def written_code(concept, normalized: str, system: str | None = None) -> str:
+    """``M96.1 Postlaminectomy syndrome…``: the code as people read it with its display, for evidence.
+
+    ``system`` shows a code the concept does not carry (one from a referenced Condition) in its
+    readable form too.
+    """
+    return " ".join(part for part in _written_code(concept, normalized, system) if part)
 
 
 def _usable(items):

@@ -29,7 +29,14 @@ def known(unit: str) -> bool:
 
 
 def convert(value: float, from_unit: str | None, to_unit: str) -> float | None:
-    """``value`` in ``to_unit``; None when the unit is missing, unknown or of another dimension."""
+    """``value`` in ``to_unit``; None when the unit is missing, unknown or of another dimension.
+
+    A plain number (``1``) also takes a Quantity without a unit and any UCUM annotation alone
+    (``{score}``, ``{points}``: annotations are dimensionless in UCUM) — a 0–10 score is often
+    sent as ``valueQuantity`` with no unit at all.
+    """
+    if to_unit == "1" and (not from_unit or (from_unit.startswith("{") and from_unit.endswith("}"))):
+        return value
     source, target = _UNITS.get(from_unit or ""), _UNITS.get(to_unit)
     if source is None or target is None or source[0] != target[0]:
         return None

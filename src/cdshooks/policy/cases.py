@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
 
+from cdshooks import card_rules
 from cdshooks import datafile
 from cdshooks.coverage import COVERAGE_INFORMATION
 from cdshooks.datafile import Problem
@@ -137,12 +138,15 @@ def request_for(policies: Path, policy_id: str, case: Case, templates) -> tuple[
     return body, evaluated
 
 
+_MEDICATION_INCLUDES = ("MedicationRequest", "MedicationStatement")  # searches with _include=…:medication
+
+
 def _prefetch_value(template, record: list[dict], case: Case):
     if template.resource_type in case.unavailable:
         return {"resourceType": "OperationOutcome",
                 "issue": [{"severity": "error", "code": "exception", "diagnostics": "test: unavailable"}]}
     matching = [r for r in record if r["resourceType"] == template.resource_type
-                or (template.resource_type == "MedicationRequest" and r["resourceType"] == "Medication")]
+                or (template.resource_type in _MEDICATION_INCLUDES and r["resourceType"] == "Medication")]
     if template.key == "patient":
         return matching[0] if matching else None
     if not matching:
@@ -164,7 +168,19 @@ def run_case(client, registry, policies: Path, suite: Suite, case: Case) -> list
     response = client.post(f"/cds-services/{service.id}", json=body)
     if response.status_code != 200:
         return [f"HTTP {response.status_code}: {response.get_data(as_text=True)[:300]}"]
-    return compare(response.get_json(), suite.policy, evaluated, case.expect)
+    failures = compare(response.get_json(), suite.policy, evaluated, case.expect)
+    card = card_for(response.get_json(), suite.policy, evaluated)
+    if card is not None:  # every card of every case also keeps the README §7 rules
+        failures += card_rules.problems(card, registry.policies.by_id[suite.policy], case.hook)
+    return failures
+
+
+def card_for(response: dict, policy_id: str, order: str) -> dict | None:
+    """The card of ``policy_id`` for ``order`` (the only one), if the response has it."""
+    cards = [c for c in response["cards"]
+             if c.get("extension", {}).get("cdshooks.evaluation", {}).get("policy", {}).get("id") == policy_id
+             and c["extension"]["cdshooks.evaluation"]["order"] == order]
+    return cards[0] if len(cards) == 1 else None
 
 
 def compare(response: dict, policy_id: str, order: str, expect: Expect) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cdshooks.protocol import prune
+
 
 def build(policy) -> dict:
     """Header, When/Then description and every criterion with its citation, in tree order."""
@@ -16,9 +18,9 @@ def build(policy) -> dict:
             visit(child, node.id)
 
     visit(model.criteria, None)
-    return {
+    return prune({  # an empty setting (no preferred products configured) is left out, as is an empty map
         "id": model.id, "version": model.version, "title": model.title, "issuer": model.issuer,
         "reference": model.source.reference, "effective": model.effective.isoformat(),
         "jurisdiction": model.jurisdiction, "description": model.description.strip(),
         "settings": dict(policy.settings), "criteria": criteria,
-    }
+    })

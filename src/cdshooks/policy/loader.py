@@ -18,6 +18,8 @@ from cdshooks import coverage
 from cdshooks import datafile
 from cdshooks.codes import CodeError
 from cdshooks.codes import CodeSet
+from cdshooks import valuesets as valueset_loader
+from cdshooks.valuesets import ValueSets
 from cdshooks.datafile import DataFileError
 from cdshooks.datafile import Problem
 from cdshooks.mapping import loader as mapping_loader
@@ -45,6 +47,7 @@ class CompiledPolicy:
     file: str
     order: Mapping[str, int]      # criterion id -> position in the tree (pre-order)
     negated: Mapping[str, bool]   # under an odd number of `none` groups: "met" is the bad news
+    parents: Mapping[str, str]    # criterion id -> the group it sits in (the root has none)
 
     def unfavourable(self, node_id: str, result: str) -> bool:
         """Whether a result counts against the order (unknown always does)."""
@@ -64,6 +67,7 @@ class CompiledPolicy:
 class PolicySet:
     by_id: Mapping[str, CompiledPolicy]
     facts: FactSet
+    valuesets: ValueSets
     resources: Mapping[str, object]
     reads: Mapping[str, frozenset[str]]      # policy id -> record types its facts read
 
@@ -75,24 +79,30 @@ class PolicySet:
         return self.reads[policy.id]
 
 
-def load_policy_set(policies: Path, mappings: Path, overrides: Mapping[str, Mapping] | None = None) -> PolicySet:
-    """Load mappings then policies; raise :class:`DataFileError` listing every problem."""
-    policy_set, problems = check(policies, mappings, overrides or {})
+def load_policy_set(policies: Path, mappings: Path, overrides: Mapping[str, Mapping] | None = None,
+                    valuesets: Path | None = None) -> PolicySet:
+    """Load value sets, mappings then policies; raise :class:`DataFileError` listing every problem."""
+    policy_set, problems = check(policies, mappings, overrides or {}, valuesets)
     if problems:
         raise DataFileError(problems)
     return policy_set
 
 
-def check(policies: Path, mappings: Path, overrides: Mapping[str, Mapping]) -> tuple[PolicySet, list[Problem]]:
-    """Load everything, collecting (not raising) problems; used by start-up and ``cdshooks check``."""
-    facts, problems = mapping_loader.load(mappings)
+def check(policies: Path, mappings: Path, overrides: Mapping[str, Mapping],
+          valuesets: Path | None = None) -> tuple[PolicySet, list[Problem]]:
+    """Load everything, collecting (not raising) problems; used by start-up and ``cdshooks check``.
+
+    Value sets are read from ``valuesets`` (default: the ``valuesets`` folder beside ``mappings``)."""
+    sets, problems = valueset_loader.load(valuesets or mappings.parent / "valuesets")
+    facts, found = mapping_loader.load(mappings, sets)
+    problems += found
     compiled: dict[str, CompiledPolicy] = {}
     files = sorted(p for p in policies.glob("*.yaml") if not p.name.endswith(TEST_SUFFIX)) \
         if policies.is_dir() else []
     if not policies.is_dir():
         problems.append(Problem(str(policies), 1, "", "missing", "policies folder not found"))
     for path in files:
-        policy, found = _load_one(path, policies.parent, facts, overrides)
+        policy, found = _load_one(path, policies.parent, facts, overrides, sets)
         problems += found
         if policy is not None:
             if policy.id in compiled:
@@ -103,10 +113,10 @@ def check(policies: Path, mappings: Path, overrides: Mapping[str, Mapping]) -> t
             problems.append(Problem("CDSHOOKS_POLICY_SETTINGS", 1, policy_id, "unknown", "no such policy"))
     resources = MappingProxyType({"mme": load_mme_tables()})
     reads = MappingProxyType({pid: facts.resource_types(p.facts) for pid, p in compiled.items()})
-    return PolicySet(MappingProxyType(compiled), facts, resources, reads), problems
+    return PolicySet(MappingProxyType(compiled), facts, sets, resources, reads), problems
 
 
-def _load_one(path: Path, root: Path, facts: FactSet, overrides) -> tuple[CompiledPolicy | None, list[Problem]]:
+def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets) -> tuple[CompiledPolicy | None, list[Problem]]:
     document, problems = datafile.read(path, root)
     if document is None:
         return None, problems
@@ -124,12 +134,13 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides) -> tuple[Compil
             problems.append(Problem("CDSHOOKS_POLICY_SETTINGS", 1, f"{model.id}.{key}", "unknown",
                                     f"policy '{model.id}' has no setting '{key}'"))
         settings[key] = value
-    codesets, applies, used, found = _compile_codes_and_facts(model, nodes, facts, document)
+    codesets, applies, used, found = _compile_codes_and_facts(model, nodes, facts, document, sets)
     problems += found
     order = {node.id: i for i, (node, _) in enumerate(_walk(model.criteria, ()))}
     policy = CompiledPolicy(model, MappingProxyType(nodes), MappingProxyType(settings),
                             MappingProxyType(codesets), applies, frozenset(used), document.file,
-                            MappingProxyType(order), MappingProxyType(_negations(model.criteria)))
+                            MappingProxyType(order), MappingProxyType(_negations(model.criteria)),
+                            MappingProxyType({c.id: n.id for n, _ in _walk(model.criteria, ()) for c in n.children()}))
     return policy, problems
 
 
@@ -144,6 +155,9 @@ def _index(root: Node, document) -> tuple[dict[str, Node], list[Problem]]:
             problems.append(document.problem(path + ("ref",), "reference", f"no criterion '{node.ref}'"))
         problems += [document.problem(path + ("answered_with",), "reference", f"no criterion '{twin}'")
                      for twin in node.answered_with if twin not in nodes]
+        if node.type is not None and node.question is None:  # cards ask open criteria as questions
+            problems.append(document.problem(path + ("question",), "missing",
+                                             "a leaf needs a question a clinician can answer (yes = met)"))
     return nodes, problems
 
 
@@ -184,11 +198,11 @@ def _sub_exprs(expr: Expr, path: tuple) -> Iterator[tuple[Expr, tuple]]:
         yield from _sub_exprs(expr.not_, path + ("not",))
 
 
-def _compile_codes_and_facts(model: Policy, nodes, facts: FactSet, document):
+def _compile_codes_and_facts(model: Policy, nodes, facts: FactSet, document, sets: ValueSets):
     problems, codesets, used, applies = [], {}, set(), []
     for i, rule in enumerate(model.applicability):
         try:
-            applies.append((rule, CodeSet.of(rule.codes) if rule.codes else None))
+            applies.append((rule, sets.codes(rule.codes) if rule.codes else None))
         except CodeError as exc:
             problems.append(document.problem(("applicability", i, "codes"), "code", str(exc)))
         for section in rule.sections or ():
@@ -207,7 +221,7 @@ def _compile_codes_and_facts(model: Policy, nodes, facts: FactSet, document):
                                                  f"only read the draft orders"))
         if expr.codes_in is not None:
             try:
-                codesets[tuple(expr.codes_in)] = CodeSet.of(expr.codes_in)
+                codesets[tuple(expr.codes_in)] = sets.codes(expr.codes_in)
             except CodeError as exc:
                 problems.append(document.problem(path + ("codes_in",), "code", str(exc)))
     problems += _check_dates_and_responses(model, nodes, facts, document, used)

@@ -38,7 +38,7 @@ class Expr(_Model):
     gt: float | None = None
     le: float | None = None
     lt: float | None = None
-    codes_in: list[str] | None = Field(None, description="met when any code is in this code set")
+    codes_in: list[str] | None = Field(None, description="met when any code is in these value sets (by name)")
     result: bool | None = Field(None, description="the fact's value is itself met/not-met/unknown")
     known: bool | None = Field(None, description="met when the fact is known")
     otherwise: Result | None = Field(None, description="result when the test fails (default not-met)")
@@ -76,6 +76,8 @@ class Node(_Model):
 
     id: str = Field(min_length=1, description="criterion id exactly as in the policy spec")
     text: str = Field(min_length=1, description="short paraphrase of the criterion")
+    question: str | None = Field(None, pattern=r"\?$", description=(
+        "the criterion as a yes/no question a clinician can answer, 'yes' meaning met (every leaf has one)"))
     cite: str = Field(min_length=1, description="the source document section this comes from")
     all: list[Node] | None = None
     any: list[Node] | None = None
@@ -134,7 +136,7 @@ class Applicability(_Model):
     label: str = Field(min_length=1, description="how cards name the order, e.g. 'IT pump trial'")
     resource: list[Literal["MedicationRequest", "ServiceRequest", "DeviceRequest"]] = Field(min_length=1)
     codes: list[str] | None = Field(None, min_length=1, description=(
-        "'system|code' tokens of the ordered item; may be left out when 'requires' identifies the order"))
+        "value sets (by name) of the ordered item; may be left out when 'requires' identifies the order"))
     requires: Expr | None = Field(None, description="further condition over draft-order facts")
     unless: Expr | None = Field(None, description="the policy does not apply when this is met")
     confirm: Expr | None = Field(None, description=(
@@ -170,6 +172,7 @@ class Outcome(_Model):
     when: ResultsWhen
     decision: Literal["met", "not-met", "unknown", "excluded"] | None = Field(
         None, description="the decision this outcome imposes (e.g. excluded); default: the root's value")
+    text: str = Field(min_length=1, description="what the outcome means, in plain words, for the card detail")
     cite: str = Field(min_length=1)
 
 

@@ -31,11 +31,11 @@ def build(policy, base_url: str) -> dict:
         "subjectType": ["Patient"],
         "publisher": model.issuer,
         "description": (
-            f"Answer each statement for this patient (yes = the statement holds). Answers are read "
+            f"Answer each question for this patient (yes = the criterion is met). Answers are read "
             f"by the CDS service as documentation for the criteria of {model.short}."
         ),
         "item": [
-            {"linkId": node.id, "text": f"{node.id}: {node.text}", "type": "boolean", "required": False}
+            {"linkId": node.id, "text": node.question or node.text, "type": "boolean", "required": False}
             for node in documentation_leaves(model.criteria)
         ],
     }

@@ -25,6 +25,10 @@ class Calculator:
     drafts_only: bool = False
     resource_types: frozenset[str] = frozenset()   # record types read directly (for prefetch)
     optional_types: frozenset[str] = frozenset()   # read when the client sends them; never required
+    # params that name value sets: a name or list of names becomes one CodeSet before ``prepare``;
+    # a mapping keyed by names becomes ``((CodeSet, value), ...)``; table rows (a list of mappings)
+    # have their ``codes`` resolved
+    code_params: frozenset[str] = frozenset()
 
 
 def setting(ctx, value):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from cdshooks.codes import CodeSet
+from cdshooks.codes import SYSTEMS
 from cdshooks.mapping.calculators import Calculator
 from cdshooks.mapping.calculators import data_unavailable
 from cdshooks.mapping.calculators import first_unavailable
@@ -16,6 +16,7 @@ from cdshooks.mapping.calculators import mme
 from cdshooks.mapping.calculators import orders
 from cdshooks.mapping.calculators import pain
 from cdshooks.mapping.calculators import pregnancy
+from cdshooks.mapping import medications
 from cdshooks.mapping.dates import condition_state
 from cdshooks.mapping.dates import parse_date
 from cdshooks.mapping.facts import UNKNOWN
@@ -25,7 +26,10 @@ from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.facts import Interval
 from cdshooks.mapping.select import written_code
 from cdshooks.record import codings
+from cdshooks.record import display_code
 from cdshooks.record import reference_of
+
+SNOMED = SYSTEMS["snomed"]
 
 
 # ------------------------------------------------------------------------------ patient
@@ -80,8 +84,12 @@ def eligible_date(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 
 def _prepare_counts(params: dict) -> dict:
-    return {**params, "counts": {CodeSet.of([t]).include[0].token: pregnancy.parse_count(n)
-                                 for t, n in params["counts"].items()}}
+    return {**params, "counts": tuple((codes, pregnancy.parse_count(n)) for codes, n in params["counts"])}
+
+
+def _count_of(item, counts):
+    """The fetus count a multiple-gestation Condition states (the first set its code is in)."""
+    return next((n for codes, n in counts if codes.matches_concept(item.resource.get("code"))), None)
 
 
 def fetus_count(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -89,8 +97,8 @@ def fetus_count(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if (unavailable := first_unavailable((observations, conditions))) is not None:
         return unavailable
     obs = [(i.reference, i.date, str(i.resource.get("issued", "")), i.value) for i in observations.value or ()]
-    cond = [(i.reference, i.code, params["counts"][i.entry.token])
-            for i in conditions.value or () if not i.refuted and i.entry and i.entry.token in params["counts"]]
+    cond = [(i.reference, i.code, n) for i in conditions.value or () if not i.refuted
+            and (n := _count_of(i, params["counts"])) is not None]
     counted = pregnancy.fetus_count(obs, cond)
     evidence = (Evidence(counted.reference, counted.reading),) if counted.reference else ()
     value = Interval(counted.low, counted.high)
@@ -98,8 +106,7 @@ def fetus_count(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 
 def _prepare_prior(params: dict) -> dict:
-    return {**params, "marker": re.compile(params["marker"]),
-            "unlisted": CodeSet.of(params["unlisted"]), "screens": CodeSet.of(params["screens"])}
+    return {**params, "marker": re.compile(params["marker"])}
 
 
 def prior_screen(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -137,7 +144,7 @@ def order_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     pairs = orders.order_codes(ctx.order.resource, ctx.record)
     if not pairs:
         return Fact("unknown", note="the order carries no code")
-    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, ", ".join(c for _, c in pairs)),))
+    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, ", ".join(display_code(s, c) for s, c in pairs)),))
 
 
 def order_reason_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -145,12 +152,12 @@ def order_reason_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if not pairs:  # what the order says is known: it gives no reason
         return Fact("known", (), (Evidence(ctx.order.reference, "no reason stated"),), "the order states no reason")
     evidence = tuple(Evidence(r, "order reason") for r in references) or (
-        Evidence(ctx.order.reference, "reasonCode " + ", ".join(c for _, c in pairs)),)
+        Evidence(ctx.order.reference, "reasonCode " + ", ".join(display_code(s, c) for s, c in pairs)),)
     return Fact("known", tuple(pairs), evidence)
 
 
 def _prepare_marker(params: dict) -> dict:
-    return {**params, "pattern": re.compile(params["pattern"]), "reasons": CodeSet.of(params["reasons"])}
+    return {**params, "pattern": re.compile(params["pattern"])}
 
 
 def text_marker(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -160,15 +167,18 @@ def text_marker(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if text:
         return Fact("known", True, (Evidence(ctx.order.reference, f"ordered as '{text}'"),))
     pairs, _ = orders.reason_codes(order, ctx.record)
-    hits = [c for s, c in pairs if params["reasons"].entry_for(s, c)]
+    hits = [display_code(s, c) for s, c in pairs if params["reasons"].entry_for(s, c)]
     if hits:
         return Fact("known", True, (Evidence(ctx.order.reference, f"reason {hits[0]}"),))
     return Fact("known", False, note="neither the order text nor its reasons identify it")
 
 
 def _prepare_pain(params: dict) -> dict:
-    return {"sets": pain.PainCodeSets(*(CodeSet.of(params[k]) for k in
-                                        ("malignant", "nonmalignant", "neutral", "cancer")))}
+    return {"sets": pain.PainCodeSets(*(params[k] for k in ("malignant", "nonmalignant", "neutral", "cancer")))}
+
+
+def _prepare_routes(params: dict) -> dict:
+    return {**params, "routes": params["routes"].exact_codes(SNOMED)}
 
 
 def pain_origin(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -199,7 +209,7 @@ def _medication_resolver(ctx: FactContext):
 
 def opioid_trial_marker(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     tables, resolve = ctx.resources["mme"], _medication_resolver(ctx)
-    neuraxial, products = set(params["routes"]), CodeSet.of(params["products"])
+    neuraxial, products = params["routes"], params["products"]
     for draft in ctx.record.drafts:
         resource = draft.resource
         marked = products.matches_concept(orders.order_concepts(resource, ctx.record))
@@ -219,7 +229,7 @@ def opioid_ingredients_neuraxial(resource, resolve, tables, routes) -> frozenset
 def neuraxial_only_ingredient(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """BEN-2: a neuraxial order for the ingredient and no neuraxial opioid among the drafts."""
     tables, resolve = ctx.resources["mme"], _medication_resolver(ctx)
-    routes, ingredient = set(params["routes"]), CodeSet.of(params["ingredient"])
+    routes, ingredient = params["routes"], params["ingredient"]
     found = None
     for draft in ctx.record.drafts:
         resource = draft.resource
@@ -235,8 +245,8 @@ def neuraxial_only_ingredient(ctx: FactContext, at: dt.date, inputs, params) -> 
 
 
 def opioid_wean(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    unavailable = data_unavailable(ctx, "MedicationRequest")
-    requests = [(r, ctx.record.is_draft(r)) for r in ctx.record.of_type("MedicationRequest")]
+    unavailable = data_unavailable(ctx, "MedicationRequest") or data_unavailable(ctx, "MedicationStatement")
+    requests = medications.history(ctx.record)  # D10: statements count as history too
     result = mme.assess_wean(
         requests, _medication_resolver(ctx), at, ctx.resources["mme"],
         lookback_days=int(setting(ctx, params["lookback_days"])),
@@ -261,16 +271,22 @@ CALCULATORS = (
     Calculator("gestational_age", gestational_age, frozenset({"observations", "edd"})),
     Calculator("pregnancy_start", pregnancy_start, frozenset({"gestation"})),
     Calculator("date_reaching", eligible_date, frozenset({"gestation"})),
-    Calculator("fetus_count", fetus_count, frozenset({"observations", "conditions"}), _prepare_counts),
+    Calculator("fetus_count", fetus_count, frozenset({"observations", "conditions"}), _prepare_counts,
+               code_params=frozenset({"counts"})),
     Calculator("prior_screen", prior_screen,
                frozenset({"service_requests", "procedures", "reports", "start"}), _prepare_prior,
-               order_scoped=True),
+               order_scoped=True, code_params=frozenset({"screens", "unlisted"})),
     Calculator("order_codes", order_codes, order_scoped=True),
     Calculator("order_reason_codes", order_reason_codes, order_scoped=True),
-    Calculator("text_marker", text_marker, prepare=_prepare_marker, order_scoped=True),
+    Calculator("text_marker", text_marker, prepare=_prepare_marker, order_scoped=True,
+               code_params=frozenset({"reasons"})),
     Calculator("pain_origin", pain_origin, prepare=_prepare_pain, order_scoped=True,
-               resource_types=frozenset({"Condition"})),
-    Calculator("opioid_trial_marker", opioid_trial_marker, drafts_only=True),
-    Calculator("neuraxial_only_ingredient", neuraxial_only_ingredient, drafts_only=True),
-    Calculator("opioid_wean", opioid_wean, resource_types=frozenset({"MedicationRequest"})),
+               resource_types=frozenset({"Condition"}),
+               code_params=frozenset({"malignant", "nonmalignant", "neutral", "cancer"})),
+    Calculator("opioid_trial_marker", opioid_trial_marker, prepare=_prepare_routes, drafts_only=True,
+               code_params=frozenset({"routes", "products"})),
+    Calculator("neuraxial_only_ingredient", neuraxial_only_ingredient, prepare=_prepare_routes, drafts_only=True,
+               code_params=frozenset({"routes", "ingredient"})),
+    Calculator("opioid_wean", opioid_wean, resource_types=frozenset({"MedicationRequest"}),
+               optional_types=frozenset({"MedicationStatement"})),
 )

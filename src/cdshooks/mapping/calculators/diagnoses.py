@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from cdshooks.codes import SYSTEMS
 from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import Calculator
 from cdshooks.mapping.calculators import data_unavailable
@@ -29,32 +30,30 @@ from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.select import written_code
 from cdshooks.record import as_list
 from cdshooks.record import codings
+from cdshooks.record import display_code
 from cdshooks.record import reference_of
 
 
-def _prepare(params: dict) -> dict:
-    prepared = dict(params)
-    for key in ("codes", "unless", "pair_with", "body_site"):
-        if key in params:
-            prepared[key] = CodeSet.of(params[key], params.get("exclude", ()) if key == "codes" else ())
-    return prepared
+def _matches(ctx: FactContext, code_set: CodeSet, at: dt.date, params, reasons,
+             site_codes: CodeSet | None = None) -> tuple[list, list]:
+    """(reason-code hits, Condition hits as (resource, code, state)).
 
-
-def _matches(ctx: FactContext, code_set: CodeSet, at: dt.date, params, reasons) -> tuple[list, list]:
-    """(reason-code hits, Condition hits as (resource, code, state))."""
+    With ``site_codes``, a Condition also matches when one of those codes is recorded with a
+    ``bodySite`` in ``params["body_site"]`` (order reasons carry no body site)."""
     reason_hits = [(s, c) for s, c in reasons if code_set.entry_for(s, c)]
     hits = []
-    for resource in code_set.candidates(ctx.record):
+    candidates = code_set.candidates(ctx.record) + (site_codes.candidates(ctx.record) if site_codes else [])
+    for resource in {id(r): r for r in candidates}.values():
         if resource.get("resourceType") != "Condition":
             continue
         state = ctx.record.derived("state", resource, condition_state, at)
         if state == "ignored" or (state == "inactive" and not params.get("any_status")):
             continue
-        if "body_site" in params and not params["body_site"].matches_concept(resource.get("bodySite")):
-            continue
-        for _system, code, _ in code_set.matches_concept(resource.get("code")):
-            hits.append((resource, code, state))
-            break
+        found = code_set.matches_concept(resource.get("code"))
+        if not found and site_codes is not None and params["body_site"].matches_concept(resource.get("bodySite")):
+            found = site_codes.matches_concept(resource.get("code"))
+        if found:
+            hits.append((resource, found[0][1], state))
     return reason_hits, hits
 
 
@@ -67,8 +66,8 @@ def _date(ctx: FactContext, resource: dict) -> dt.date | None:
 
 
 def _evidence(ctx: FactContext, reason_hits, hits) -> tuple[Evidence, ...]:
-    out = [Evidence(ctx.order.reference, "order reason " + written_code(ctx.order.resource.get("reasonCode"), c))
-           for _, c in reason_hits]
+    out = [Evidence(ctx.order.reference, "order reason " + written_code(ctx.order.resource.get("reasonCode"), c, s))
+           for s, c in reason_hits]
     for resource, code, state in hits:
         when = _date(ctx, resource)
         text = written_code(resource.get("code"), code) + (" (refuted)" if state == "refuted" else "")
@@ -77,9 +76,8 @@ def _evidence(ctx: FactContext, reason_hits, hits) -> tuple[Evidence, ...]:
 
 
 def diagnosis(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    reasons = orders.reason_codes(ctx.order.resource, ctx.record)[0] \
-        if ctx.order and not params.get("conditions_only") else []
-    reason_hits, hits = _matches(ctx, params["codes"], at, params, reasons)
+    reasons = orders.reason_codes(ctx.order.resource, ctx.record)[0] if ctx.order else []
+    reason_hits, hits = _matches(ctx, params["codes"], at, params, reasons, params.get("site_codes"))
     live = _live(hits)
     if "pair_with" in params and (reason_hits or live):  # both members must be present, neither refuted
         partner_reasons, partner_hits = _matches(ctx, params["pair_with"], at, params, reasons)
@@ -156,11 +154,12 @@ def order_element(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     pairs = codings(value)
     if not pairs:
         return Fact("unknown", note=f"the order's {params['element']} carries no code")
-    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, ", ".join(c for _, c in pairs)),))
+    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, ", ".join(display_code(s, c) for s, c in pairs)),))
 
 
 def _prepare_course(params: dict) -> dict:
-    return {**params, "codes": CodeSet.of(params["codes"]), "routes": frozenset(params.get("exclude_routes", ()))}
+    routes = params.get("exclude_routes")
+    return {**params, "routes": routes.exact_codes(SYSTEMS["snomed"]) if routes is not None else frozenset()}
 
 
 def medication_course(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -186,11 +185,12 @@ def medication_course(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 
 CALCULATORS = (
-    Calculator("diagnosis", diagnosis, prepare=_prepare, order_scoped=True, resource_types=frozenset({"Condition"})),
+    Calculator("diagnosis", diagnosis, order_scoped=True, resource_types=frozenset({"Condition"}),
+               code_params=frozenset({"codes", "unless", "pair_with", "site_codes", "body_site"})),
     Calculator("bilateral", bilateral, frozenset({"right", "left"})),
     Calculator("requester_codes", requester_codes, order_scoped=True,
                optional_types=frozenset({"PractitionerRole", "Practitioner"})),
     Calculator("order_element", order_element, order_scoped=True),
     Calculator("medication_course", medication_course, prepare=_prepare_course,
-               resource_types=frozenset({"MedicationRequest"})),
+               resource_types=frozenset({"MedicationRequest"}), code_params=frozenset({"codes", "exclude_routes"})),
 )

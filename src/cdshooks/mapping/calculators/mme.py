@@ -2,10 +2,12 @@
 
 Implements spec/policies/intrathecal-pain-pump.md §f.1 (criterion I.A.2.g, facts
 ``opioids.daily_mme_baseline`` / ``opioids.daily_mme_current``) with the CDC 2022 factors
-(``data/mme-factors-cdc-2022.yaml``) and the curated RxNorm product table
-(``data/rxnorm-opioid-products.yaml``):
+(``data/mme-factors-cdc-2022.yaml``) and the RxNorm product table
+(``data/rxnorm-opioid-products.yaml`` / ``.tsv``):
 
-1. identify the opioid from the order's RxNorm code (product row, else bare ingredient);
+1. identify the opioid (``opioid_products``): product row, else bare ingredient code, else the
+   RxNorm normalized name in a display or text (D9); MedicationStatements arrive as orders (D10,
+   ``mapping.medications``);
 2. drop excluded orders (buprenorphine, intrathecal/epidural route, Infumorph, non-order intents,
    void statuses);
 3. give each order an active interval ``[start, end)`` and an MME/day: dose x administrations/day
@@ -20,8 +22,8 @@ from __future__ import annotations
 
 import math
 import pathlib
-import re
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import date
 from datetime import timedelta
 from types import MappingProxyType
@@ -32,6 +34,12 @@ from typing import Literal
 from typing import Mapping
 
 import yaml
+
+from cdshooks.mapping.calculators.opioid_products import Drug
+from cdshooks.mapping.calculators.opioid_products import Product
+from cdshooks.mapping.calculators.opioid_products import identify
+from cdshooks.mapping.calculators.opioid_products import load_products
+from cdshooks.record import canonical_system
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
@@ -67,23 +75,8 @@ _NON_ORDER_INTENTS = frozenset({"proposal", "plan", "directive", "option"})
 _BASELINE_STATUSES = frozenset({"active", "completed", "stopped", "on-hold"})
 _OPEN_STATUSES = frozenset({"active", "draft"})
 _DRAFT_ORDER_STATUSES = frozenset({None, "draft", "active"})
-_PRODUCT_KEYS = ("code", "name", "ingredient", "strength", "dose_form")
-_STRENGTH = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(MG|MG/ML|MG/HR)\s*$")
 # Relative slack for the 50 % comparison: absorbs binary float noise (0.15 x 120 etc.) only.
 _EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class Product:
-    """One row of the RxNorm opioid product table."""
-
-    code: str
-    name: str
-    ingredient: str
-    strength: float
-    strength_unit: str  # "MG" (per unit), "MG/ML" or "MG/HR"
-    dose_form: str
-    dose_form_name: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +95,10 @@ class MmeTables:
     neuraxial_excluded: frozenset[str]
     hcpcs_system: str
     excluded_hcpcs: frozenset[str]
+    by_name: Mapping[str, str] = field(default_factory=dict)  # ingredient name -> code
+    dose_form_codes: Mapping[str, str] = field(default_factory=dict)  # lower-case name -> code
+    # Memo of opioid_products.identify: medication concept signature -> Drug | None.
+    identified: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -134,12 +131,6 @@ class WeanResult:
     note: str
 
 
-@dataclass(frozen=True)
-class _Drug:
-    ingredient: str
-    product: Product | None
-
-
 class _Uncomputable(Exception):
     """Signal that an order has no computable MME/day; the message says why."""
 
@@ -157,8 +148,7 @@ def load_mme_tables(data_dir: pathlib.Path | None = None) -> MmeTables:
     excluded = _name_map(factor_doc, "excluded", factor_path)
     names.update(no_factor)
     names.update(excluded)
-    products = _parse_products(product_doc, product_path, names)
-    hcpcs = _as_dict(product_doc.get("excluded_hcpcs"))
+    table = load_products(product_doc, product_path, names)
     return MmeTables(
         version=str(_required(factor_doc, "version", factor_path)),
         source=str(_required(factor_doc, "source", factor_path)),
@@ -167,13 +157,13 @@ def load_mme_tables(data_dir: pathlib.Path | None = None) -> MmeTables:
         names=MappingProxyType(names),
         no_factor=frozenset(no_factor),
         excluded_ingredients=frozenset(excluded),
-        products=MappingProxyType(products),
-        always_excluded=_flagged(product_doc, "always_excluded", products, product_path),
-        neuraxial_excluded=_flagged(
-            product_doc, "excluded_with_neuraxial_route", products, product_path
-        ),
-        hcpcs_system=str(hcpcs.get("system", "")),
-        excluded_hcpcs=frozenset(str(code) for code in _as_list(hcpcs.get("codes"))),
+        products=MappingProxyType(dict(table.products)),
+        always_excluded=table.always_excluded,
+        neuraxial_excluded=table.neuraxial_excluded,
+        hcpcs_system=table.hcpcs_system,
+        excluded_hcpcs=table.excluded_hcpcs,
+        by_name=MappingProxyType({name.lower(): code for code, name in names.items()}),
+        dose_form_codes=MappingProxyType({name.lower(): code for code, name in table.dose_forms.items()}),
     )
 
 
@@ -220,41 +210,6 @@ def _name_map(doc: dict, key: str, path: pathlib.Path) -> dict[str, str]:
     if not isinstance(section, dict):
         raise ValueError(f"{path}: '{key}' must map ingredient codes to names")
     return {str(code): str(name) for code, name in section.items()}
-
-
-def _parse_products(doc: dict, path: pathlib.Path, names: Mapping[str, str]) -> dict:
-    """Build code -> Product, checking every row names a known opioid ingredient."""
-    products: dict[str, Product] = {}
-    for index, row in enumerate(_as_list(_required(doc, "products", path))):
-        where = f"{path}: products[{index}]"
-        row = _as_dict(row)
-        missing = [k for k in _PRODUCT_KEYS if not row.get(k)]
-        if missing:
-            raise ValueError(f"{where}: missing {', '.join(missing)}")
-        match = _STRENGTH.match(str(row["strength"]))
-        if match is None:
-            raise ValueError(f"{where}.strength: '{row['strength']}' is not like '5 MG', '1 MG/ML'")
-        if str(row["ingredient"]) not in names:
-            raise ValueError(f"{where}.ingredient: {row['ingredient']} is not in {FACTORS_FILE}")
-        products[str(row["code"])] = Product(
-            code=str(row["code"]),
-            name=str(row["name"]),
-            ingredient=str(row["ingredient"]),
-            strength=float(match.group(1)),
-            strength_unit=match.group(2),
-            dose_form=str(row["dose_form"]),
-            dose_form_name=str(row.get("dose_form_name", "")),
-        )
-    return products
-
-
-def _flagged(doc: dict, key: str, products: Mapping[str, Product], path: pathlib.Path) -> frozenset:
-    """Read a list of flagged product codes; each must be a row of the table."""
-    codes = frozenset(str(code) for code in _as_list(doc.get(key)))
-    unknown = sorted(codes - set(products))
-    if unknown:
-        raise ValueError(f"{path}: {key}: {', '.join(unknown)} not in products")
-    return codes
 
 
 # --- tolerant readers ----------------------------------------------------------------------------
@@ -308,7 +263,7 @@ def _codes(concept: Any, system: str | None) -> list[str]:
     return [
         c["code"].strip()
         for c in codings
-        if isinstance(c, dict) and c.get("system") == system and isinstance(c.get("code"), str)
+        if isinstance(c, dict) and canonical_system(c.get("system")) == system and isinstance(c.get("code"), str)
     ]
 
 
@@ -355,29 +310,17 @@ def _medication_concept(med_request: dict, resolve: Resolver) -> dict:
     return _as_dict(_as_dict(medication).get("code"))
 
 
-def _identify(concept: dict, tables: MmeTables) -> _Drug | None:
-    """Find the opioid: a product row first, else a bare ingredient code."""
-    codes = _codes(concept, RXNORM)
-    for code in codes:
-        if code in tables.products:
-            return _Drug(tables.products[code].ingredient, tables.products[code])
-    for code in codes:
-        if code in tables.names:
-            return _Drug(code, None)
-    return None
-
-
 def opioid_ingredients(med_request: dict, resolve: Resolver, tables: MmeTables) -> frozenset[str]:
     """RxNorm ingredient codes of the opioids in the order (D7 code); empty if none.
 
-    A product code gives its table row's opioid ingredient, else a bare ingredient code counts.
-    Buprenorphine is included: callers looking for intrathecal trial markers need it.
+    A product code gives its table row's opioid ingredient, else a bare ingredient code, else the
+    product's name (D9).  Buprenorphine is included: callers looking for intrathecal trial markers
+    need it.
     """
     if not isinstance(med_request, dict):
         return frozenset()
-    codes = _codes(_medication_concept(med_request, resolve), RXNORM)
-    from_products = {tables.products[c].ingredient for c in codes if c in tables.products}
-    return frozenset(from_products or (c for c in codes if c in tables.names))
+    drug = identify(_medication_concept(med_request, resolve), tables)
+    return frozenset({drug.ingredient}) if drug is not None else frozenset()
 
 
 def route_codes(med_request: dict) -> frozenset[str]:
@@ -396,23 +339,25 @@ def daily_mme(
     """Return (MME/day or None, ingredient name, arithmetic text) for one MedicationRequest."""
     if not isinstance(med_request, dict):
         return None, "", "not a MedicationRequest"
-    drug = _identify(_medication_concept(med_request, resolve), tables)
+    drug = identify(_medication_concept(med_request, resolve), tables)
     if drug is None:
         return None, "", "not an opioid of the product or ingredient table"
     return _drug_mme(med_request, drug, tables)
 
 
-def _drug_mme(med_request: dict, drug: _Drug, tables: MmeTables) -> tuple[float | None, str, str]:
+def _drug_mme(med_request: dict, drug: Drug, tables: MmeTables) -> tuple[float | None, str, str]:
     """Compute MME/day for an identified opioid, turning failures into an explanation."""
     name = tables.names[drug.ingredient]
+    # D9: say when the product was recognised from its name rather than a known code.
+    shown = name if drug.from_name is None else f"{name} (identified from its name '{drug.from_name}')"
     try:
         mme, arithmetic = _mme_arithmetic(med_request, drug, tables)
     except _Uncomputable as reason:
-        return None, name, f"{name}: {reason}"
-    return mme, name, f"{name} {arithmetic}"
+        return None, name, f"{shown}: {reason}"
+    return mme, name, f"{shown} {arithmetic}"
 
 
-def _mme_arithmetic(med_request: dict, drug: _Drug, tables: MmeTables) -> tuple[float, str]:
+def _mme_arithmetic(med_request: dict, drug: Drug, tables: MmeTables) -> tuple[float, str]:
     """Return MME/day and its arithmetic (without the ingredient name)."""
     if drug.ingredient in tables.excluded_ingredients:
         raise _Uncomputable("excluded from MME (partial agonist)")
@@ -427,11 +372,13 @@ def _mme_arithmetic(med_request: dict, drug: _Drug, tables: MmeTables) -> tuple[
 
 
 def _hourly_arithmetic(
-    med_request: dict, drug: _Drug, hourly: tuple[float, str]
+    med_request: dict, drug: Drug, hourly: tuple[float, str]
 ) -> tuple[float, str]:
     """Return MME/day of a continuous-release patch order (mcg/h x factor)."""
     factor, dose_form = hourly
-    if drug.product is not None and drug.product.dose_form != dose_form:
+    # A name with a per-hour strength but an unknown dose form ("25 MCG/HR patch") is a patch.
+    unnamed_patch = drug.product is not None and not drug.product.dose_form and drug.product.strength_unit == "MG/HR"
+    if drug.product is not None and drug.product.dose_form != dose_form and not unnamed_patch:
         form = drug.product.dose_form_name or drug.product.dose_form
         raise _Uncomputable(f"no conversion factor for {form}")
     # Patches are worn continuously: with no dosage at all the order still means one patch.
@@ -499,6 +446,8 @@ def _dose_mg(quantity: dict, product: Product | None) -> tuple[float, str]:
     if unit in _MG_PER_UNIT:
         mg = value * _MG_PER_UNIT[unit]
         return mg, f"{_num_text(mg)} mg"
+    if product is not None and product.strength is None and (unit in _COUNT_UNITS or unit == "ml"):
+        raise _Uncomputable(f"no computable dose ({_num_text(value)} '{unit}'; the product states no strength)")
     if unit in _COUNT_UNITS and product is not None and product.strength_unit == "MG":
         return value * product.strength, _times(value, f"{_num_text(product.strength)} mg")
     if unit == "ml" and product is not None and product.strength_unit == "MG/ML":
@@ -571,7 +520,7 @@ def _entry_mcg_per_hour(entry: dict, product: Product | None) -> tuple[float, st
     unit = _unit(_as_dict(quantity))
     if unit in _MCG_PER_HOUR_UNITS:
         return value, f"{_num_text(value)} mcg/h"
-    if unit in _COUNT_UNITS and product is not None and product.strength_unit == "MG/HR":
+    if unit in _COUNT_UNITS and product is not None and product.strength_unit == "MG/HR" and product.strength:
         mcg = product.strength * 1000
         return value * mcg, _times(value, f"{_num_text(mcg)} mcg/h")
     raise _Uncomputable(f"no computable dose ({_num_text(value)} '{unit}' is not mcg/h or patches)")
@@ -673,7 +622,7 @@ def _consider(
     if med_request is None:
         return None
     concept = _medication_concept(med_request, resolve)
-    drug = _identify(concept, tables)
+    drug = identify(concept, tables)
     if drug is None or _excluded(med_request, draft, drug, concept, tables):
         return None
     status = _text(med_request.get("status"))
@@ -709,7 +658,7 @@ def _unpack(item: Any) -> tuple[dict | None, bool]:
 
 
 def _excluded(
-    med_request: dict, draft: bool, drug: _Drug, concept: dict, tables: MmeTables
+    med_request: dict, draft: bool, drug: Drug, concept: dict, tables: MmeTables
 ) -> bool:
     """Apply the f.1 exclusions (drug, route, product, HCPCS, intent, status)."""
     status = _text(med_request.get("status"))
@@ -727,9 +676,10 @@ def _excluded(
 
 
 def _reference(med_request: dict, position: int) -> str:
-    """Return 'MedicationRequest/<id>', or a positional stand-in when the id is missing."""
+    """Return 'MedicationRequest/<id>' (or MedicationStatement), or a positional stand-in."""
     resource_id = _text(med_request.get("id"))
-    return f"MedicationRequest/{resource_id or f'(item {position})'}"
+    kind = "MedicationStatement" if med_request.get("resourceType") == "MedicationStatement" else "MedicationRequest"
+    return f"{kind}/{resource_id or f'(item {position})'}"
 
 
 def _overlaps(interval: tuple[date | None, date | None], window: tuple[date, date]) -> bool:

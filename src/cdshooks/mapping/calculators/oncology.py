@@ -20,7 +20,11 @@ from cdshooks.mapping.calculators import Calculator
 from cdshooks.mapping.calculators import data_unavailable
 from cdshooks.mapping.calculators import first_unavailable
 from cdshooks.mapping.calculators import setting
+from cdshooks.mapping import medications
 from cdshooks.mapping.calculators import orders
+from cdshooks.mapping.calculators.csf_products import Product
+from cdshooks.mapping.calculators.csf_products import identify
+from cdshooks.mapping.calculators.csf_products import product_table
 from cdshooks.mapping.dates import get_path
 from cdshooks.mapping.dates import parse_date
 from cdshooks.mapping.facts import UNKNOWN
@@ -28,6 +32,7 @@ from cdshooks.mapping.facts import Evidence
 from cdshooks.mapping.facts import Fact
 from cdshooks.mapping.facts import FactContext
 from cdshooks.mapping.facts import Interval
+from cdshooks.mapping.select import written_code
 from cdshooks.mapping.units import quantity_unit
 from cdshooks.policy.answers import answers_for
 from cdshooks.policy.logic import MET
@@ -203,50 +208,6 @@ def in_window(when: dt.date | None, start: dt.date, end: dt.date) -> bool:
 
 # ------------------------------------------------------------------------------- products
 @dataclass(frozen=True)
-class Product:
-    """One product of the policy's drug list (spec §b)."""
-
-    brand: str
-    ingredient: str
-    family: str                      # FIL PEG SAR TBO EFL EFB
-    codes: CodeSet
-    names: re.Pattern | None
-    tokens: frozenset[str]           # lower-case names, family and codes, for the preferred list
-
-
-def product_table(rows: list[dict]) -> tuple[Product, ...]:
-    """Compile the mapping's product rows: codes as code sets, names as one whole-word pattern."""
-    products = []
-    for row in rows:
-        names = [str(n) for n in row.get("names", ())]
-        # A name must not be part of a longer drug name: "filgrastim" is not "tbo-filgrastim",
-        # "pegfilgrastim" or "filgrastim-sndz" (each has its own row).
-        pattern = re.compile(r"(?<![a-z0-9-])(?:" + "|".join(re.escape(n) for n in names) + r")(?![a-z0-9-])",
-                             re.IGNORECASE) if names else None
-        codes = [str(c) for c in row.get("codes", ())]
-        tokens = {str(row["brand"]), str(row["ingredient"]), str(row["family"]), *names,
-                  *(c.partition("|")[2] for c in codes)}
-        products.append(Product(str(row["brand"]), str(row["ingredient"]), str(row["family"]),
-                                CodeSet.of(codes), pattern, frozenset(t.lower() for t in tokens)))
-    return tuple(products)
-
-
-def identify(concepts, products: tuple[Product, ...]) -> tuple[Product, str] | None:
-    """The product a medication concept names: by code first (HCPCS, RxNorm), else by name."""
-    pairs = codings(concepts)
-    for product in products:
-        for system, code in pairs:
-            if product.codes.entry_for(system, code):
-                return product, code
-    texts = orders.texts(concepts)
-    for product in products:
-        for text in texts:
-            if product.names is not None and product.names.search(text):
-                return product, text
-    return None
-
-
-@dataclass(frozen=True)
 class Taken:
     """A CSF MedicationRequest of the record."""
 
@@ -254,6 +215,11 @@ class Taken:
     product: Product
     start: dt.date | None
     status: str
+    label: str = ""            # what the record calls it (brand or ingredient, csf_products.Found.label)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.product.ingredient
 
 
 def order_start(request: dict) -> dt.date | None:
@@ -273,22 +239,25 @@ def prophylaxis_gap(complication: dt.date, taken: list[Taken], window_days: int,
 
 
 def preferred_step(preferred: list[str], ordered: Product | None, taken: list[Taken], today: dt.date,
-                   lookback_days: int) -> tuple[str, list[Taken], str]:
+                   lookback_days: int, ordered_label: str = "") -> tuple[str, list[Taken], str]:
     """A.e: met when no preferred list is configured, the product is preferred, or one was tried.
 
     Otherwise unknown: trial and failure, contraindication or intolerance must be documented.
     """
     wanted = {p.strip().lower() for p in preferred if p.strip()}
     if not wanted:
-        return MET, [], "A.e not evaluated (no preferred list configured)"
+        return MET, [], "no preferred-product list is configured, so step therapy does not apply"
     if ordered is not None and ordered.tokens & wanted:
-        return MET, [], f"{ordered.brand} is a preferred product"
+        entry = next(p.strip() for p in preferred if p.strip().lower() in ordered.tokens)
+        label = ordered_label or ordered.ingredient
+        also = "" if label.lower() == entry.lower() else f" (ordered as {label})"
+        return MET, [], f"{entry} is a preferred product{also}"
     since = today - dt.timedelta(days=lookback_days)
     tried = [t for t in taken if t.product.tokens & wanted and t.status not in ("entered-in-error", "cancelled")
              and in_window(t.start, since, today)]
     if tried:
         latest = max(tried, key=lambda t: (t.start, t.reference))
-        return MET, tried, f"preferred product tried: {latest.product.brand} from {latest.start}"
+        return MET, tried, f"preferred product tried: {latest.name} from {latest.start}"
     return UNKNOWN_RESULT, [], f"no preferred product ({', '.join(preferred)}) ordered in the last {lookback_days} days"
 
 
@@ -365,34 +334,40 @@ def _prepare_products(params: dict) -> dict:
 
 
 def product_family(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    """The ordered product's family (FIL, PEG, SAR, TBO, EFL, EFB); brief = the brand."""
+    """The ordered product's family (FIL, PEG, SAR, TBO, EFL, EFB); brief = brand or ingredient as ordered."""
     concepts = orders.order_concepts(ctx.order.resource, ctx.record)
     found = identify(concepts, params["products"])
     if found is None:
         return Fact("unknown", note="the order names no product of the policy's drug list")
-    product, via = found
-    evidence = Evidence(ctx.order.reference, f"{via} → {product.brand} ({product.ingredient}), family {product.family}")
-    return Fact("known", product.family, (evidence,), brief=product.brand)
+    evidence = Evidence(ctx.order.reference, _found_text(found))
+    return Fact("known", found.product.family, (evidence,), brief=found.label)
+
+
+def _found_text(found) -> str:
+    """'Q5101 → filgrastim-sndz, family FIL' / 'identified from its name '…' → Zarxio (filgrastim-sndz), …'."""
+    product = found.product
+    named = found.label if found.label == product.ingredient else f"{found.label} ({product.ingredient})"
+    via = f"identified from its name '{found.via}'" if found.from_name else found.via
+    return f"{via} → {named}, family {product.family}"
 
 
 def medication_history(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    """Every CSF MedicationRequest of the record (not the draft orders), with its product and start."""
-    unavailable = data_unavailable(ctx, "MedicationRequest")
+    """Every CSF MedicationRequest/MedicationStatement of the record (D10; not the draft orders)."""
+    unavailable = data_unavailable(ctx, "MedicationRequest") or data_unavailable(ctx, "MedicationStatement")
     if unavailable:
         return unavailable
     taken = []
-    for request in ctx.record.of_type("MedicationRequest"):
-        if ctx.record.is_draft(request):
-            continue
+    for request, _ in medications.history(ctx.record, drafts=False):
         found = identify(orders.order_concepts(request, ctx.record), params["products"])
         if found is not None:
             status = request.get("status") if isinstance(request.get("status"), str) else ""
-            taken.append(Taken(reference_of(request) or "MedicationRequest", found[0], order_start(request), status))
-    return Fact("known", tuple(taken), note=f"{len(taken)} CSF order(s) on record")
+            reference = reference_of(request) or request["resourceType"]
+            taken.append(Taken(reference, found.product, order_start(request), status, found.label))
+    return Fact("known", tuple(taken), note=f"{len(taken)} CSF medication(s) on record")
 
 
 def _taken_evidence(taken: list[Taken]) -> tuple[Evidence, ...]:
-    return tuple(Evidence(t.reference, f"{t.product.brand} ({t.status})", t.start.isoformat() if t.start else None)
+    return tuple(Evidence(t.reference, f"{t.name} ({t.status})", t.start.isoformat() if t.start else None)
                  for t in taken)
 
 
@@ -402,8 +377,8 @@ def preferred(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     wanted = [wanted] if isinstance(wanted, str) else [str(w) for w in wanted or () if isinstance(w, str)]
     found = identify(orders.order_concepts(ctx.order.resource, ctx.record), params["products"])
     history = ctx.fact(inputs["history"], at)
-    result, tried, note = preferred_step(wanted, found[0] if found else None, _items(history), at,
-                                         int(params.get("lookback_days", 365)))
+    result, tried, note = preferred_step(wanted, found.product if found else None, _items(history), at,
+                                         int(params.get("lookback_days", 365)), found.label if found else "")
     if result != MET and history.status == "unavailable":
         return history
     return Fact("known", result, _taken_evidence(tried), note)
@@ -603,7 +578,7 @@ def latest_before(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 
 def _prepare_malignancy(params: dict) -> dict:
-    return {key: CodeSet.of(params[key]) for key in ("cancer", "myeloid", "ambiguous")}
+    return {key: params[key] for key in ("cancer", "myeloid", "ambiguous")}
 
 
 def malignancy(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -615,7 +590,8 @@ def malignancy(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     conditions, reasons = ctx.fact(inputs["conditions"], at), ctx.fact(inputs["reasons"], at)
     found = {"non-myeloid": [], "myeloid": [], "ambiguous": [], "refuted": []}
     entries = [(i.refuted, i.entry.system if i.entry else "", i.code, i.evidence()) for i in _items(conditions)]
-    entries += [(False, s, c, Evidence(ctx.order.reference, f"order reason {c}"))
+    reason_concept = ctx.order.resource.get("reasonCode")
+    entries += [(False, s, c, Evidence(ctx.order.reference, f"order reason {written_code(reason_concept, c, s)}"))
                 for s, c in (reasons.value if reasons.known else ())]
     for refuted, system, code, evidence in entries:
         kind = _malignancy_kind(system, normalize_code(system, code), params)
@@ -643,8 +619,7 @@ def _malignancy_kind(system: str, code: str, sets) -> str | None:
 
 
 def _prepare_advanced(params: dict) -> dict:
-    return {**params, "stage_groups": CodeSet.of(params["stage_groups"]),
-            "advanced": re.compile(params["advanced"], re.IGNORECASE),
+    return {**params, "advanced": re.compile(params["advanced"], re.IGNORECASE),
             "early": re.compile(params["early"], re.IGNORECASE)}
 
 
@@ -726,10 +701,13 @@ def _occurrence(request: dict) -> dt.date | None:
 
 
 CALCULATORS = (
-    Calculator("csf_product_family", product_family, prepare=_prepare_products, order_scoped=True),
+    Calculator("csf_product_family", product_family, prepare=_prepare_products, order_scoped=True,
+               code_params=frozenset({"products"})),
     Calculator("csf_medication_history", medication_history, prepare=_prepare_products,
-               resource_types=frozenset({"MedicationRequest"})),
-    Calculator("csf_preferred_step", preferred, frozenset({"history"}), _prepare_products, order_scoped=True),
+               resource_types=frozenset({"MedicationRequest"}), optional_types=frozenset({"MedicationStatement"}),
+               code_params=frozenset({"products"})),
+    Calculator("csf_preferred_step", preferred, frozenset({"history"}), _prepare_products, order_scoped=True,
+               code_params=frozenset({"products"})),
     Calculator("csf_no_primary_prophylaxis", no_primary_prophylaxis, frozenset({"complication", "history"})),
     Calculator("csf_fn_risk_category", fn_risk_category, frozenset({"observations"}),
                resource_types=frozenset({"QuestionnaireResponse"})),
@@ -741,8 +719,10 @@ CALCULATORS = (
     Calculator("csf_nutrition", nutrition, frozenset({"albumin", "bmi", "weight", "height"})),
     Calculator("csf_prior_fn", prior_fn, frozenset({"episodes", "neutropenia", "fever"})),
     Calculator("csf_latest_before", latest_before, frozenset({"conditions"})),
-    Calculator("csf_malignancy", malignancy, frozenset({"conditions", "reasons"}), _prepare_malignancy),
-    Calculator("csf_advanced_cancer", advanced_cancer, frozenset({"metastases", "staging"}), _prepare_advanced),
+    Calculator("csf_malignancy", malignancy, frozenset({"conditions", "reasons"}), _prepare_malignancy,
+               code_params=frozenset({"cancer", "myeloid", "ambiguous"})),
+    Calculator("csf_advanced_cancer", advanced_cancer, frozenset({"metastases", "staging"}), _prepare_advanced,
+               code_params=frozenset({"stage_groups"})),
     Calculator("csf_category_count", category_count, frozenset({"conditions"})),
     Calculator("csf_planned_or_done", planned_or_done, frozenset({"procedures", "requests"}), _prepare_windows),
 )

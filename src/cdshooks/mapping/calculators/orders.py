@@ -8,14 +8,16 @@ from cdshooks.record import Record
 from cdshooks.record import as_list
 from cdshooks.record import codings
 
-_ORDER_CODE = {"MedicationRequest": "medicationCodeableConcept", "DeviceRequest": "codeCodeableConcept"}
+_ORDER_CODE = {"MedicationRequest": "medicationCodeableConcept", "MedicationStatement": "medicationCodeableConcept",
+               "DeviceRequest": "codeCodeableConcept"}
+_MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
 
 
 def order_concepts(order: dict, record: Record) -> list:
     """The CodeableConcept(s) that say what is ordered (D7 for medications)."""
     element = _ORDER_CODE.get(order.get("resourceType"), "code")
     concepts = as_list(order.get(element))
-    if order.get("resourceType") == "MedicationRequest" and not concepts:
+    if order.get("resourceType") in _MEDICATION_TYPES and not concepts:
         medication = record.resolve(order.get("medicationReference"), order)
         if medication is not None:
             concepts = as_list(medication.get("code"))
