@@ -173,8 +173,9 @@ def full_prefetch(app, **overrides):
 
 
 @contextmanager
-def postgres_schema():
-    """A fresh schema of our own on the shared PostgreSQL; yields a URL that uses it, drops it after.
+def fresh_postgres_url():
+    """A URL whose connections use a fresh schema of our own on the shared PostgreSQL (dropped
+    after); a context manager, so module-scoped fixtures can use it too.
 
     Skips when PostgreSQL is unreachable, or fails when CDSHOOKS_REQUIRE_POSTGRES is set (CI).
     """

@@ -25,7 +25,7 @@ import requests
 from cdshooks import store
 from cdshooks.settings import Settings
 from conftest import ROOT
-from conftest import postgres_schema
+from conftest import fresh_postgres_url
 from test_auth import ISS
 from test_auth import JWKS
 from test_auth import TOKENS_SEEN
@@ -51,7 +51,7 @@ def running_topology(folder):
     _require_nginx()
     issuers = folder / "issuers.json"
     issuers.write_text(json.dumps({ISS: {"jwks": JWKS}}))
-    with postgres_schema() as url:
+    with fresh_postgres_url() as url:
         with pytest.MonkeyPatch.context() as env:   # not the developer's CDSHOOKS_* settings
             for key in [k for k in os.environ if k.startswith("CDSHOOKS_")]:
                 env.delenv(key)
@@ -157,6 +157,16 @@ def test_feedback_through_either_instance_is_stored_once(topology, client):
                for port in (first, second, None, None)]
     assert answers == [1, 0, 0, 0]
     assert stored_cards(topology).count(card) == 1
+
+
+def test_a_form_link_made_by_one_instance_opens_on_every_instance(topology, client):
+    cards = client.post(SIGN, HOOK_BODY).json()["cards"]
+    links = [link["url"] for card in cards for link in card.get("links", []) if "/forms/" in link["url"]]
+    assert links and links[0].startswith(topology.url + "/forms/")   # the public URL: nginx's
+    path = links[0][len(topology.url):]
+    for port in topology.instance_ports:
+        page = requests.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+        assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
 
 
 def test_forged_host_and_forwarded_headers_do_not_change_the_public_url(topology, client):

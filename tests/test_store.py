@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import uuid
 
 import pytest
+import sqlalchemy
 
 from cdshooks import store
-from conftest import postgres_schema
+
+POSTGRES_URL = os.environ.get("CDSHOOKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reachable() -> bool:
+    try:
+        engine = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except sqlalchemy.exc.OperationalError:
+        return False
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -15,8 +30,18 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
         return
-    with postgres_schema() as url:
-        yield url
+    if not _postgres_reachable():
+        if os.environ.get("CDSHOOKS_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}")
+        pytest.skip("PostgreSQL not reachable")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL))
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
 
 
 @pytest.fixture
