@@ -226,7 +226,7 @@ def write(r: dict, one_bytes: int, every_bytes: int) -> None:
         lines.append(f"| {instances} × {workers} | {cells['rss']['nginx']:.1f} | {cells['rss']['instance']:.1f} |")
     f = r["failover"]
     lines += ["", "## Failover: SIGKILL of one of two instances under load (one order, c=8)", "",
-              f"- calls: {f['calls']}; failed: {f['failed']} (502 from nginx: calls in flight on the killed instance)",
+              f"- calls: {f['calls']}; failed: {f['failed']} (calls in flight on the killed instance: 502 from nginx, or a connection closed mid-answer)",
               f"- last failure {f['last_failure_after_kill_ms']:.0f} ms after the kill; first success of a call sent after it "
               f"{f['first_success_after_kill_ms']:.0f} ms after",
               f"- slowest call answered within 0.5 s before to 1 s after the kill: {f['max_latency_around_kill_ms']:.0f} ms",

@@ -102,6 +102,18 @@ def fresh_schema(postgres_url: str):
         admin.dispose()
 
 
+def _running_in_group(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies, dead but not yet reaped, do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def wait_http(port: int, path: str = "/healthz", timeout: float = 60.0) -> None:
     """Wait until ``GET path`` on the port answers 200."""
     deadline = time.monotonic() + timeout
@@ -189,13 +201,10 @@ class Topology:
             os.killpg(process.pid, sig)
             process.wait(timeout=30)
             deadline = time.monotonic() + 30   # and its workers: until then, the port still accepts
-            while time.monotonic() < deadline:
-                try:
-                    os.killpg(process.pid, 0)
-                except ProcessLookupError:
-                    return
+            while _running_in_group(process.pid):
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(f"instance {index}", 30)
                 time.sleep(0.01)
-            raise subprocess.TimeoutExpired(f"instance {index}", 30)
 
     def stop(self) -> None:
         if self.nginx is not None and self.nginx.poll() is None:

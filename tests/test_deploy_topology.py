@@ -250,7 +250,6 @@ def test_an_instance_killed_mid_load_loses_no_acknowledged_feedback_and_the_surv
         for thread in threads:
             thread.start()
         time.sleep(2.0)
-        killed_at = time.monotonic()
         topology.kill(0, signal.SIGKILL)
         dead = time.monotonic()
         time.sleep(3.0)
@@ -266,11 +265,14 @@ def test_an_instance_killed_mid_load_loses_no_acknowledged_feedback_and_the_surv
         stored = stored_cards(topology)
 
     acknowledged = {card for card, status, _, _ in results if status == 200}
-    failed = [(status, round(done - killed_at, 3)) for _, status, _, done in results if status != 200]
+    failed = [(status, round(sent - dead, 3)) for _, status, sent, _ in results if status != 200]
     after_kill = [status for _, status, sent, _ in results if sent > dead]
     assert acknowledged and acknowledged <= set(stored)
     assert len(stored) == len(set(stored))
-    assert all(status == 502 for status, _ in failed) and len(failed) <= len(threads), failed
+    # Only calls already in flight on the killed instance fail: nginx's 502, or a connection that
+    # broke mid-answer (None); neither is an acknowledgement, so the client retries.
+    assert all(status in (502, None) and sent_after_death < 0 for status, sent_after_death in failed), failed
+    assert len(failed) <= len(threads), failed
     assert len(after_kill) >= 10 and set(after_kill) == {200}
     assert ports_before == {f"127.0.0.1:{port}" for port in topology.instance_ports}   # both served
     assert ports_after == {survivor}
