@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,10 @@ from cdshooks import create_app
 from cdshooks import store
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "deploy"))   # loopback: the topology harness, shared with bench/
 TODAY = "2025-06-15"
 ALLOWED_EMPTY = {("cards",), ("systemActions",), ("services",)}
+POSTGRES_URL = os.environ.get("CDSHOOKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def empties(value, path=()):
@@ -129,7 +133,8 @@ def _no_cdshooks_env(monkeypatch):
     """Tests never read the developer's CDSHOOKS_* environment."""
     for key in list(os.environ):
         if key.startswith("CDSHOOKS_") and key not in ("CDSHOOKS_REQUIRE_POSTGRES", "CDSHOOKS_SPEC_DIR",
-                                                     "CDSHOOKS_REQUIRE_BROWSER", "CDSHOOKS_SCREENSHOTS"):
+                                                     "CDSHOOKS_REQUIRE_BROWSER", "CDSHOOKS_SCREENSHOTS",
+                                                     "CDSHOOKS_REQUIRE_NGINX"):
             monkeypatch.delenv(key)
 
 
@@ -175,35 +180,35 @@ def full_prefetch(app, **overrides):
     return prefetch
 
 
-POSTGRES_URL = os.environ.get("CDSHOOKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+@contextmanager
+def fresh_postgres_url():
+    """A URL whose connections use a fresh schema of our own on the shared PostgreSQL (dropped
+    after); a context manager, so module-scoped fixtures can use it too.
 
+    Skips when PostgreSQL is unreachable, or fails when CDSHOOKS_REQUIRE_POSTGRES is set (CI).
+    """
+    from cdshooks import store
+    from loopback import fresh_schema
 
-def postgres_reachable() -> bool:
+    probe = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
     try:
-        engine = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
-        with engine.connect():
+        with probe.connect():
             pass
-        engine.dispose()
-        return True
     except sqlalchemy.exc.OperationalError:
-        return False
+        if os.environ.get("CDSHOOKS_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}")
+        pytest.skip("PostgreSQL not reachable")
+    finally:
+        probe.dispose()
+    with fresh_schema(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture
 def postgres_schema():
-    """A fresh schema on the shared PostgreSQL (skipped where it is unreachable)."""
-    if not postgres_reachable():
-        if os.environ.get("CDSHOOKS_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}")
-        pytest.skip("PostgreSQL not reachable")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL))
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
-    yield schema
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    """The name of a fresh schema of our own on the shared PostgreSQL (see fresh_postgres_url)."""
+    with fresh_postgres_url() as url:
+        yield url.rpartition("search_path%3D")[2]
 
 
 
