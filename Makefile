@@ -27,7 +27,7 @@ check: install
 	$(BIN)/cdshooks check
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick) $(if $(BASELINE),--baseline $(BASELINE))
 
 bench-topology: install
 	$(BIN)/python bench/topology.py

@@ -31,11 +31,12 @@ PROCEDURES = [("62322", "epidural injection"), ("99213", "office visit"), ("7104
 
 
 def request(size: int, seed: int = 7, hook: str = "order-sign", today: str = "2025-06-15",
-            single: bool = False) -> dict:
+            single: bool = False, uncovered: bool = False) -> dict:
     """A complete hook request whose prefetch holds ``size`` resources.
 
     Its draft orders trigger every policy, or with ``single`` only the first (the pump trial and
-    its intrathecal opioid): the common shape of a real order-sign call.
+    its intrathecal opioid): the common shape of a real order-sign call; with ``uncovered`` one
+    order no policy covers (a chest X-ray): the shape of most EHR traffic.
     """
     rng = random.Random(seed)
     makers = [(0.25, _condition), (0.45, _observation), (0.15, _medication), (0.10, _procedure), (0.05, _service)]
@@ -48,6 +49,8 @@ def request(size: int, seed: int = 7, hook: str = "order-sign", today: str = "20
     drafts = [_trial(), _intrathecal_morphine(), _cfdna(), _si_fusion(), _spinal_referral(), _pegfilgrastim()]
     if single:
         drafts = drafts[:2]
+    if uncovered:
+        drafts = [_chest_xray()]
     context = {"userId": "Practitioner/bench", "patientId": PATIENT,
                "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in drafts]}}
     if hook == "order-select":
@@ -136,6 +139,11 @@ def _intrathecal_morphine():
     return {"resourceType": "MedicationRequest", "id": "mr-it", "status": "draft", "intent": "order",
             "subject": {"reference": f"Patient/{PATIENT}"}, "medicationCodeableConcept": _cc(RX, "892652"),
             "dosageInstruction": [{"route": _cc(SCT, "72607000", "Intrathecal route"), "text": "trial dose"}]}
+
+
+def _chest_xray():
+    return {"resourceType": "ServiceRequest", "id": "sr-xray", "status": "draft", "intent": "order",
+            "subject": {"reference": f"Patient/{PATIENT}"}, "code": _cc(CPT, "71046", "Radiologic examination, chest; 2 views")}
 
 
 def _cfdna():

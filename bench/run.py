@@ -1,18 +1,23 @@
-"""The whole benchmark (``make bench``): engine time, HTTP latency and throughput against the floor,
-worker memory; writes ``bench/RESULTS.md``.
+"""The whole benchmark (``make bench``, ``make bench QUICK=1``): engine time, then HTTP latency of
+the service against the floor in alternating rounds, a real-record size sweep, worker memory;
+writes ``bench/RESULTS.md``.
 
-Everything runs on this machine over loopback with the service's real server:
-``cdshooks serve --workers 2`` (gunicorn, gevent workers, SQLite audit store) and, in the same run,
-the floor app under the same gunicorn settings.
+Everything runs on this machine over loopback.  The floor (``bench/floor.py``: read and parse the
+body) and the service (as ``cdshooks serve --workers 2`` runs it) are up at the same time, each on
+a socket this process bound (``bench/serve.py``), under the same gunicorn gevent settings.  Each
+shape is measured in rounds that alternate floor, service, floor, service…, so a neighbour's load
+on this shared machine falls on both sides of every ratio instead of on one of them.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
 import platform
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,20 +30,23 @@ sys.path.insert(0, str(ROOT / "deploy"))
 
 import engine  # noqa: E402
 import load  # noqa: E402
-from loopback import free_port  # noqa: E402
 from loopback import wait_http  # noqa: E402
 import records  # noqa: E402
+import report  # noqa: E402
+import sweep  # noqa: E402
 
 from cdshooks.server import freeze_heap  # noqa: E402
 
-BIN = Path(sys.executable).parent
-SIZE = 200
-LATENCY_REQUESTS = 2000
-THROUGHPUT_REQUESTS = 3000
-MEMORY_REQUESTS = 10_000
-PATHS = {"order-sign": "/cds-services/medical-policy-order-sign",
-         "order-sign, one order": "/cds-services/medical-policy-order-sign",
-         "order-select": "/cds-services/medical-policy-order-select"}
+SIGN = "/cds-services/medical-policy-order-sign"
+SELECT = "/cds-services/medical-policy-order-select"
+# name, path, record size, request options; the first three are the goals of issue 16
+SHAPES = [("order-sign, no policy applies", SIGN, 1000, {"uncovered": True}),
+          ("order-sign, one order", SIGN, 200, {"single": True}),
+          ("order-sign, every policy", SIGN, 200, {}),
+          ("order-select, every policy", SELECT, 200, {"hook": "order-select"})]
+FULL = {"rounds": 6, "per_round": 250, "throughput": 1500, "memory": 10_000, "sweep_calls": 40,
+        "engine": engine.SIZES}
+QUICK = {"rounds": 4, "per_round": 50, "throughput": 200, "memory": 0, "sweep_calls": 6, "engine": (200,)}
 
 
 def worker_pids(master: int) -> list[int]:
@@ -60,9 +68,29 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def start(command: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+def listening_socket() -> socket.socket:
+    """A socket bound to an ephemeral loopback port, already listening: no race for the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def start(sock: socket.socket, env: dict, floor: bool, tree: Path = ROOT) -> subprocess.Popen:
+    """``bench/serve.py`` on ``sock``; ``tree`` is the source tree to serve (a baseline commit's)."""
+    command = [sys.executable, str(ROOT / "bench" / "serve.py"), "--fd", str(sock.fileno()), "--workers", "2"]
+    if tree != ROOT:
+        env = {**env, "PYTHONPATH": str(tree / "src")}   # ahead of this checkout's editable install
+    return subprocess.Popen(command + (["--floor"] if floor else []), env=env, cwd=tree, pass_fds=(sock.fileno(),),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def checkout(revision: str, folder: Path) -> Path:
+    """The files of ``revision`` (src, policies, mappings, valuesets…) unpacked into ``folder``."""
+    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -70,69 +98,94 @@ def stop(process: subprocess.Popen) -> None:
     process.wait(timeout=20)
 
 
-def http_runs(port: int, bodies: dict[str, bytes], hooks: list[str]) -> dict:
-    out = {}
-    for hook in hooks:
-        load.drive("127.0.0.1", port, PATHS[hook], bodies[hook], 100, 1)   # warm-up
-        latency = load.drive("127.0.0.1", port, PATHS[hook], bodies[hook], LATENCY_REQUESTS, 1)
-        throughput = load.drive("127.0.0.1", port, PATHS[hook], bodies[hook], THROUGHPUT_REQUESTS, 8)
-        out[hook] = (latency, throughput)
-    return out
+def alternate(ports: dict[str, int], path: str, body: bytes, rounds: int, requests: int, concurrency: int) -> dict:
+    """Rounds of ``requests`` calls, floor then service, repeated; results pooled per server."""
+    pooled = {name: load.Result([], 0, 0.0) for name in ports}
+    for name, port in ports.items():
+        load.drive("127.0.0.1", port, path, body, 30, 1)   # warm-up
+    for _ in range(rounds):
+        for name, port in ports.items():
+            got = load.drive("127.0.0.1", port, path, body, requests, concurrency)
+            was = pooled[name]
+            pooled[name] = load.Result(was.latencies + got.latencies, was.errors + got.errors, was.elapsed + got.elapsed)
+    return pooled
 
 
-def main() -> int:
-    started = time.monotonic()
-    results: dict = {"engine": {}}
+def measure_engine(sizes) -> dict:
+    results = {}
     app = engine.make_app()
     freeze_heap()   # as a gunicorn worker does after start-up
-    for size in engine.SIZES:
-        repeats = 300 if size <= 200 else (60 if size <= 2000 else 12)
+    for size in sizes:
+        repeats = 200 if size <= 200 else (40 if size <= 2000 else 8)
         cells = []
         for single in (False, True):
             engine.engine_times(app, size, 3, single)
             cells += load.median_and_p99_ms(engine.engine_times(app, size, repeats, single))
-        results["engine"][size] = cells
-        print(f"engine {size}: every policy median {cells[0]:.2f} ms; one order median {cells[2]:.2f} ms")
+        results[size] = cells
+        print(f"engine {size}: every policy median {cells[0]:.2f} ms; one order median {cells[2]:.2f} ms", flush=True)
+    return results
 
-    bodies = {hook: json.dumps(records.request(SIZE, hook=hook.split(",")[0], single="one" in hook)).encode()
-              for hook in PATHS}
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and calls: under two minutes")
+    parser.add_argument("--baseline", metavar="REV", help="also serve this git revision, in the same alternating "
+                        "rounds (before/after a change in one run)")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    started = time.monotonic()
+    results: dict = {"quick": args.quick, "baseline": None, "load_before": os.getloadavg(), "engine": measure_engine(plan["engine"])}
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "CDSHOOKS_TODAY": "2025-06-15", "CDSHOOKS_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
-               "CDSHOOKS_PUBLIC_BASE_URL": "https://cds.example.org"}
-        port = free_port()
-        floor = start([str(BIN / "gunicorn"), "--workers", "2", "--worker-class", "gevent", "--no-control-socket", "--bind",
-                       f"127.0.0.1:{port}", "--timeout", "30", "--keep-alive", "5", "--chdir", str(ROOT / "bench"),
-                       "floor:app"], env)
+               "CDSHOOKS_PUBLIC_BASE_URL": "https://cds.example.org", "CDSHOOKS_MAX_BODY_BYTES": str(200 * 1024 * 1024)}
+        trees = {"floor": ROOT, "service": ROOT}
+        if args.baseline:
+            baseline = f"baseline {args.baseline}"
+            trees = {"floor": ROOT, baseline: checkout(args.baseline, Path(tmp, "baseline")), "service": ROOT}
+            results["baseline"] = baseline
+        sockets = {name: listening_socket() for name in trees}
+        processes = {name: start(sock, env, name == "floor", trees[name]) for name, sock in sockets.items()}
         try:
-            wait_http(port)
-            results["floor"] = http_runs(port, bodies, ["order-sign", "order-sign, one order"])
-        finally:
-            stop(floor)
-        port = free_port()
-        service = start([str(BIN / "cdshooks"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"], env)
-        try:
-            wait_http(port)
-            time.sleep(2.0)   # workers warm up (server.warm_up) before serving
-            workers = worker_pids(service.pid)
+            ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
+            for sock in sockets.values():
+                sock.close()   # the servers hold their own copies
+            for port in ports.values():
+                wait_http(port)
+            time.sleep(1.0)
+            workers = worker_pids(processes["service"].pid)
             results["rss_start"] = [rss_mb(pid) for pid in workers]
-            results["service"] = http_runs(port, bodies, list(PATHS))
-            done = len(PATHS) * (100 + LATENCY_REQUESTS + THROUGHPUT_REQUESTS)
-            if MEMORY_REQUESTS > done:
-                load.drive("127.0.0.1", port, PATHS["order-sign"], bodies["order-sign"], MEMORY_REQUESTS - done, 4)
+            results["shapes"] = {}
+            for name, path, size, options in SHAPES:
+                body = json.dumps(records.request(size, **options)).encode()
+                latency = alternate(ports, path, body, plan["rounds"], plan["per_round"], 1)
+                throughput = alternate(ports, path, body, 2, plan["throughput"] // 2, 8)
+                results["shapes"][name] = {"size": size, "bytes": len(body), "latency": latency, "throughput": throughput}
+                print(f"{name}: p50 floor {latency['floor'].p50_ms:.2f} ms, service {latency['service'].p50_ms:.2f} ms "
+                      f"(×{latency['service'].p50_ms / latency['floor'].p50_ms:.2f})", flush=True)
+            results["sweep"] = sweep.run(ports, SIGN, plan["sweep_calls"], alternate)
+            if plan["memory"]:
+                body = json.dumps(records.request(200)).encode()
+                load.drive("127.0.0.1", ports["service"], SIGN, body, plan["memory"], 4)
+            results["requests_for_rss"] = plan["memory"]
             results["rss_end"] = [rss_mb(pid) for pid in workers]
-            results["requests_for_rss"] = max(MEMORY_REQUESTS, done)
         finally:
-            stop(service)
+            for process in processes.values():
+                stop(process)
+    results["load_after"] = os.getloadavg()
     results["seconds"] = time.monotonic() - started
-    write_results(results, len(bodies["order-sign"]))
-    print((ROOT / "bench" / "RESULTS.md").read_text())
+    text = report.render(results, _machine(), _commit())
+    (ROOT / "bench" / "RESULTS.md").write_text(text, encoding="utf-8")
+    print(text)
     return 0
 
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src", "policies", "mappings"],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        return head + (" + uncommitted changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -142,85 +195,6 @@ def _machine() -> str:
                 if line.startswith("model name")), platform.processor() or "unknown CPU")
     memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
     return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
-
-
-def write_results(r: dict, body_bytes: int) -> None:
-    rows = {hook: r["service"][hook] for hook in PATHS}
-    ratios = {hook: rows[hook][0].p50_ms / r["floor"][hook][0].p50_ms for hook in r["floor"]}
-    engine_200, engine_2000, engine_20000 = (r["engine"][s][0] for s in (200, 2000, 20000))
-    growth = max((end - start) / start * 100 for start, end in zip(r["rss_start"], r["rss_end"]))
-    errors = sum(x.errors for pair in r["service"].values() for x in pair)
-    lines = [
-        "# Benchmark results",
-        "",
-        f"- **Machine:** {_machine()}",
-        f"- **Date:** {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC · **commit** `{_commit()}` · "
-        f"whole run {r['seconds']:.0f} s",
-        f"- **Setup:** `cdshooks serve --workers 2` (gunicorn gevent workers, SQLite audit row per call, written off the response path) and the floor "
-        f"app (`bench/floor.py`: parse the body, answer `{{\"cards\": []}}`) under the same gunicorn settings; "
-        f"loopback, closed-loop load generator (`bench/load.py`); record of {SIZE} resources "
-        f"({body_bytes / 1024:.0f} KiB request) with all five policies loaded.",
-        "- **Two request shapes.** *Every policy*: six draft orders that trigger all five policies in one call "
-        "(five evaluations, five cards, four coverage actions). *One order*: a pump trial with its intrathecal opioid, "
-        "the usual shape of a real order-sign call (one evaluation).",
-        "",
-        "## Engine time (in-process: record index, facts, evaluation, response; no HTTP)",
-        "",
-        "| resources | every policy: median (ms) | p99 (ms) | one order: median (ms) | p99 (ms) |",
-        "|---:|---:|---:|---:|---:|",
-        *(f"| {size:,} | " + " | ".join(f"{v:.2f}" for v in cells) + " |" for size, cells in r["engine"].items()),
-        "",
-        f"Growth 200 → 2,000 → 20,000 resources (every policy): ×{engine_2000 / engine_200:.1f}, "
-        f"×{engine_20000 / engine_2000:.1f} (linear would be ×10, ×10).",
-        "",
-        "## HTTP over loopback",
-        "",
-        "| server | request | c=1 p50 (ms) | c=1 p99 (ms) | c=8 req/s | c=8 p50 (ms) | c=8 p99 (ms) | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-        *(_row("floor", hook, *r["floor"][hook]) for hook in r["floor"]),
-        *(_row("cdshooks", hook, *rows[hook]) for hook in PATHS),
-        "",
-        "**p50 ÷ floor p50 (c=1):** " + "; ".join(f"{hook} {ratio:.2f}" for hook, ratio in ratios.items()),
-        "",
-        "## Worker memory (RSS)",
-        "",
-        "| worker | after start-up (MB) | after " + f"{r['requests_for_rss']:,}" + " requests (MB) | growth |",
-        "|---|---:|---:|---:|",
-        *(f"| {i + 1} | {start:.1f} | {end:.1f} | {(end - start) / start * 100:+.1f} % |"
-          for i, (start, end) in enumerate(zip(r["rss_start"], r["rss_end"]))),
-        "",
-        "## Against the targets (200 resources, all policies loaded)",
-        "",
-        "| target | every policy | one order |",
-        "|---|---|---|",
-        _pair("order-sign p50 ≤ 5 ms (c=1)", [(f"{rows[h][0].p50_ms:.2f} ms", rows[h][0].p50_ms <= 5) for h in
-                                             ("order-sign", "order-sign, one order")]),
-        _pair("order-sign p99 ≤ 20 ms (c=1)", [(f"{rows[h][0].p99_ms:.2f} ms", rows[h][0].p99_ms <= 20) for h in
-                                              ("order-sign", "order-sign, one order")]),
-        _pair("≥ 400 req/s, 2 workers, c=8", [(f"{rows[h][1].rps:.0f} req/s", rows[h][1].rps >= 400) for h in
-                                             ("order-sign", "order-sign, one order")]),
-        _pair("p50 ÷ floor p50 ≤ 2.0", [(f"{ratios[h]:.2f}", ratios[h] <= 2.0) for h in
-                                        ("order-sign", "order-sign, one order")]),
-        f"| zero errors | {errors} | {'met' if errors == 0 else '**not met**'} |",
-        f"| engine time linear 200 → 20,000 | ×{engine_20000 / engine_200:.0f} for ×100 data | "
-        f"{'met' if engine_20000 / engine_200 <= 110 else '**not met**'} |",
-        f"| RSS per worker ≤ 150 MB | {max(r['rss_end']):.0f} MB | {'met' if max(r['rss_end']) <= 150 else '**not met**'} |",
-        f"| RSS growth < 5 % over 10,000 requests | {growth:+.1f} % | {'met' if growth < 5 else '**not met**'} |",
-        "",
-        "Reproduce with `make bench` (about two minutes). Numbers on this shared 2-core VM drift by up to "
-        "±40 % between runs as neighbours come and go; compare figures within one run.",
-        "",
-    ]
-    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
-
-
-def _pair(name: str, cells) -> str:
-    return f"| {name} | " + " | ".join(f"{text} ({'met' if ok else '**not met**'})" for text, ok in cells) + " |"
-
-
-def _row(server, hook, latency: load.Result, throughput: load.Result) -> str:
-    return (f"| {server} | {hook} | {latency.p50_ms:.2f} | {latency.p99_ms:.2f} | {throughput.rps:.0f} | "
-            f"{throughput.p50_ms:.2f} | {throughput.p99_ms:.2f} | {latency.errors + throughput.errors} |")
 
 
 if __name__ == "__main__":
