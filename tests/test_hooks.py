@@ -202,3 +202,29 @@ def test_a_malformed_crd_configuration_is_422(client, app):
     response = client.post(SIGN, json=body)
     assert response.status_code == 422
     assert "davinci-crd.configuration" in response.get_json()["issue"][0]["diagnostics"]
+
+
+def _answer_sign(app, orders, prefetch):
+    from flask import g
+
+    from cdshooks import hooks
+    with app.app_context():
+        service = next(s for s in registry.get().services.values() if s.hook == "order-sign")
+    with app.test_request_context(SIGN, method="POST"):
+        g.started = 0.0
+        return hooks.answer(service, hook_request(orders=orders, prefetch=prefetch), {})
+
+
+def test_an_order_no_policy_covers_indexes_only_patient_and_coverage_and_still_gets_coverage_information(app):
+    from conftest import bundle
+    with app.app_context():
+        key = sorted(registry.get().keys_for({"Condition"}))[0]
+    condition = {"resourceType": "Condition", "id": "c-1", "subject": {"reference": "Patient/pat-1"},
+                 "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M51.26"}]}}
+    prefetch = {**_coverage_prefetch(app), key: bundle(condition)}
+    uncovered = _answer_sign(app, [service_request("sr-x", "71046")], prefetch)
+    assert uncovered.evaluations == [] and len(uncovered.body["systemActions"]) == 1
+    assert uncovered.facts.record.of_type("Condition") == [] and uncovered.facts.record.of_type("Coverage")
+    assert uncovered.facts.record.resolve("Condition/c-1") is condition
+    covered = _answer_sign(app, [service_request("sr-1", "81420")], prefetch)
+    assert covered.evaluations and covered.facts.record.of_type("Condition") == [condition]

@@ -89,3 +89,16 @@ def test_bundle_local_urn_references_name_a_patient_only_through_a_full_url():
     rec = record.build({"all": Slot("data", value)}, {"all": "Condition"}, (), "p1")
     assert sorted(r["id"] for r in rec.of_type("Condition")) == ["mine", "unresolved"]
     assert rec.other_patients == {"Condition": 1, "Patient": 1}
+
+
+def test_slots_outside_read_resolve_by_reference_and_count_other_patients_but_are_not_indexed():
+    coverage = {"resourceType": "Coverage", "id": "cov", "beneficiary": {"reference": "Patient/p1"}}
+    slots = {"conditions": Slot("data", bundle(_of("Patient/p1", "c1"), _of("Patient/someone-else", "c2"))),
+             "coverage": Slot("data", bundle(coverage)), "observations": Slot("unavailable", reason="timeout")}
+    types = {"conditions": "Condition", "coverage": "Coverage", "observations": "Observation"}
+    rec = record.build(slots, types, (), "p1", read=frozenset({"coverage"}))
+    assert rec.of_type("Coverage") == [coverage] and rec.of_type("Condition") == []
+    assert rec.with_icd_category("C50") == [] and rec.resolve("Condition/c1")["id"] == "c1"
+    assert rec.other_patients == {"Condition": 1} and rec.unavailable == {"Observation": "timeout"}
+    whole = record.build(slots, types, (), "p1")
+    assert [r["id"] for r in whole.of_type("Condition")] == ["c1"] and whole.other_patients == rec.other_patients

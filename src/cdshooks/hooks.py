@@ -64,7 +64,8 @@ def _answer(service, body: dict, call: dict) -> Answer:
     if parsed.request.crd_version == "2.2":   # 2.2: the Coverage is part of every coverage-information call
         required |= coverage_keys
     slots = prefetch.resolve(parsed.request, loaded.templates, required, config, _deadline(config), coverage_keys)
-    record = record_module.build(slots, loaded.slot_types, parsed.draft_orders, parsed.patient_id)
+    record = record_module.build(slots, loaded.slot_types, parsed.draft_orders, parsed.patient_id,
+                                 read=_read_keys(loaded, matches, required | coverage_keys))
     if parsed.request.crd_version == "2.2" and coverage_keys:
         _payer_identified(slots, coverage_keys, record)
     base = FactContext(loaded.policies.facts.facts, record, today, loaded.policies.resources)
@@ -125,6 +126,12 @@ def _required_keys(loaded, matches, hook: str) -> frozenset[str]:
         if hook == "order-sign" and match.policy.model.jurisdiction == "US":
             types.add("Coverage")
     return loaded.keys_for(types)
+
+
+def _read_keys(loaded, matches, needed: frozenset[str]) -> frozenset[str]:
+    """The prefetch keys whose resources this call reads: what it needs, and with any policy applying
+    the types facts read only when sent (e.g. MedicationStatement beside MedicationRequest, D10)."""
+    return needed | loaded.keys_for(loaded.policies.facts.optional_types) if matches else needed
 
 
 _URGENCY = {"critical": 0, "warning": 1, "info": 2}

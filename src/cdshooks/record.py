@@ -131,12 +131,9 @@ class Record:
         return self.by_ref.get("/".join(parts[-2:])) if len(parts) >= 2 else None
 
     def add(self, resource: dict) -> None:
+        if not self.register(resource):
+            return  # a draft order and its prefetched copy count once; drafts come first
         resource_type = resource["resourceType"]
-        reference = reference_of(resource)
-        if reference:
-            if reference in self.by_ref:
-                return  # a draft order and its prefetched copy count once; drafts come first
-            self.by_ref[reference] = resource
         self.by_type[resource_type].append(resource)
         main = []
         for element in _MAIN_CODE.get(resource_type, ()):
@@ -145,6 +142,15 @@ class Record:
         if resource_type == "Observation" and "component" in resource:  # D9: values on components
             parts = {p for c in as_list(resource["component"]) if type(c) is dict for p in codings(c.get("code"))}
             self._index(resource, parts.difference(main))
+
+    def register(self, resource: dict) -> bool:
+        """Make ``resource`` resolvable by reference; False if one with its reference is already in."""
+        reference = reference_of(resource)
+        if reference:
+            if reference in self.by_ref:
+                return False
+            self.by_ref[reference] = resource
+        return True
 
     def _index(self, resource: dict, pairs) -> None:
         for system, code in pairs:
@@ -159,12 +165,17 @@ def reference_of(resource: dict) -> str | None:
 
 
 def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[DraftOrder, ...],
-          patient_id: str | None = None) -> Record:
+          patient_id: str | None = None, read: frozenset[str] | None = None) -> Record:
     """Index the drafts and every resource in the prefetch slots (``slot_types``: key -> type).
 
     With ``patient_id`` (``context.patientId``), resources of another patient — a Patient with
     another id, or a ``subject``/``patient`` reference naming another patient — are left out and
     counted (D11); resources without a subject are the patient's.
+
+    With ``read``, only the slots of those keys are indexed by type and code (what the call's
+    policies and coverage-information read); the others' resources are still resolvable by
+    reference and still counted when they belong to another patient, so cards say the same.
+    Indexing is most of what a call costs when no policy applies.
     """
     record = Record(draft_refs=frozenset(d.reference for d in drafts), drafts=drafts)
     for draft in drafts:
@@ -175,13 +186,14 @@ def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[Draf
         if slot.state == "unavailable":
             record.unavailable[slot_types.get(key, key)] = slot.reason or "unavailable"
         elif slot.state == "data":
+            keep = record.add if read is None or key in read else record.register
             for resource in _resources(slot.value):
                 if own is not None and not own.plainly(resource) \
                         and _whose(resource, aliases, patient_id) not in (None, patient_id):
                     kind = resource["resourceType"]
                     record.other_patients[kind] = record.other_patients.get(kind, 0) + 1
                     continue
-                record.add(resource)
+                keep(resource)
     patients = record.of_type("Patient")
     record.patient = patients[0] if patients else None
     return record
