@@ -89,6 +89,7 @@ def start(sock: socket.socket, env: dict, floor: bool, tree: Path = ROOT) -> sub
 def checkout(revision: str, folder: Path) -> Path:
     """The files of ``revision`` (src, policies, mappings, valuesets…) unpacked into ``folder``."""
     archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
+    folder.mkdir()
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
 
