@@ -163,7 +163,7 @@ def load(folder: Path, site=None) -> tuple[ValueSets, list[Problem]]:
     shipped: set[str] = set()
     for i, where in enumerate(_folders(folder, site)):
         for path in sorted(where.glob("*.json")):
-            document, found = _read(path, where.parent)
+            document, found = _read(path, where.parent if i == 0 else site.folder.parent)
             problems += found
             if document is None:
                 continue

@@ -96,8 +96,8 @@ def load(folder: Path, valuesets: ValueSets = EMPTY, site=None) -> tuple[FactSet
     raw: dict[str, tuple[FactMapping, datafile.Document, str]] = {}
     if not folder.is_dir():
         problems.append(Problem(str(folder), 1, "", "missing", "mappings folder not found"))
-    for path in _files(folder, site):
-        document, found = datafile.read(path, path.parent.parent)
+    for path, root in _files(folder, site):
+        document, found = datafile.read(path, root)
         problems += found
         if document is None:
             continue
@@ -128,10 +128,12 @@ def load(folder: Path, valuesets: ValueSets = EMPTY, site=None) -> tuple[FactSet
     return FactSet(MappingProxyType(compiled), MappingProxyType(origins)), problems
 
 
-def _files(folder: Path, site) -> list[Path]:
+def _files(folder: Path, site) -> list[tuple[Path, Path]]:
+    """(file, the folder its name is relative to): shipped files, then the site's (st-elsewhere/mappings/x.yaml)."""
     extra = site.sub("mappings") if site is not None else None
-    found = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-    return found + (sorted(extra.glob("*.yaml")) if extra is not None and extra.is_dir() else [])
+    found = [(p, folder.parent) for p in sorted(folder.glob("*.yaml"))] if folder.is_dir() else []
+    return found + ([(p, site.folder.parent) for p in sorted(extra.glob("*.yaml"))]
+                    if extra is not None and extra.is_dir() else [])
 
 
 def _validate(document) -> tuple[MappingFile | None, list[Problem]]:

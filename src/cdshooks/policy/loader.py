@@ -105,12 +105,14 @@ def check(policies: Path, mappings: Path, overrides: Mapping[str, Mapping],
     problems += found
     overrides = site_module.settings(local, overrides)
     compiled: dict[str, CompiledPolicy] = {}
-    files = [p for folder in site_module.folders(policies, local, "policies") if folder.is_dir()
+    # a site's files are named from the folder above the site (st-elsewhere/policies/x.yaml)
+    files = [(p, folder.parent if i == 0 else local.folder.parent)
+             for i, folder in enumerate(site_module.folders(policies, local, "policies")) if folder.is_dir()
              for p in sorted(folder.glob("*.yaml")) if not p.name.endswith(TEST_SUFFIX)]
     if not policies.is_dir():
         problems.append(Problem(str(policies), 1, "", "missing", "policies folder not found"))
-    for path in files:
-        policy, found = _load_one(path, path.parent.parent, facts, overrides, sets, local)
+    for path, root in files:
+        policy, found = _load_one(path, root, facts, overrides, sets, local)
         problems += found
         if policy is not None:
             if policy.id in compiled:
