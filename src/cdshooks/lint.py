@@ -208,15 +208,7 @@ def _article(kind: str) -> str:
 
 def _unused_facts(loaded) -> list[Problem]:
     facts = loaded.facts
-    read = set()
-    stack = [f for p in loaded.by_id.values() for f in p.facts]
-    while stack:
-        name = stack.pop()
-        if name in read or name not in facts.facts:
-            continue
-        read.add(name)
-        fact = facts.facts[name]
-        stack += list(fact.inputs.values()) if isinstance(fact, CalculatorFact) else ([fact.since] if fact.since else [])
+    read = facts.reachable(f for p in loaded.by_id.values() for f in p.facts)
     return [Problem(*_origin(facts, name), f"facts.{name}", "unused-fact", "no policy reads this fact")
             for name in facts.facts if name not in read]
 

@@ -59,21 +59,24 @@ class FactSet:
     facts: Mapping[str, SelectFact | CalculatorFact]
     origins: Mapping[str, tuple[str, ...]]    # fact -> "file:line" of its definition, then of site changes
 
-    def resource_types(self, names) -> frozenset[str]:
-        """Record types the named facts read, following calculator inputs."""
-        seen, types, stack = set(), set(), list(names)
+    def reachable(self, names) -> frozenset[str]:
+        """The named facts and every fact they read (calculator inputs, window starts)."""
+        seen, stack = set(), list(names)
         while stack:
             name = stack.pop()
             if name in seen or name not in self.facts:
                 continue
             seen.add(name)
             fact = self.facts[name]
-            if isinstance(fact, SelectFact):
-                types.update(fact.sources)
-                stack.extend([fact.since] if fact.since else [])
-            else:
-                types |= fact.calculator.resource_types
-                stack.extend(fact.inputs.values())
+            stack.extend(([fact.since] if fact.since else []) if isinstance(fact, SelectFact) else fact.inputs.values())
+        return frozenset(seen)
+
+    def resource_types(self, names) -> frozenset[str]:
+        """Record types the named facts read, following calculator inputs."""
+        types = set()
+        for name in self.reachable(names):
+            fact = self.facts[name]
+            types |= set(fact.sources) if isinstance(fact, SelectFact) else fact.calculator.resource_types
         return frozenset(types)
 
     @property

@@ -59,10 +59,15 @@ def service_date(order: dict, today: dt.date) -> dt.date:
     return when if when is not None and when > today else today
 
 
+def draft_context(policies: PolicySet, drafts, today: dt.date) -> tuple[Record, FactContext]:
+    """The record of the draft orders alone, and facts over it: what applicability may read."""
+    draft_record = record_module.build({}, {}, drafts)
+    return draft_record, FactContext(policies.facts.facts, draft_record, today, policies.resources)
+
+
 def match_orders(policies: PolicySet, in_scope, drafts, today: dt.date) -> list[Match]:
     """(order, policy, rule) for every order in scope and every policy one of whose rules applies."""
-    draft_record = record_module.build({}, {}, drafts)
-    base = FactContext(policies.facts.facts, draft_record, today, policies.resources)
+    draft_record, base = draft_context(policies, drafts, today)
     matches = []
     for order in in_scope:
         concepts = order_concepts(order.resource, draft_record)

@@ -5,17 +5,15 @@ Read-only companions of :mod:`cdshooks.policy.engine`: the same rules, said in w
 
 from __future__ import annotations
 
-from cdshooks import record as record_module
 from cdshooks.mapping.calculators.orders import order_concepts
-from cdshooks.mapping.facts import FactContext
 from cdshooks.policy.engine import _holds
+from cdshooks.policy.engine import draft_context
 from cdshooks.record import display_code
 
 
 def applicability(policies, in_scope, drafts, today) -> list[tuple[str, str, bool, str]]:
     """``(order, policy id, applies, why)`` for every order in scope and every loaded policy."""
-    draft_record = record_module.build({}, {}, drafts)
-    base = FactContext(policies.facts.facts, draft_record, today, policies.resources)
+    draft_record, base = draft_context(policies, drafts, today)
     out = []
     for order in in_scope:
         concepts = order_concepts(order.resource, draft_record)
