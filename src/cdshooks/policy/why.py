@@ -6,7 +6,7 @@ Read-only companions of :mod:`cdshooks.policy.engine`: the same rules, said in w
 from __future__ import annotations
 
 from cdshooks.mapping.calculators.orders import order_concepts
-from cdshooks.policy.engine import _holds
+from cdshooks.policy.engine import holds
 from cdshooks.policy.engine import draft_context
 from cdshooks.record import display_code
 
@@ -34,11 +34,11 @@ def _rules(policy, order, concepts, base) -> tuple[bool, str]:
             reasons.append(f"{label}: the order's codes ({_codes(concepts)}) are in none of the value sets "
                            f"{', '.join(rule.codes)}")
             continue
-        if rule.requires is not None and not _holds(rule.requires, policy, order, base):
+        if rule.requires is not None and not holds(rule.requires, policy, order, base):
             reasons.append(f"{label}: {'codes match, but ' if codes is not None else ''}'requires' is not met "
                            f"({_expr_text(rule.requires)})")
             continue
-        if rule.unless is not None and _holds(rule.unless, policy, order, base):
+        if rule.unless is not None and holds(rule.unless, policy, order, base):
             return False, f"{label}: it matches, but 'unless' holds ({_expr_text(rule.unless)})"
         confirm = f"; applies once the record confirms {_expr_text(rule.confirm)}" if rule.confirm else ""
         return True, f"{label} matches{' (codes ' + ', '.join(rule.codes) + ')' if rule.codes else ''}{confirm}"
