@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test check bench schemas clean
+.PHONY: install run test check bench bench-topology schemas constraints clean
 
 install: $(STAMP)
 
@@ -29,8 +29,21 @@ check: install
 bench: install
 	$(BIN)/python bench/run.py
 
+bench-topology: install
+	$(BIN)/python bench/topology.py
+
 schemas: install
 	$(BIN)/cdshooks schemas
+
+# The exact runtime versions the Docker image installs: a clean venv with the package only, frozen.
+constraints:
+	rm -rf .constraints-venv
+	$(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/python -m pip install --quiet --upgrade pip
+	.constraints-venv/bin/python -m pip install --quiet .
+	{ echo "# Runtime pins for the Docker image: regenerate with 'make constraints' after changing dependencies."; \
+	  .constraints-venv/bin/python -m pip freeze --exclude cdshooks; } > constraints.txt
+	rm -rf .constraints-venv
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

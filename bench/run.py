@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,9 +21,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "deploy"))
 
 import engine  # noqa: E402
 import load  # noqa: E402
+from loopback import free_port  # noqa: E402
+from loopback import wait_http  # noqa: E402
 import records  # noqa: E402
 
 from cdshooks.server import freeze_heap  # noqa: E402
@@ -37,25 +39,6 @@ MEMORY_REQUESTS = 10_000
 PATHS = {"order-sign": "/cds-services/medical-policy-order-sign",
          "order-sign, one order": "/cds-services/medical-policy-order-sign",
          "order-select": "/cds-services/medical-policy-order-select"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(port: int, path: str = "/healthz", timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
-                if sock.recv(64).startswith(b"HTTP/1.1 200") or True:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"server on port {port} did not start")
 
 
 def worker_pids(master: int) -> list[int]:
@@ -121,14 +104,14 @@ def main() -> int:
                        f"127.0.0.1:{port}", "--timeout", "30", "--keep-alive", "5", "--chdir", str(ROOT / "bench"),
                        "floor:app"], env)
         try:
-            wait_ready(port)
+            wait_http(port)
             results["floor"] = http_runs(port, bodies, ["order-sign", "order-sign, one order"])
         finally:
             stop(floor)
         port = free_port()
         service = start([str(BIN / "cdshooks"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"], env)
         try:
-            wait_ready(port)
+            wait_http(port)
             time.sleep(2.0)   # workers warm up (server.warm_up) before serving
             workers = worker_pids(service.pid)
             results["rss_start"] = [rss_mb(pid) for pid in workers]

@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 import yaml
 from flask.testing import FlaskClient
 
 from cdshooks import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "deploy"))   # loopback: the topology harness, shared with bench/
 TODAY = "2025-06-15"
 ALLOWED_EMPTY = {("cards",), ("systemActions",), ("services",)}
+POSTGRES_URL = os.environ.get("CDSHOOKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def empties(value, path=()):
@@ -120,7 +125,8 @@ def _no_cdshooks_env(monkeypatch):
     """Tests never read the developer's CDSHOOKS_* environment."""
     for key in list(os.environ):
         if key.startswith("CDSHOOKS_") and key not in ("CDSHOOKS_REQUIRE_POSTGRES", "CDSHOOKS_SPEC_DIR",
-                                                     "CDSHOOKS_REQUIRE_BROWSER", "CDSHOOKS_SCREENSHOTS"):
+                                                     "CDSHOOKS_REQUIRE_BROWSER", "CDSHOOKS_SCREENSHOTS",
+                                                     "CDSHOOKS_REQUIRE_NGINX"):
             monkeypatch.delenv(key)
 
 
@@ -164,6 +170,30 @@ def full_prefetch(app, **overrides):
     prefetch["patient"] = patient()
     prefetch.update(overrides)
     return prefetch
+
+
+@contextmanager
+def fresh_postgres_url():
+    """A URL whose connections use a fresh schema of our own on the shared PostgreSQL (dropped
+    after); a context manager, so module-scoped fixtures can use it too.
+
+    Skips when PostgreSQL is unreachable, or fails when CDSHOOKS_REQUIRE_POSTGRES is set (CI).
+    """
+    from cdshooks import store
+    from loopback import fresh_schema
+
+    probe = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
+    try:
+        with probe.connect():
+            pass
+    except sqlalchemy.exc.OperationalError:
+        if os.environ.get("CDSHOOKS_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}")
+        pytest.skip("PostgreSQL not reachable")
+    finally:
+        probe.dispose()
+    with fresh_schema(POSTGRES_URL) as url:
+        yield url
 
 
 def mapped_csf_products():

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 
 from cdshooks import cli
 
@@ -102,6 +103,56 @@ def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch):
     assert cli.main(["serve", "--host", "127.0.0.1", "--port", "8999", "--workers", "3"]) == 0
     (options,) = started
     assert options["bind"] == "127.0.0.1:8999" and options["workers"] == 3 and options["accesslog"] is None
+
+
+def test_serve_takes_host_port_and_workers_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.setenv("CDSHOOKS_HOST", "0.0.0.0")
+    monkeypatch.setenv("CDSHOOKS_PORT", "9130")
+    monkeypatch.setenv("CDSHOOKS_WORKERS", "3")
+    monkeypatch.chdir(ROOT)
+    started = []
+    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: started.append(self.options))
+    assert cli.main(["serve"]) == 0
+    assert started[0]["bind"] == "0.0.0.0:9130" and started[0]["workers"] == 3
+
+
+class _Answer:
+    def __init__(self, status):
+        self.status = status
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_health_probes_the_port_serve_binds(monkeypatch, capsys):
+    probed = []
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout: probed.append(url) or _Answer(200))
+    monkeypatch.setenv("CDSHOOKS_PORT", "9130")
+    assert cli.main(["health"]) == 0
+    monkeypatch.delenv("CDSHOOKS_PORT")
+    assert cli.main(["health"]) == 0
+    assert probed == ["http://127.0.0.1:9130/healthz", "http://127.0.0.1:8000/healthz"]
+
+
+def test_health_fails_when_nothing_answers_or_the_service_is_unhealthy(monkeypatch, capsys):
+    def refused(url, timeout):
+        raise ConnectionRefusedError(111, "Connection refused")
+    monkeypatch.setattr("urllib.request.urlopen", refused)
+    assert cli.main(["health", "--port", "9"]) == 1
+    assert "127.0.0.1:9/healthz" in capsys.readouterr().err
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout: _Answer(204))
+    assert cli.main(["health"]) == 1
+
+
+def test_a_bad_port_in_the_environment_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setenv("CDSHOOKS_PORT", "eighty")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["health"])
+    assert exit_.value.code == 2 and "invalid int value: 'eighty'" in capsys.readouterr().err
 
 
 def test_no_command_prints_help(capsys):

@@ -1,4 +1,4 @@
-"""The ``cdshooks`` command: serve | check | eval | test | schemas | valuesets."""
+"""The ``cdshooks`` command: serve | health | check | eval | test | schemas | valuesets."""
 
 from __future__ import annotations
 
@@ -46,10 +46,18 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cdshooks", description=__doc__)
     commands = parser.add_subparsers(title="commands")
     serve = commands.add_parser("serve", help="run the service under gunicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--host", default=os.environ.get("CDSHOOKS_HOST", "127.0.0.1"),
+                       help="default: CDSHOOKS_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, default=_port(), help="default: CDSHOOKS_PORT or 8000")
+    serve.add_argument("--workers", type=int, default=os.environ.get("CDSHOOKS_WORKERS", "2"),
+                       help="default: CDSHOOKS_WORKERS or 2")
     serve.set_defaults(run=_serve)
+    health = commands.add_parser("health", help="exit 0 when the local service's /healthz answers 200")
+    health.add_argument("--host", default="127.0.0.1",
+                        help="where to probe (default: 127.0.0.1, also when serving on 0.0.0.0)")
+    health.add_argument("--port", type=int, default=_port(), help="default: CDSHOOKS_PORT or 8000, as serve")
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds (default: 2)")
+    health.set_defaults(run=_health)
     check = commands.add_parser("check", help="validate policies, mappings and policy tests")
     _folders(check)
     check.set_defaults(run=_check)
@@ -71,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     _folders(valuesets)
     valuesets.set_defaults(run=_valuesets)
     return parser
+
+
+def _port() -> str:
+    """The port ``serve`` binds and ``health`` probes: one setting, so a container's probe follows it.
+
+    A string: argparse converts string defaults with ``type``, so a bad value is a usage error.
+    """
+    return os.environ.get("CDSHOOKS_PORT", "8000")
 
 
 def _folders(parser) -> None:
@@ -98,6 +114,20 @@ def _serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return server.run(args.host, args.port, args.workers)
+
+
+def _health(args) -> int:
+    import urllib.request
+
+    url = f"http://{args.host}:{args.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            status = response.status
+    except (OSError, ValueError) as exc:   # refused, timed out, or an HTTP error status
+        print(f"{url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{url}: {status}")
+    return 0 if status == 200 else 1
 
 
 def _check(args) -> int:
