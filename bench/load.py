@@ -73,7 +73,7 @@ def drive(host: str, port: int, path: str, body: bytes, requests: int, concurren
 
 
 def _one(host: str, port: int, message: bytes) -> bool:
-    """One request on a fresh connection (gunicorn's sync workers close after each response)."""
+    """One request on a fresh connection (the load generator closes after each response)."""
     try:
         with socket.create_connection((host, port), timeout=30) as sock:
             sock.sendall(message)

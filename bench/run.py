@@ -2,7 +2,7 @@
 worker memory; writes ``bench/RESULTS.md``.
 
 Everything runs on this machine over loopback with the service's real server:
-``cdshooks serve --workers 2`` (gunicorn, sync workers, SQLite audit store) and, in the same run,
+``cdshooks serve --workers 2`` (gunicorn, gevent workers, SQLite audit store) and, in the same run,
 the floor app under the same gunicorn settings.
 """
 
@@ -100,7 +100,7 @@ def main() -> int:
         env = {**os.environ, "CDSHOOKS_TODAY": "2025-06-15", "CDSHOOKS_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
                "CDSHOOKS_PUBLIC_BASE_URL": "https://cds.example.org"}
         port = free_port()
-        floor = start([str(BIN / "gunicorn"), "--workers", "2", "--worker-class", "sync", "--bind",
+        floor = start([str(BIN / "gunicorn"), "--workers", "2", "--worker-class", "gevent", "--no-control-socket", "--bind",
                        f"127.0.0.1:{port}", "--timeout", "30", "--keep-alive", "5", "--chdir", str(ROOT / "bench"),
                        "floor:app"], env)
         try:
@@ -156,7 +156,7 @@ def write_results(r: dict, body_bytes: int) -> None:
         f"- **Machine:** {_machine()}",
         f"- **Date:** {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC · **commit** `{_commit()}` · "
         f"whole run {r['seconds']:.0f} s",
-        f"- **Setup:** `cdshooks serve --workers 2` (gunicorn sync workers, SQLite audit row per call) and the floor "
+        f"- **Setup:** `cdshooks serve --workers 2` (gunicorn gevent workers, SQLite audit row per call, written off the response path) and the floor "
         f"app (`bench/floor.py`: parse the body, answer `{{\"cards\": []}}`) under the same gunicorn settings; "
         f"loopback, closed-loop load generator (`bench/load.py`); record of {SIZE} resources "
         f"({body_bytes / 1024:.0f} KiB request) with all five policies loaded.",

@@ -16,6 +16,7 @@ import yaml
 from flask.testing import FlaskClient
 
 from cdshooks import create_app
+from cdshooks import store
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))   # loopback: the topology harness, shared with bench/
@@ -121,6 +122,13 @@ def no_private_data_in_any_log_line():
 
 
 @pytest.fixture(autouse=True)
+def _never_patch_the_test_run_for_gevent(monkeypatch):
+    """`cdshooks serve` called in this process (cli tests) must not monkey-patch pytest's threads."""
+    from cdshooks import cli
+    monkeypatch.setattr(cli, "_patch_for_gevent", lambda: None)
+
+
+@pytest.fixture(autouse=True)
 def _no_cdshooks_env(monkeypatch):
     """Tests never read the developer's CDSHOOKS_* environment."""
     for key in list(os.environ):
@@ -194,6 +202,14 @@ def fresh_postgres_url():
         probe.dispose()
     with fresh_schema(POSTGRES_URL) as url:
         yield url
+
+
+@pytest.fixture
+def postgres_schema():
+    """The name of a fresh schema of our own on the shared PostgreSQL (see fresh_postgres_url)."""
+    with fresh_postgres_url() as url:
+        yield url.rpartition("search_path%3D")[2]
+
 
 
 def mapped_csf_products():

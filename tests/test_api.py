@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire
 
 from cdshooks import registry
+from cdshooks import store
 from conftest import full_prefetch
+from conftest import make_app
 from conftest import hook_request
 
 
@@ -114,3 +118,20 @@ def test_policy_page_lists_criteria_with_citations(client):
     ids = {c["id"] for c in body["criteria"]}
     assert {"I.A.2.g", "COD-1", "II.B.5"} <= ids
     assert all(c["cite"] for c in body["criteria"])
+
+
+def test_healthz_fails_when_the_store_can_no_longer_write(tmp_path):
+    folder = tmp_path / "data"
+    client = make_app(tmp_path, DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}").test_client()
+    assert client.get("/healthz").status_code == 200
+    shutil.rmtree(folder)   # the SQLite file is unlinked; SELECT 1 on the open handle still passes
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_healthz_writes_to_the_store(app, client):
+    assert client.get("/healthz").status_code == 200
+    with app.app_context():
+        (row,) = store.get().rows(store.health)
+    assert row["checked_at"] is not None

@@ -103,6 +103,18 @@ def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch):
     assert cli.main(["serve", "--host", "127.0.0.1", "--port", "8999", "--workers", "3"]) == 0
     (options,) = started
     assert options["bind"] == "127.0.0.1:8999" and options["workers"] == 3 and options["accesslog"] is None
+    assert options["worker_class"] == "cdshooks.worker.Worker" and options["preload_app"] is True
+
+
+def test_serve_with_an_unwritable_sqlite_folder_says_what_to_do(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{blocker / 'db.sqlite3'}")
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: None)
+    assert cli.main(["serve", "--port", "8999"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "chown" in err and "CDSHOOKS_DATABASE_URL" in err
 
 
 def test_serve_takes_host_port_and_workers_from_the_environment(tmp_path, monkeypatch):
@@ -166,6 +178,23 @@ def test_workers_warm_up_on_each_policy_before_serving(app):
 
     suites, _ = cases.load_suites(ROOT / "policies")
     assert server.warm_up(app) == len(suites) >= 4
+
+
+def test_check_rejects_a_policy_whose_responses_leave_a_reachable_decision_unanswered(tmp_path, capsys):
+    for name in ("policies", "mappings", "valuesets"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    policy = tmp_path / "policies" / "si-joint-fusion-open.yaml"
+    row = ("  - when: {decision: [unknown]}\n    indicator: warning\n"
+           "    summary: \"{order}: no qualifying indication documented yet — PA review needed ({policy})\"\n")
+    text = policy.read_text()
+    start = text.index(row)
+    end = text.index("  - when:", start + len(row))
+    policy.write_text(text[:start] + text[end:])
+    assert cli.main(["check", "--policies", str(tmp_path / "policies"), "--mappings", str(tmp_path / "mappings")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("policies/si-joint-fusion-open.yaml:")
+    assert "no response row answers decision 'unknown' with outcome 'none'" in lines[0]
 
 
 def test_serve_gives_its_workers_one_key_for_kept_form_tokens(tmp_path, monkeypatch):

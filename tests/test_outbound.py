@@ -8,6 +8,8 @@ import pytest
 import responses
 
 from cdshooks import outbound
+from netfaults import DrippingServer
+from netfaults import finishes_within
 
 ALLOW = ("https://ehr.example/fhir",)
 
@@ -85,6 +87,27 @@ def test_errors_name_the_url_without_its_query():
     with pytest.raises(outbound.FetchError) as caught:
         client().get("https://ehr.example/fhir/Condition?patient=secret-id")
     assert "secret-id" not in str(caught.value)
+
+
+def test_a_read_from_a_dripping_server_ends_at_the_deadline():
+    server = DrippingServer(interval=0.05)
+    fhir = outbound.FhirClient((f"http://127.0.0.1:{server.port}",), None, time.monotonic() + 0.5, 10_000_000)
+    try:
+        finished, outcome = finishes_within(10, fhir.get, f"http://127.0.0.1:{server.port}/Patient?x=1")
+        assert finished, "the read outlived the deadline"
+        assert isinstance(outcome, outbound.FetchError) and "time budget" in str(outcome)
+    finally:
+        fhir.close()
+        server.close()
+
+
+def test_the_allow_list_refusal_names_the_url_with_its_port_and_without_its_query():
+    fhir = outbound.FhirClient(("http://127.0.0.1:9130/other",), None, time.monotonic() + 5, 1000)
+    with pytest.raises(outbound.FetchError) as error:
+        fhir.get("http://user:pw@127.0.0.1:9130/fhir/Patient?patient=pat-1")
+    fhir.close()
+    assert "http://127.0.0.1:9130/fhir/Patient is not on" in str(error.value)
+    assert "pat-1" not in str(error.value) and "pw" not in str(error.value)
 
 
 @responses.activate

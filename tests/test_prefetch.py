@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import time
+from pathlib import Path
 
 import pytest
 import responses
 
 from cdshooks import prefetch
+from cdshooks import settings
 from conftest import bundle
 from conftest import full_prefetch
 from conftest import hook_request
 from conftest import make_app
 from conftest import patient
 from conftest import service_request
+from netfaults import DrippingServer
+from netfaults import finishes_within
 
 FHIR = "https://ehr.example.org/fhir"
 SIGN = "/cds-services/medical-policy-order-sign"
@@ -152,3 +158,57 @@ def test_template_tokens_are_rendered_from_the_context():
     assert prefetch.render("X?r={{userPractitionerRoleId}}", request) == "X?r=role-9"
     assert prefetch.render("X?p={{userPractitionerId}}", request) is None
     assert prefetch.render("Encounter/{{context.encounterId}}", request) is None
+
+
+def _sockets_to(port: int) -> int:
+    """How many sockets this process holds open to ``port`` on loopback (client side)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for line in Path("/proc/self/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == port and fields[9] in inodes:
+            count += 1
+    return count
+
+
+def _prefetch_threads(before=frozenset()) -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("prefetch") and t not in before]
+
+
+@pytest.mark.parametrize("drip_head", [False, True])
+def test_a_dripping_fhir_server_leaves_no_thread_or_socket_behind(tmp_path, drip_head):
+    server = DrippingServer(interval=0.1, drip_head=drip_head)
+    base = f"http://127.0.0.1:{server.port}/fhir"
+    app = make_app(tmp_path, FHIR_ALLOWLIST=base, TIME_BUDGET_MS=500)
+    client = app.test_client()
+    try:
+        before = frozenset(threading.enumerate())  # earlier tests' mocked slow servers may still sleep
+        for _ in range(3):
+            finished, response = finishes_within(10, client.post, SIGN, json=fetch_request(fhirServer=base))
+            assert finished, "the hook call waited on the dripping server"
+            assert response.status_code == 412
+            assert _prefetch_threads(before) == []
+            assert _sockets_to(server.port) == 0
+        assert server.connections >= 8
+    finally:
+        server.close()
+
+
+def test_fetches_still_queued_at_the_deadline_are_unavailable_not_a_server_error(tmp_path):
+    release = threading.Event()
+    jobs = {f"key-{i}": (lambda *_: release.wait(5), None) for i in range(12)}  # 8 run, 4 wait in the queue
+    request = prefetch.HookRequest.model_validate(hook_request())
+    app = make_app(tmp_path)
+    try:
+        slots = prefetch._run(jobs, request, settings.get_from(app), time.monotonic() + 0.05)
+    finally:
+        release.set()
+    assert {slot.state for slot in slots.values()} == {"unavailable"} and len(slots) == 12
+    assert {slot.reason for slot in slots.values()} == {"time budget exhausted"}

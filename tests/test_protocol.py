@@ -111,3 +111,18 @@ def test_empty_strings_are_refused_in_response_models():
 def test_order_sign_body_always_has_system_actions_and_order_select_never():
     assert protocol.response_body("order-sign", [], []) == {"cards": [], "systemActions": []}
     assert protocol.response_body("order-select", [], []) == {"cards": []}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("hookInstance", "h" * 201), ("hookInstance", "abc\x00"), ("hookInstance", "abc\nINFO forged line"),
+    ("context.patientId", "p" * 201), ("context.patientId", "p-\x00"),
+])
+def test_ids_that_cannot_be_stored_or_logged_as_sent_are_refused_naming_the_field(field, value):
+    body = hook_request()
+    if field == "hookInstance":
+        body["hookInstance"] = value
+    else:
+        body["context"]["patientId"] = value
+    with pytest.raises(InvalidRequest) as error:
+        parse(body)
+    assert error.value.expression == field

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import shutil
+import threading
+import time
 import uuid
 
 import pytest
 import sqlalchemy
 
 from cdshooks import store
-
-POSTGRES_URL = os.environ.get("CDSHOOKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_reachable() -> bool:
-    try:
-        engine = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except sqlalchemy.exc.OperationalError:
-        return False
+from cdshooks.errors import StoreUnavailable
+from conftest import POSTGRES_URL
+from netfaults import FreezableProxy
+from netfaults import finishes_within
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,18 +25,8 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
         return
-    if not _postgres_reachable():
-        if os.environ.get("CDSHOOKS_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}")
-        pytest.skip("PostgreSQL not reachable")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL))
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    schema = request.getfixturevalue("postgres_schema")
     yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture
@@ -76,9 +61,9 @@ def test_feedback_keeps_reason_and_accepted_suggestions(db):
 
 
 def test_audit_rows_are_written_and_read_back(db):
-    db.add_audit({"service_id": "svc", "hook": "order-sign", "hook_instance": "hi-1", "patient_id": "p-1",
+    db.write_audit([{"service_id": "svc", "hook": "order-sign", "hook_instance": "hi-1", "patient_id": "p-1",
                   "order_refs": ["ServiceRequest/1"], "decisions": [{"decision": "met"}],
-                  "card_ids": ["c-1"], "latency_ms": 1.5, "status": 200})
+                  "card_ids": ["c-1"], "latency_ms": 1.5, "status": 200}])
     (row,) = db.rows(store.audit)
     assert row["hook_instance"] == "hi-1" and row["status"] == 200
     assert row["order_refs"] == '["ServiceRequest/1"]'
@@ -116,6 +101,117 @@ def test_postgres_urls_use_the_psycopg3_driver():
     assert store.engine_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert store.engine_url("sqlite:///x") == "sqlite:///x"
 
+
+# ----------------------------------------------------------------------------- faults
+@pytest.fixture
+def frozen_able_postgres(postgres_schema):
+    """A store reaching PostgreSQL through a proxy the test can freeze (as SIGSTOP would)."""
+    parts = sqlalchemy.engine.make_url(store.engine_url(POSTGRES_URL))
+    proxy = FreezableProxy((parts.host or "127.0.0.1", parts.port or 5432))
+    url = parts.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    instance = store.Store(f"{url}?options=-csearch_path%3D{postgres_schema}", timeout_s=1.0)
+    yield instance, proxy
+    proxy.close()
+    instance.dispose()
+
+
+def test_a_frozen_database_fails_feedback_within_the_time_limit_then_recovers(frozen_able_postgres):
+    db, proxy = frozen_able_postgres
+    assert db.add_feedback("svc", [feedback_item(card="before")]) == 1
+    proxy.freeze()
+    finished, outcome = finishes_within(15, db.add_feedback, "svc", [feedback_item(card="frozen")])
+    assert finished, "a feedback write waited on a frozen database"
+    assert isinstance(outcome, StoreUnavailable) and outcome.status == 503
+    finished, outcome = finishes_within(15, db.check_writable)
+    assert finished and isinstance(outcome, StoreUnavailable)
+    proxy.thaw()
+    assert db.add_feedback("svc", [feedback_item(card="after")]) == 1
+    assert {r["card_uuid"] for r in db.rows(store.feedback)} == {"before", "after"}
+
+
+def test_audit_rows_never_wait_for_a_frozen_database_and_are_written_once_it_answers(frozen_able_postgres):
+    db, proxy = frozen_able_postgres
+    db.check_writable()
+    proxy.freeze()
+    finished, _ = finishes_within(5, lambda: [db.add_audit(_audit_row(f"hi-{i}")) for i in range(20)])
+    assert finished, "queuing an audit row waited on the database"
+    assert not db.audit.flush(1.5)  # still waiting for the database
+    proxy.thaw()
+    assert db.audit.flush(30)
+    assert sorted(r["hook_instance"] for r in db.rows(store.audit)) == sorted(f"hi-{i}" for i in range(20))
+
+
+def test_a_full_audit_queue_drops_rows_and_logs_each_drop(tmp_path, caplog, monkeypatch):
+    db = store.Store(f"sqlite:///{tmp_path / 's.sqlite3'}", audit_capacity=1)
+    release = threading.Event()
+    monkeypatch.setattr(db, "write_audit", lambda rows: release.wait(10))
+    with caplog.at_level(logging.ERROR, logger="cdshooks.audit"):
+        db.add_audit(_audit_row("taken-by-the-writer"))
+        deadline = time.monotonic() + 5
+        while db.audit._queue.qsize() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        db.add_audit(_audit_row("queued"))
+        db.add_audit(_audit_row("dropped"))
+    release.set()
+    assert db.audit.dropped == 1
+    assert "audit row dropped for hookInstance=dropped" in caplog.text
+    assert db.audit.flush(10)
+    db.dispose()
+
+
+def test_audit_rows_are_cut_to_their_columns_and_lose_nul_characters(db):
+    db.write_audit([_audit_row("h\x00i" + "x" * 300)])
+    (row,) = db.rows(store.audit)
+    assert row["hook_instance"] == ("hi" + "x" * 300)[:store.ID_LENGTH]
+
+
+def test_writes_to_a_removed_sqlite_folder_are_refused_not_silently_lost(tmp_path):
+    folder = tmp_path / "data"
+    db = store.Store(f"sqlite:///{folder / 's.sqlite3'}")
+    assert db.add_feedback("svc", [feedback_item()]) == 1
+    shutil.rmtree(folder)
+    with pytest.raises(StoreUnavailable):
+        db.add_feedback("svc", [feedback_item(card="lost")])
+    with pytest.raises(StoreUnavailable):
+        db.check_writable()
+    db.dispose()
+
+
+def test_a_sqlite_folder_that_cannot_be_created_stops_start_up_with_advice(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(store.StoreStartError) as error:
+        store.Store(f"sqlite:///{blocker / 'data' / 's.sqlite3'}")
+    message = str(error.value)
+    assert str(blocker / "data") in message and "CDSHOOKS_DATABASE_URL" in message and "chown" in message
+
+
+@pytest.mark.skipif(os.getuid() == 0, reason="root may write anywhere")
+def test_a_sqlite_folder_owned_by_someone_else_stops_start_up_with_advice(tmp_path):
+    folder = tmp_path / "mounted"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(store.StoreStartError, match="not writable"):
+            store.Store(f"sqlite:///{folder / 's.sqlite3'}")
+    finally:
+        folder.chmod(0o700)
+
+
+def test_database_errors_never_carry_statement_parameters(tmp_path, caplog):
+    db = store.Store(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    with db.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("DROP TABLE cdshooks_feedback"))
+    secret = "free text the clinician typed"
+    with caplog.at_level(logging.DEBUG), pytest.raises(StoreUnavailable) as error:
+        db.add_feedback("svc", [feedback_item(overrideReason={"userComment": secret})])
+    assert secret not in caplog.text and secret not in str(error.value)
+    db.dispose()
+
+
+def _audit_row(hook_instance: str) -> dict:
+    return {"service_id": "svc", "hook": "order-sign", "hook_instance": hook_instance, "patient_id": "p-1",
+            "order_refs": [], "decisions": [], "card_ids": [], "latency_ms": 1.0, "status": 200}
 
 def test_form_launches_round_trip_expire_and_lose_their_tokens(db):
     now = dt.datetime.now(dt.timezone.utc)

@@ -11,12 +11,14 @@ def create_app(config=None):
     from cdshooks import errors
     from cdshooks import forms
     from cdshooks import http
+    from cdshooks import logsafe
     from cdshooks import pages
     from cdshooks import registry
     from cdshooks import settings
     from cdshooks import store
 
     app = Flask(__name__, instance_relative_config=True)
+    logsafe.init_app(app)
     settings.init_app(app, config)
     errors.init_app(app)
     http.init_app(app)

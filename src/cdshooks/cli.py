@@ -109,10 +109,23 @@ def _paths(args) -> tuple[Path, Path]:
     return policies, mappings
 
 
+def _patch_for_gevent() -> None:
+    """Make sockets, threads and ssl cooperative, before anything imports them.
+
+    Patched late (after requests, psycopg or gunicorn are imported), HTTPS calls can fail with
+    RecursionError and psycopg would block a whole worker instead of one greenlet.
+    """
+    from gevent import monkey
+
+    monkey.patch_all()
+
+
 def _serve(args) -> int:
+    _patch_for_gevent()
+    from cdshooks import logsafe
     from cdshooks import server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logsafe.configure(logging.INFO)
     return server.run(args.host, args.port, args.workers)
 
 

@@ -12,7 +12,9 @@
     ├── MethodNotAllowed               405  not-supported
     ├── PrefetchUnavailable            412  not-found  required data absent and not fetchable
     ├── PayloadTooLarge                413  too-costly body over CDSHOOKS_MAX_BODY_BYTES
-    └── InvalidRequest                 422  invalid    valid JSON, not a conformant request
+    ├── UnsupportedMediaType           415  not-supported  a Content-Encoding we cannot decode
+    ├── InvalidRequest                 422  invalid    valid JSON, not a conformant request
+    └── StoreUnavailable               503  transient  the database cannot durably write now
 
 Every error names the offending field in ``diagnostics`` (and in ``expression`` when there is a
 path).  Data-file problems (policies, mappings) are not here: they are ``datafile.Problem``
@@ -87,9 +89,22 @@ class PayloadTooLarge(CdsHooksError):
     code = "too-costly"
 
 
+class UnsupportedMediaType(CdsHooksError):
+    status = 415
+    code = "not-supported"
+
+
 class InvalidRequest(CdsHooksError):
     status = 422
     code = "invalid"
+
+
+class StoreUnavailable(CdsHooksError):
+    """503: nothing was stored; the client may retry (feedback and replay checks are idempotent)."""
+
+    status = 503
+    code = "transient"
+    transient = True  # False when retrying the same write cannot help (the row itself is refused)
 
 
 _HTTP_EQUIVALENTS = {
@@ -97,6 +112,7 @@ _HTTP_EQUIVALENTS = {
     404: UnknownService,
     405: MethodNotAllowed,
     413: PayloadTooLarge,
+    415: UnsupportedMediaType,
 }
 
 
@@ -115,7 +131,12 @@ def to_response(error: CdsHooksError) -> Response:
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
     body = operation_outcome(error.diagnostics, error.code, error.expression)
-    return jsonio.response(body, error.status)
+    response = jsonio.response(body, error.status)
+    if error.status == 503:
+        response.headers["Retry-After"] = "5"
+    if error.status == 415:  # RFC 7694: name the encodings we accept
+        response.headers["Accept-Encoding"] = "gzip, deflate"
+    return response
 
 
 def _from_http_exception(exc: HTTPException) -> Response:

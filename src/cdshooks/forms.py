@@ -25,12 +25,12 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from flask import Flask
 from flask import current_app
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from cdshooks import outbound
 from cdshooks import registry
 from cdshooks import settings
 from cdshooks import store
+from cdshooks.errors import StoreUnavailable
 from cdshooks.policy.engine import recompute
 from cdshooks.policy.logic import MET
 from cdshooks.policy.logic import NOT_MET
@@ -127,8 +127,8 @@ def open_launches(evaluations, request, order_labels: dict) -> dict[int, str]:
         refs[id(evaluation)] = ref
     try:
         store.get().add_forms(rows)
-    except SQLAlchemyError as exc:
-        log.error("form launches not stored (cards link the blank forms): %s", type(exc).__name__)
+    except StoreUnavailable:  # bounded: the store gives up within CDSHOOKS_STORE_TIMEOUT_MS
+        log.error("form launches not stored (cards link the blank forms)")
         return {}
     return refs
 
@@ -198,11 +198,11 @@ def write(launch_: Launch, qr: dict) -> str:
     except InvalidToken:
         raise FormError("the EHR authorization of this form cannot be read; download the response instead") from None
     config = settings.get()
-    client = outbound.FhirClient(config.FHIR_ALLOWLIST, token, time.monotonic() + config.TIME_BUDGET_MS / 1000,
-                                 config.FHIR_MAX_RESPONSE_BYTES)
     body = {k: v for k, v in qr.items() if k != "id"}  # the server assigns the id
     try:
-        reference = client.post(launch_.fhir_server.rstrip("/") + "/QuestionnaireResponse", body)
+        with outbound.FhirClient(config.FHIR_ALLOWLIST, token, time.monotonic() + config.TIME_BUDGET_MS / 1000,
+                                 config.FHIR_MAX_RESPONSE_BYTES) as client:
+            reference = client.post(launch_.fhir_server.rstrip("/") + "/QuestionnaireResponse", body)
     except outbound.FetchError as exc:
         raise FormError(f"the EHR did not accept the response ({exc})") from None
     store.get().forget_form_token(launch_.ref)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import zlib
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
@@ -17,6 +18,7 @@ from cdshooks import jsonio
 from cdshooks import settings
 from cdshooks.errors import InvalidJson
 from cdshooks.errors import PayloadTooLarge
+from cdshooks.errors import UnsupportedMediaType
 
 log = logging.getLogger("cdshooks.calls")
 
@@ -59,10 +61,7 @@ def normalize_url(url: str) -> str:
 
 def read_json_object() -> dict:
     """Return the request body as a JSON object, enforcing the size limit before parsing."""
-    limit = settings.get().MAX_BODY_BYTES
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds {limit}", "body")
-    data = request.get_data(cache=False)  # MAX_CONTENT_LENGTH bounds bodies without Content-Length
+    data = read_body()
     try:
         body = jsonio.loads(data)
     except ValueError as exc:
@@ -70,6 +69,61 @@ def read_json_object() -> dict:
     if not isinstance(body, dict):
         raise InvalidJson(f"request body must be a JSON object, not {type(body).__name__}", "body")
     return body
+
+
+def read_body() -> bytes:
+    """The request body, decoded (``Content-Encoding`` gzip/deflate), without a UTF-8 BOM.
+
+    The size limit holds for what arrives and again for what it decodes to, chunked or not.
+    """
+    limit = settings.get().MAX_BODY_BYTES
+    encoding = _content_encoding()
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds {limit}", "body")
+    data = _read_at_most(request.stream, request.content_length, limit)
+    if encoding != "identity":
+        data = _inflate(data, encoding, limit)
+    return data[len(_BOM):] if data.startswith(_BOM) else data
+
+
+def _read_at_most(stream, length: int | None, limit: int) -> bytes:
+    # read(n) on Werkzeug's stream allocates n bytes up front: ask for what is there, not the limit
+    if length is not None:
+        return stream.read(length)
+    chunks, size = [], 0
+    while chunk := stream.read(65536):  # chunked: no length to check beforehand
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes", "body")
+    return b"".join(chunks)
+
+
+_BOM = b"\xef\xbb\xbf"
+_ENCODINGS = {"identity": "identity", "gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
+
+
+def _content_encoding() -> str:
+    value = request.headers.get("Content-Encoding", "").strip().lower() or "identity"
+    if value not in _ENCODINGS:
+        raise UnsupportedMediaType(
+            f"Content-Encoding '{value[:40]}' is not supported; send the body as identity, gzip or deflate",
+            "Content-Encoding")
+    return _ENCODINGS[value]
+
+
+def _inflate(data: bytes, encoding: str, limit: int) -> bytes:
+    # 16+: gzip wrapper; 32+: zlib or gzip header, detected (deflate as HTTP means zlib format)
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else 32 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise InvalidJson(f"request body is not valid {encoding} data", "body") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"request body decodes to more than {limit} bytes", "body")
+    if not inflater.eof:
+        raise InvalidJson(f"request body is truncated {encoding} data", "body")
+    return out
 
 
 def public_base_url() -> str:

@@ -147,20 +147,38 @@ def _next_link(bundle: dict) -> str | None:
 def _run(jobs: dict, request: HookRequest, settings, deadline: float) -> dict[str, Slot]:
     client = _client(request, settings, deadline)
     executor = ThreadPoolExecutor(max_workers=min(8, len(jobs)), thread_name_prefix="prefetch")
-    futures = {key: executor.submit(job, arg, client, request, settings) for key, (job, arg) in jobs.items()}
-    wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
-    executor.shutdown(wait=False, cancel_futures=True)
-    slots = {}
-    for key, future in futures.items():
-        if not future.done():
-            slots[key] = Slot("unavailable", reason="time budget exhausted")
-        elif future.exception() is not None:
-            slots[key] = Slot("unavailable", reason=str(future.exception()))
-        else:
-            slots[key] = future.result()
-        if slots[key].state == "unavailable":
-            log.warning("prefetch key=%s unavailable: %s", key, slots[key].reason)
+    futures = {}
+    try:
+        futures = {key: executor.submit(job, arg, client, request, settings) for key, (job, arg) in jobs.items()}
+        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)  # jobs not started yet never start
+        if client is not None:
+            client.close()  # every socket still reading is shut: the running jobs end now
+        # nothing outlives the call: reads were cut off above, so the jobs end within milliseconds
+        _, running = wait(futures.values(), timeout=_JOIN_GRACE_S)
+        if running:
+            log.warning("prefetch: %d fetches still running after the deadline", len(running))
+    slots = {key: _slot(future) for key, future in futures.items()}
+    for key, slot in slots.items():
+        if slot.state == "unavailable":
+            log.warning("prefetch key=%s unavailable: %s", key, slot.reason)
     return slots
+
+
+_JOIN_GRACE_S = 0.25
+
+
+def _slot(future) -> Slot:
+    # a cancelled future is done(), and its exception() would raise CancelledError (a 500)
+    if future.cancelled() or not future.done():
+        return Slot("unavailable", reason="time budget exhausted")
+    error = future.exception()
+    if isinstance(error, FetchError):
+        return Slot("unavailable", reason=str(error))
+    if error is not None:  # not ours: its text may hold a URL with the patient id, so its class only
+        return Slot("unavailable", reason=f"{type(error).__name__} while fetching")
+    return future.result()
 
 
 def _client(request: HookRequest, settings, deadline: float) -> FhirClient | None:

@@ -14,6 +14,7 @@ from typing import Annotated
 from typing import Any
 from typing import Literal
 
+from pydantic import AfterValidator
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
@@ -25,6 +26,16 @@ from pydantic import model_validator
 from cdshooks.errors import InvalidRequest
 
 Text = Annotated[str, StringConstraints(min_length=1)]
+
+
+def _printable(value: str) -> str:
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# ids we store and log: bounded like their database columns, no control characters (NUL, newline)
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable)]
 ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest", "DeviceRequest"})
 
 
@@ -44,7 +55,7 @@ class FhirAuthorization(_Lenient):
 
 class OrderContext(_Lenient):
     userId: Text | None = None
-    patientId: Text
+    patientId: Identifier
     encounterId: Text | None = None
     draftOrders: dict[str, Any]
 
@@ -81,7 +92,7 @@ def requested_crd_version(body) -> str:
 
 class HookRequest(_Lenient):
     hook: Text
-    hookInstance: Text
+    hookInstance: Identifier
     fhirServer: Text | None = None
     fhirAuthorization: FhirAuthorization | None = None
     context: OrderContext

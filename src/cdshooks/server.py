@@ -1,4 +1,11 @@
-"""Production serving: gunicorn with the app factory, access log off, one app log line per call."""
+"""Production serving: gunicorn, gevent workers, the app loaded once in the master.
+
+``cdshooks serve`` patches the standard library for gevent before anything else is imported (see
+``cli._serve``), loads and warms the app in the gunicorn master, and forks workers from it
+(:mod:`cdshooks.worker`).  SIGHUP reloads: the master builds a new app from the files first; if
+any file is broken it logs every problem (``file:line``) and keeps serving the last good
+configuration, otherwise new workers start with the new app and the old ones finish their calls.
+"""
 
 from __future__ import annotations
 
@@ -12,34 +19,82 @@ import time
 
 from gunicorn.app.base import BaseApplication
 
+from cdshooks import store
 from cdshooks.datafile import DataFileError
+from cdshooks.errors import StoreUnavailable
 from cdshooks.settings import SettingsError
+from cdshooks.store import StoreStartError
 
 log = logging.getLogger(__name__)
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, options: dict):
+    def __init__(self, options: dict, app):
         self.options = options
         super().__init__()
+        self.callable = app
 
     def load_config(self):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
     def load(self):
-        from cdshooks import create_app
+        return self.callable
 
-        return create_app()
+    def reload(self):
+        """SIGHUP: swap in a new app only if every file loads; else keep the last good one."""
+        super().reload()
+        try:
+            app = load_app()
+        except (DataFileError, SettingsError, StoreStartError) as exc:
+            problems = getattr(exc, "problems", None) or [exc]
+            log.error("reload refused: %d problem(s); still serving the last good configuration",
+                      len(problems))
+            for problem in problems:
+                log.error("reload: %s", problem)
+            return
+        old, self.callable = self.callable, app
+        _release(old)
+        log.info("reloaded: %d policies", len(_registry(app).policies.by_id))
+
+
+def load_app():
+    """Create the app, warm it and leave no connection open (workers open their own)."""
+    from cdshooks import create_app
+
+    app = create_app()
+    warm_up(app)
+    app.extensions[store.EXTENSION_KEY].engine.dispose()
+    gc.unfreeze()  # the previous app (if any) may now be collected
+    freeze_heap()
+    return app
+
+
+def _release(app) -> None:
+    app.extensions[store.EXTENSION_KEY].engine.dispose()
+
+
+def _registry(app):
+    from cdshooks import registry
+
+    with app.app_context():
+        return registry.get()
+
+
+def _post_fork(_server, worker) -> None:
+    worker.app.callable.extensions[store.EXTENSION_KEY].after_fork()
 
 
 def _post_worker_init(worker) -> None:
-    warm_up(worker.wsgi)
-    freeze_heap()
+    """Open this worker's database connection before the first call (and say if it cannot write)."""
+    try:
+        worker.wsgi.extensions[store.EXTENSION_KEY].check_writable()
+    except StoreUnavailable as exc:
+        log.error("worker %s: %s", worker.pid, exc.diagnostics)
 
 
 def freeze_heap() -> None:
-    """Move everything alive after start-up out of the collector's sight.
+    """Move everything alive after start-up out of the collector's sight (before workers fork).
 
     The loaded app (models, policies, compiled paths) never becomes garbage, yet every full
     collection re-scanned it: p99 of a 200-resource order-sign was ~60 ms, ~8 ms frozen. Raising
@@ -81,23 +136,28 @@ def warm_up(app) -> int:
     return done
 
 
+def options(host: str, port: int, workers: int) -> dict:
+    """The gunicorn settings of ``cdshooks serve``."""
+    return {
+        "bind": f"{host}:{port}", "workers": workers, "worker_class": "cdshooks.worker.Worker",
+        "worker_connections": 1000, "preload_app": True, "post_fork": _post_fork,
+        "post_worker_init": _post_worker_init,
+        "control_socket_disable": True,  # signals are the interface; no socket in $HOME
+        "logger_class": "cdshooks.worker.GunicornLogger", "accesslog": None, "timeout": 30, "graceful_timeout": 10,
+        "keepalive": 5,  # also the time a request head may take to arrive (gevent worker)
+        "limit_request_line": 8190, "limit_request_fields": 100, "limit_request_field_size": 8190,
+    }
+
+
 def run(host: str, port: int, workers: int) -> int:
     """Check that the app starts (every data-file problem listed at once), then serve it."""
-    from cdshooks import create_app
-    from cdshooks import store
-
     # Workers must share the key that encrypts the EHR tokens form launches keep (forms.py): without
-    # a configured one, the master makes one for this run and the forked workers inherit it.
+    # a configured one, the master makes one for this run (a reload keeps it) and workers inherit it.
     os.environ.setdefault("CDSHOOKS_SECRET_KEY", json.dumps(secrets.token_urlsafe(32)))
     try:
-        app = create_app()  # fail fast in the master, before any worker forks
-    except (DataFileError, SettingsError) as exc:
+        app = load_app()  # fail fast in the master, before any worker forks
+    except (DataFileError, SettingsError, StoreStartError) as exc:
         print(exc, file=sys.stderr)
         return 1
-    app.extensions[store.EXTENSION_KEY].dispose()  # workers open their own connections
-    _Gunicorn({
-        "bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
-        "accesslog": None, "timeout": 30, "graceful_timeout": 10, "keepalive": 5,
-        "post_worker_init": _post_worker_init,
-    }).run()
+    _Gunicorn(options(host, port, workers), app).run()
     return 0

@@ -8,7 +8,6 @@ the environment stops start-up instead of surfacing in the first request.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
@@ -44,6 +43,10 @@ class Settings(BaseModel):
     MAX_PREFETCH_ENTRIES: int = Field(100_000, gt=0)
     FHIR_MAX_RESPONSE_BYTES: int = Field(20 * 1024 * 1024, gt=0)
     FHIR_MAX_PAGES: int = Field(50, gt=0)
+    MAX_FEEDBACK_ITEMS: int = Field(100, gt=0)
+    REQUEST_READ_TIMEOUT_MS: int = Field(30_000, gt=0)   # whole request body, from the first byte
+    STORE_TIMEOUT_MS: int = Field(2000, gt=0)   # connect, pool wait and each transaction
+    AUDIT_QUEUE_SIZE: int = Field(10_000, gt=0)  # audit rows waiting for the background writer
     TODAY: dt.date | None = None
     TIMEZONE: str = "UTC"
     POLICIES: Path = Path("policies")
@@ -104,7 +107,7 @@ def init_app(app: Flask, config: dict | None = None) -> None:
     if config:
         app.config.update(config)
     if not app.config.get("DATABASE_URL"):
-        os.makedirs(app.instance_path, exist_ok=True)
+        # the store creates the folder (and says what to do when it cannot)
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'cdshooks.sqlite3'}"
     app.extensions[EXTENSION_KEY] = load(app.config)
 

@@ -170,7 +170,7 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets
         settings[key] = value
     local_codes = site.file.applicability.get(model.id, {}) if site else {}
     codesets, applies, used, found = _compile_codes_and_facts(model, nodes, facts, document, sets, local_codes, site)
-    problems += found
+    problems += found + _unanswered_decisions(model, settings, document)
     order = {node.id: i for i, (node, _) in enumerate(_walk(model.criteria, ()))}
     policy = CompiledPolicy(model, MappingProxyType(nodes), MappingProxyType(settings),
                             MappingProxyType(codesets), applies, frozenset(used), document.file,
@@ -178,6 +178,40 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets
                             MappingProxyType({c.id: n.id for n, _ in _walk(model.criteria, ()) for c in n.children()}),
                             document)
     return policy, problems
+
+
+_ROOT_DECISIONS = ("met", "not-met", "unknown")
+
+
+def _unanswered_decisions(model: Policy, settings: Mapping, document) -> list[Problem]:
+    """Every decision/outcome the policy can reach needs a response row (else the call is a 500).
+
+    A row counts only if it matches whatever the other criteria results are: a row that also
+    asks for results of criteria may not match, so it cannot be the answer of last resort.
+    """
+    root = model.criteria.id
+    reachable = {(decision, "none") for decision in _ROOT_DECISIONS}
+    for outcome in model.outcomes:
+        condition = outcome.when.results.get(root)
+        roots = _ROOT_DECISIONS if condition is None else condition if isinstance(condition, list) else [condition]
+        reachable |= {(outcome.decision or decision, outcome.code) for decision in roots}
+    problems = []
+    for decision, outcome in sorted(reachable):
+        if not any(_answers(row.when, root, decision, outcome, settings) for row in model.responses):
+            problems.append(document.problem(("responses",), "unanswered",
+                                             f"no response row answers decision '{decision}' with outcome "
+                                             f"'{outcome}' under the settings {dict(settings) or '{}'}"))
+    return problems
+
+
+def _answers(when, root: str, decision: str, outcome: str, settings: Mapping) -> bool:
+    root_condition = when.results.get(root)
+    if root_condition is not None and decision not in (root_condition if isinstance(root_condition, list)
+                                                       else [root_condition]):
+        return False
+    return (not when.decision or decision in when.decision) and (not when.outcome or outcome in when.outcome) \
+        and all(settings.get(key) == value for key, value in when.settings.items()) \
+        and set(when.results) <= {root}
 
 
 def _index(root: Node, document) -> tuple[dict[str, Node], list[Problem]]:
