@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=_port(), help="default: CDSHOOKS_PORT or 8000")
     serve.add_argument("--workers", type=int, default=os.environ.get("CDSHOOKS_WORKERS", "2"),
                        help="default: CDSHOOKS_WORKERS or 2")
+    serve.add_argument("--reload", action="store_true",
+                       help="development: reload when a policy, mapping, value set or site file changes "
+                            "(validated first; a broken change keeps the last good configuration)")
     serve.set_defaults(run=_serve)
     health = commands.add_parser("health", help="exit 0 when the local service's /healthz answers 200")
     health.add_argument("--host", default="127.0.0.1",
@@ -126,7 +129,7 @@ def _serve(args) -> int:
     from cdshooks import server
 
     logsafe.configure(logging.INFO)
-    return server.run(args.host, args.port, args.workers)
+    return server.run(args.host, args.port, args.workers, reload=args.reload)
 
 
 def _health(args) -> int:
