@@ -162,14 +162,14 @@ class Topology:
             raise RuntimeError("nginx is not installed (Debian: apt-get install nginx-light)")
         self.folder.mkdir(parents=True, exist_ok=True)
         for index, port in enumerate(self.instance_ports):
-            # One after the other: instances that create the tables of an empty database at the
-            # same moment race (the loser stops with DuplicateTable), see docs/deploy.md.
+            # All at once, as replicas boot: creating the tables of an empty database must not race.
             runtime = self.folder / f"instance-{index}"
             runtime.mkdir(exist_ok=True)   # gunicorn's control socket: one per instance, not ~/.gunicorn
             self.instances.append(self._spawn(
                 [sys.executable, "-m", "cdshooks.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                  "--workers", str(self.workers)], f"instance-{index}.log",
                 {**self.env, "XDG_RUNTIME_DIR": str(runtime)}))
+        for port in self.instance_ports:
             wait_http(port)
         upstreams = self.folder / "upstreams.conf"
         upstreams.write_text(upstream_servers([f"127.0.0.1:{p}" for p in self.instance_ports]))

@@ -187,7 +187,6 @@ def fresh_postgres_url():
 
     Skips when PostgreSQL is unreachable, or fails when CDSHOOKS_REQUIRE_POSTGRES is set (CI).
     """
-    from cdshooks import store
     from loopback import fresh_schema
 
     probe = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})

@@ -29,7 +29,7 @@ def free_port() -> int:
 class Served:
     """One ``cdshooks serve --workers 2`` process group; its combined output goes to ``log``."""
 
-    def __init__(self, folder: Path, **env: str):
+    def __init__(self, folder: Path, args: tuple = (), **env: str):
         self.port = free_port()
         self.log = folder / "serve.log"
         environment = {key: value for key, value in os.environ.items() if not key.startswith("CDSHOOKS_")}
@@ -37,7 +37,7 @@ class Served:
                             "CDSHOOKS_TODAY": "2025-06-15"}, **env)
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
-                [str(BIN / "cdshooks"), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2"],
+                [str(BIN / "cdshooks"), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2", *args],
                 cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready()
 

@@ -122,5 +122,5 @@ def test_a_leaf_without_a_question_is_reported_with_its_line(tree):
     path = tree / "policies" / "prenatal-cfdna-screening.yaml"
     edit(path, "      question: Is this the first cfDNA screen of this pregnancy?\n", "")
     (problem,) = problems(tree)
-    assert (problem.kind, problem.path) == ("missing", "criteria.all[1].question")
+    assert (problem.kind, problem.path) == ("missing", "criteria.all[GEN-1].question")
     assert "question" in problem.detail

@@ -71,3 +71,11 @@ def test_quantity_units(quantity, loinc, days):
 
 def test_display_is_weeks_and_days():
     assert gestation.weeks_days(60) == "8w4d" and gestation.weeks_days(63) == "9w0d"
+
+
+def test_a_unitless_reading_of_a_local_code_counts_only_when_the_site_says_it_is_in_weeks():
+    day = dt.date(2025, 3, 1)
+    local = gestation.GaObservation("Observation/x", day, {"value": 10}, "GA-WK")
+    assert gestation.gestational_age([local], [], day) is None          # weeks or days? read as nothing
+    declared = gestation.GaObservation("Observation/x", day, {"value": 10}, "GA-WK", unitless_weeks=True)
+    assert gestation.gestational_age([declared], [], day).days == 70

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from cdshooks import valuesets
-from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import oncology as onc
 from cdshooks.mapping.facts import Fact
 from cdshooks.mapping.facts import Item

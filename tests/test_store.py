@@ -8,7 +8,7 @@ import os
 import shutil
 import threading
 import time
-import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy
@@ -231,3 +231,19 @@ def test_form_launches_round_trip_expire_and_lose_their_tokens(db):
     assert db.form("stale-token")["token_cipher"] is None and db.form("live")["token_cipher"] == "c1"
     db.forget_form_token("live")
     assert db.form("live")["token_cipher"] is None
+
+
+def test_instances_starting_together_on_an_empty_database_all_start(database_url):
+    """Replicas that boot at once must not race on creating the tables (the loser used to exit)."""
+    barrier = threading.Barrier(6)
+
+    def start():
+        barrier.wait()
+        return store.Store(database_url)
+
+    with ThreadPoolExecutor(6) as pool:
+        started = [f.result(timeout=60) for f in [pool.submit(start) for _ in range(6)]]
+    started[0].add_feedback("svc", [feedback_item()])
+    assert started[-1].add_feedback("svc", [feedback_item()]) == 0  # one schema, seen by all
+    for instance in started:
+        instance.dispose()

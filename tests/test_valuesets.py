@@ -13,6 +13,7 @@ import yaml
 from cdshooks import valuesets
 from cdshooks.policy.loader import check
 from cdshooks.record import ICD10CM
+from cdshooks.record import normalize_code
 
 ROOT = Path(__file__).resolve().parents[1]
 SNOMED = "http://snomed.info/sct"
@@ -157,3 +158,31 @@ def test_no_code_is_listed_by_two_shipped_sets():
                     twice.append(f"{key} in {owner[key]} and {name}")
                 owner[key] = name
     assert twice == []
+
+
+# Issue 11: a SNOMED CT diagnosis lands in every shipped set its ICD-10-CM equivalent lands in.
+SAME_MEANING = [
+    ("C91.00", "91857003"),       # acute lymphoblastic leukaemia
+    ("C91.01", "91856007"),       # acute lymphoblastic leukaemia in remission
+    ("C91.02", "12301000132103"),  # acute lymphoblastic leukaemia in relapse
+    ("C91.40", "118613001"),      # hairy cell leukaemia
+    ("C91.40", "93151007"),       # hairy cell leukaemia of spleen
+    ("C91.00", "277575008"),      # T-cell acute lymphoblastic leukaemia
+    ("C91.40", "307341004"),      # atypical hairy cell leukaemia
+    ("D70.0", "89655007"),        # congenital neutropenia
+    ("D70.4", "191347008"),       # cyclical neutropenia
+    ("D61.09", "30575002"),       # Fanconi anaemia (constitutional aplastic anaemia)
+]
+# F-CHRONIC counts ICD-10-CM 3-character categories (colony-stimulating-factors.md f.2), so its set
+# is ICD-10-CM by definition.
+ICD_CATEGORY_SETS = {"chronic-condition"}
+
+
+@pytest.mark.parametrize("icd, sct", SAME_MEANING)
+def test_a_snomed_diagnosis_is_in_the_same_sets_as_its_icd10cm_equivalent(icd, sct):
+    sets = valuesets.load(ROOT / "valuesets")[0]
+
+    def owners(system, code):
+        return {name for name, vs in sets.by_name.items() if vs.codes.entry_for(system, normalize_code(system, code))}
+
+    assert owners(SNOMED, sct) and owners(SNOMED, sct) == owners(ICD10CM, icd) - ICD_CATEGORY_SETS

@@ -15,6 +15,9 @@ import yaml
 from pydantic import BaseModel
 from pydantic import ValidationError
 
+from cdshooks.suggest import did_you_mean
+from cdshooks.suggest import keys_at
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -52,19 +55,36 @@ class Document:
         return self.lines.get(path, 1)
 
     def problem(self, path: tuple, kind: str, detail: str) -> Problem:
-        return Problem(self.file, self.line_of(path), format_path(path), kind, detail)
+        return Problem(self.file, self.line_of(path), format_path(path, self.data), kind, detail)
 
 
-def format_path(path: tuple) -> str:
+_ITEM_NAMES = ("id", "name", "code")   # how a list item is named in a breadcrumb, when it has one
+
+
+def format_path(path: tuple, data=None) -> str:
+    """``criteria.all[2].when`` — or, when ``data`` is given and the item has an id (name, code),
+    ``criteria.all[I.B.3].when``, so the breadcrumb survives reordering and is found by search."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            item = data[part] if isinstance(data, list) and 0 <= part < len(data) else None
+            label = next((item[k] for k in _ITEM_NAMES if isinstance(item, dict) and isinstance(item.get(k), str)), None)
+            out += f"[{label}]" if label else f"[{part}]"
+            data = item
+        else:
+            out += f".{part}" if out else str(part)
+            data = data.get(part) if isinstance(data, dict) else None
     return out
+
+
+def read_name(path: Path, root: Path | None) -> str:
+    """How problems name a file: relative to ``root`` when it is below it."""
+    return str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
 
 
 def read(path: Path, root: Path | None = None) -> tuple[Document | None, list[Problem]]:
     """Parse one YAML file safely, keeping line numbers; return the document or its problems."""
-    name = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
+    name = read_name(path, root)
     try:
         text = path.read_text(encoding="utf-8")
         node = yaml.compose(text, Loader=_LOADER)
@@ -106,8 +126,13 @@ def validate(document: Document, model: type[BaseModel], context: dict | None = 
         problems = []
         for error in exc.errors():
             path = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            kind = "unknown-key" if error["type"] == "extra_forbidden" else "schema"
-            problems.append(document.problem(path, kind, error["msg"]))
+            if error["type"] == "extra_forbidden":
+                known = keys_at(model, path)
+                detail = f"unknown key '{path[-1]}'{did_you_mean(path[-1], known)}" + \
+                    (f"; known keys: {', '.join(known)}" if known and len(known) <= 12 else "")
+                problems.append(document.problem(path, "unknown-key", detail))
+            else:
+                problems.append(document.problem(path, "schema", error["msg"]))
         return None, problems
 
 
@@ -120,6 +145,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def check_schema_comment(document_path: Path, document: Document, expected: str) -> list[Problem]:
     """Line 1 must point editors at the JSON Schema of the file's format."""
     first = document_path.read_text(encoding="utf-8").split("\n", 1)[0].strip()
-    if first != SCHEMA_COMMENT + expected:
+    # a site's files sit elsewhere and point at the shipped schema by a relative path
+    if first != SCHEMA_COMMENT + expected and not (first.startswith(SCHEMA_COMMENT) and first.endswith("/" + expected)):
         return [Problem(document.file, 1, "", "schema-ref", f"line 1 must be '{SCHEMA_COMMENT}{expected}'")]
     return []

@@ -1,4 +1,6 @@
-"""``cdshooks eval``: run a saved hook request and print facts, criteria and the response."""
+"""``cdshooks eval``: run a saved hook request and explain it — for each order and each loaded
+policy why it applied or not, each fact with the mapping ``file:line`` it came from, each
+criterion with its result, and each leaf with the value it compared — then the response."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from cdshooks.errors import CdsHooksError
 from cdshooks.errors import operation_outcome
 
 
-def run(request_path: Path, policies: Path, mappings: Path, today: str | None) -> int:
+def run(request_path: Path, policies: Path, mappings: Path, today: str | None,
+        site: Path | None = None, valuesets: Path | None = None) -> int:
     from cdshooks import create_app
     from cdshooks import hooks
     from cdshooks import registry
@@ -23,14 +26,15 @@ def run(request_path: Path, policies: Path, mappings: Path, today: str | None) -
         print(f"{request_path}: {exc}", file=sys.stderr)
         return 2
     config = {"POLICIES": str(policies), "MAPPINGS": str(mappings), "DATABASE_URL": "sqlite://"}
-    if today:
-        config["TODAY"] = today
+    config.update({k: str(v) for k, v in (("TODAY", today), ("SITE", site), ("VALUESETS", valuesets)) if v})
     app = create_app(config)
     with app.app_context():
         services = {s.hook: s for s in registry.get().services.values()}
+        loaded = registry.get()
     service = services.get(body.get("hook") if isinstance(body, dict) else None)
     if service is None:
-        print(f"unknown hook {body.get('hook') if isinstance(body, dict) else body!r}", file=sys.stderr)
+        print(f"{request_path}: unknown hook {body.get('hook') if isinstance(body, dict) else body!r} "
+              f"(this service answers {', '.join(sorted(services))})", file=sys.stderr)
         return 2
     with app.test_request_context(f"/cds-services/{service.id}", method="POST"):
         g.call = {"service": service.id, "hook": service.hook}
@@ -39,7 +43,8 @@ def run(request_path: Path, policies: Path, mappings: Path, today: str | None) -
         except CdsHooksError as exc:
             print(json.dumps(operation_outcome(exc.diagnostics, exc.code, exc.expression), indent=2))
             return 1
-    _print_facts(answer.facts)
+        _print_applicability(loaded, service, body, answer.facts.today)
+    _print_facts(answer.facts, loaded.policies.facts.origins)
     for evaluation in answer.evaluations:
         _print_evaluation(evaluation)
     print("\n== response")
@@ -47,13 +52,27 @@ def run(request_path: Path, policies: Path, mappings: Path, today: str | None) -
     return 0
 
 
-def _print_facts(facts) -> None:
-    print("== facts")
+def _print_applicability(loaded, service, body, today) -> None:
+    from cdshooks import protocol
+    from cdshooks.policy import why
+
+    parsed = protocol.parse_request(body, service.hook, 10_000, 10_000)
+    print("== which policies apply")
+    for order, policy_id, applies, reason in why.applicability(loaded.policies, parsed.in_scope,
+                                                                parsed.draft_orders, today):
+        print(f"{order} · {policy_id}: {'APPLIES' if applies else 'does not apply'} — {reason}")
+    if not parsed.in_scope:
+        print("no order in scope (order-select: the selections; order-sign: every draft order)")
+
+
+def _print_facts(facts, origins) -> None:
+    print("\n== facts (with the mapping they came from)")
     for key, fact in sorted(facts.memo.items(), key=lambda kv: (kv[0][0], str(kv[0][1:3]))):
         name, at, order = key[:3]
         scope = f" [{order}]" if order else ""
         value = "" if fact.value is None or _is_item_list(fact.value) else f" = {fact.value}"
-        print(f"{name} @ {at}{scope}: {fact.status}{value}" + (f" — {fact.note}" if fact.note else ""))
+        where = f"   ({', '.join(origins.get(name, ()))})" if origins.get(name) else ""
+        print(f"{name} @ {at}{scope}: {fact.status}{value}" + (f" — {fact.note}" if fact.note else "") + where)
         for evidence in fact.evidence:
             print(f"    {evidence}")
 
@@ -64,15 +83,20 @@ def _is_item_list(value) -> bool:
 
 
 def _print_evaluation(evaluation) -> None:
-    policy = evaluation.match.policy.id
+    from cdshooks.policy import why
+
+    policy = evaluation.match.policy
     order = evaluation.match.order.reference
-    print(f"\n== {policy} for {order}: {evaluation.decision}"
+    print(f"\n== {policy.id} for {order}: {evaluation.decision}"
           + (f" ({evaluation.outcome})" if evaluation.outcome else ""))
     dates = ", ".join(f"{k}={v}" for k, v in evaluation.dates.items())
-    print(f"dates: {dates}")
+    print(f"dates: {dates}   (T = today, E = the order's service date, R = the policy's reference date)")
     for result in evaluation.results.values():
         line = f"{result.id:<16} {result.result:<8} {result.source}"
         print(line + (f" — {result.note}" if result.note else ""))
+        node = policy.nodes[result.id]
+        if node.when is not None and result.leaf:
+            print(f"{'':<18}compared: {why.comparison(node.when, evaluation.context, evaluation.dates)}")
         for evidence in result.evidence:
             print(f"{'':<18}{evidence}")
     if evaluation.documentation:

@@ -115,7 +115,7 @@ def init_app(app: Flask) -> None:
     """Load and validate policies and mappings; a broken file stops start-up here."""
     config = settings.get_from(app)
     app.extensions[EXTENSION_KEY] = build(load_policy_set(config.POLICIES, config.MAPPINGS, config.POLICY_SETTINGS,
-                                                           config.VALUESETS))
+                                                           config.VALUESETS, config.SITE))
 
 
 def get() -> Registry:

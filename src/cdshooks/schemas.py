@@ -13,11 +13,14 @@ def documents(policies: Path, mappings: Path) -> dict[Path, dict]:
     from cdshooks.policy.cases import Suite
     from cdshooks.policy.loader import SCHEMA_FILE
     from cdshooks.policy.model import Policy
+    from cdshooks.site import SCHEMA_FILE as SITE_SCHEMA
+    from cdshooks.site import SiteFile
 
     return {
         mappings / "schema.json": _schema(MappingFile, "cdshooks mapping file"),
         policies / SCHEMA_FILE: _schema(Policy, "cdshooks policy file"),
         policies / TEST_SCHEMA: _schema(Suite, "cdshooks policy test suite"),
+        mappings / SITE_SCHEMA: _schema(SiteFile, "cdshooks site file (site.yaml)"),
     }
 
 

@@ -149,7 +149,7 @@ def options(host: str, port: int, workers: int) -> dict:
     }
 
 
-def run(host: str, port: int, workers: int) -> int:
+def run(host: str, port: int, workers: int, reload: bool = False) -> int:
     """Check that the app starts (every data-file problem listed at once), then serve it."""
     # Workers must share the key that encrypts the EHR tokens form launches keep (forms.py): without
     # a configured one, the master makes one for this run (a reload keeps it) and workers inherit it.
@@ -159,5 +159,10 @@ def run(host: str, port: int, workers: int) -> int:
     except (DataFileError, SettingsError, StoreStartError) as exc:
         print(exc, file=sys.stderr)
         return 1
-    _Gunicorn(options(host, port, workers), app).run()
+    settings = options(host, port, workers)
+    if reload:  # development: a watcher in the master sends the SIGHUP reload above on every change
+        from cdshooks import watch
+
+        settings["when_ready"] = watch.when_ready(app)
+    _Gunicorn(settings, app).run()
     return 0

@@ -52,6 +52,7 @@ class Settings(BaseModel):
     POLICIES: Path = Path("policies")
     MAPPINGS: Path = Path("mappings")
     VALUESETS: Path | None = None          # default: the "valuesets" folder beside MAPPINGS
+    SITE: Path | None = None               # a site folder extending the shipped files (cdshooks.site)
     POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str | list[str]]] = {}
     SANDBOX_SYSTEM_ACTIONS: bool = False   # also send systemActions under extension (sandbox only)
     # what the payer asserts (CRD coverage-information) for an order no medical policy covers

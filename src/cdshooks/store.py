@@ -40,6 +40,7 @@ from sqlalchemy import create_engine
 from sqlalchemy import delete
 from sqlalchemy import event
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
@@ -131,6 +132,30 @@ def engine_url(url: str) -> str:
     return url
 
 
+_SCHEMA_LOCK = 0x63647368  # "cdsh": the advisory lock instances take while creating the tables
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create missing tables; instances starting together on an empty database must not race.
+
+    PostgreSQL serialises them with a transaction-scoped advisory lock, so the second instance
+    sees the first one's tables. SQLite's driver commits each CREATE on its own, so a creator
+    that checked before another created a table fails with "already exists"; each retry sees at
+    least one more table, so one retry per table is enough.
+    """
+    postgres = engine.dialect.name == "postgresql"
+    for attempt in range(len(metadata.tables) + 1):
+        try:
+            with engine.begin() as conn:
+                if postgres:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                metadata.create_all(conn)
+            return
+        except OperationalError:
+            if postgres or attempt == len(metadata.tables):
+                raise
+
+
 class Store:
     """The service's database: schema created on construction, one bounded transaction per write."""
 
@@ -141,7 +166,7 @@ class Store:
         if self._sqlite_file is not None:
             _prepare_folder(self._sqlite_file.parent)
         try:
-            metadata.create_all(self.engine)
+            _create_schema(self.engine)
         except SQLAlchemyError as exc:
             raise StoreStartError(_start_advice(self._sqlite_file, exc)) from None
         self._identity = _file_identity(self._sqlite_file)
@@ -333,8 +358,8 @@ def _create_engine(url: str, timeout_s: float) -> Engine:
 def _sqlite_pragmas(dbapi_connection, timeout_s: float) -> None:
     # WAL lets several gunicorn workers write; each transaction chooses how hard it syncs
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")  # first: WAL itself may wait for a lock
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
     cursor.close()
 
 

@@ -153,31 +153,70 @@ class ValueSets:
 EMPTY = ValueSets(MappingProxyType({}))
 
 
-def load(folder: Path) -> tuple[ValueSets, list[Problem]]:
-    """Read every ``*.json`` value set of ``folder``; return the sets and every problem found."""
+def load(folder: Path, site=None) -> tuple[ValueSets, list[Problem]]:
+    """Read every ``*.json`` value set of ``folder`` (then of the site's ``valuesets/``, with the
+    site's additions and replacements); return the sets and every problem found."""
     problems: list[Problem] = []
     if not folder.is_dir():
         return EMPTY, [Problem(str(folder), 1, "", "missing", "value-set folder not found")]
     parsed: dict[str, tuple[ValueSetFile, datafile.Document]] = {}
-    for path in sorted(folder.glob("*.json")):
-        document, found = _read(path, folder.parent)
-        problems += found
-        if document is None:
-            continue
-        model, found = datafile.validate(document, ValueSetFile)
-        problems += found
-        if not NAME.match(path.stem):
-            problems.append(document.problem((), "name", f"file name '{path.stem}' must be lower-case-with-hyphens"))
-        elif model is not None:
-            parsed[path.stem] = (model, document)
+    shipped: set[str] = set()
+    for i, where in enumerate(_folders(folder, site)):
+        for path in sorted(where.glob("*.json")):
+            document, found = _read(path, where.parent if i == 0 else site.folder.parent)
+            problems += found
+            if document is None:
+                continue
+            model, found = datafile.validate(document, ValueSetFile)
+            problems += found
+            if not NAME.match(path.stem):
+                problems.append(document.problem((), "name", f"file name '{path.stem}' must be lower-case-with-hyphens"))
+            elif path.stem in shipped:
+                problems.append(document.problem((), "name", f"'{path.stem}' is a shipped value set: give the site's set "
+                                                 f"its own name and add it in site.yaml (valuesets: {{{path.stem}: "
+                                                 f"{{add: [...]}}}} or {{replace: ...}})"))
+            elif model is not None:
+                parsed[path.stem] = (model, document)
+                shipped |= {path.stem} if i == 0 else set()
+    changes, found = _site_changes(site, parsed)
+    problems += found
     # a set is found by the project's URL for its name and by its own canonical URL, so an export
     # saved under a project name still serves the sets that include it by that name
     by_url = {BASE_URL + name: name for name in parsed}
     by_url.update({m.url: name for name, (m, _) in parsed.items() if m.url})
     compiled: dict[str, ValueSet] = {}
     for name in parsed:
-        problems += _compile(name, parsed, by_url, compiled, ())
+        problems += _compile(name, parsed, by_url, compiled, (), changes)
     return ValueSets(MappingProxyType(compiled)), problems
+
+
+def _folders(folder: Path, site) -> list[Path]:
+    extra = site.sub("valuesets") if site is not None else None
+    return [folder] + ([extra] if extra is not None and extra.is_dir() and extra.resolve() != folder.resolve() else [])
+
+
+def _site_changes(site, parsed) -> tuple[dict, list[Problem]]:
+    """site.yaml ``valuesets``: name -> change, each name checked against the loaded sets."""
+    if site is None:
+        return {}, []
+    problems = []
+    for name, change in site.file.valuesets.items():
+        path = ("valuesets", name)
+        if name not in parsed:
+            problems.append(site.problem(path, "valueset", f"unknown value set '{name}'{_hint(name, parsed)}"))
+        for j, other in enumerate(change.add):
+            if other not in parsed:
+                problems.append(site.problem(path + ("add", j), "valueset", f"unknown value set '{other}'{_hint(other, parsed)}"))
+        if change.replace and change.replace not in parsed:
+            problems.append(site.problem(path + ("replace",), "valueset",
+                                         f"unknown value set '{change.replace}'{_hint(change.replace, parsed)}"))
+    return {n: c for n, c in site.file.valuesets.items() if n in parsed}, problems
+
+
+def _hint(name: str, known) -> str:
+    from cdshooks.suggest import did_you_mean
+
+    return did_you_mean(name, known)
 
 
 def _read(path: Path, root: Path):
@@ -199,10 +238,11 @@ def _read(path: Path, root: Path):
     return datafile.Document(name, data, lines), []
 
 
-def _compile(name, parsed, by_url, compiled, stack) -> list[Problem]:
+def _compile(name, parsed, by_url, compiled, stack, changes) -> list[Problem]:
     if name in compiled:
         return []
     model, document = parsed[name]
+    change = changes.get(name)
     if name in stack:
         return [document.problem(("compose",), "valueset", f"value sets include each other: {' -> '.join(stack + (name,))}")]
     problems: list[Problem] = []
@@ -216,7 +256,7 @@ def _compile(name, parsed, by_url, compiled, stack) -> list[Problem]:
         excluded = []
         for i, part in enumerate(model.compose.exclude):
             path = ("compose", "exclude", i)
-            found, more = _entries(part, path, document, parsed, by_url, compiled, stack + (name,), [])
+            found, more = _entries(part, path, document, parsed, by_url, compiled, stack + (name,), [], changes)
             excluded += found
             problems += more
         for i, part in enumerate(model.compose.include):
@@ -225,13 +265,22 @@ def _compile(name, parsed, by_url, compiled, stack) -> list[Problem]:
                 problems.append(document.problem(path, "source", "say where the members come from: an extension "
                                                  f"'{SOURCE_EXTENSION}' with valueString"))
             sources += [part.source] if part.source else []
-            found, more = _entries(part, path, document, parsed, by_url, compiled, stack + (name,), sources)
+            found, more = _entries(part, path, document, parsed, by_url, compiled, stack + (name,), sources, changes)
             entries += _without(found, excluded)
             problems += more
         if published:
             sources.append(model.url)
     if not entries and not problems:
         problems.append(document.problem(("compose",), "valueset", "the value set has no members"))
+    if change is not None:  # the site's additions or replacement (site.yaml)
+        if change.replace:
+            entries, sources = [], []
+        for other in change.add or [change.replace]:
+            if other in parsed:
+                problems += _compile(other, parsed, by_url, compiled, stack + (name,), changes)
+                if other in compiled:
+                    entries += compiled[other].codes.include
+                    sources += compiled[other].sources
     members: dict[str, int] = {}
     for entry in entries:
         members[entry.system] = members.get(entry.system, 0) + 1
@@ -253,7 +302,7 @@ def _exact(system: str, code: str) -> Code:
     return Code(system, normalize_code(system, code), "exact", token=f"{system}|{code}")
 
 
-def _entries(part: Include, path, document, parsed, by_url, compiled, stack, sources: list) -> tuple[list[Code], list[Problem]]:
+def _entries(part: Include, path, document, parsed, by_url, compiled, stack, sources: list, changes) -> tuple[list[Code], list[Problem]]:
     """The entries of one include or exclude; the sources of included sets are added to ``sources``."""
     problems, entries = [], []
     for j, canonical in enumerate(part.valueSet):
@@ -261,7 +310,7 @@ def _entries(part: Include, path, document, parsed, by_url, compiled, stack, sou
         if target is None:
             problems.append(document.problem(path + ("valueSet", j), "valueset", f"unknown value set '{canonical}'"))
             continue
-        problems += _compile(target, parsed, by_url, compiled, stack)
+        problems += _compile(target, parsed, by_url, compiled, stack, changes)
         if target in compiled:
             entries += compiled[target].codes.include
             sources += compiled[target].sources
@@ -269,6 +318,7 @@ def _entries(part: Include, path, document, parsed, by_url, compiled, stack, sou
         if not part.valueSet:
             problems.append(document.problem(path, "valueset", "an include needs 'system' or 'valueSet'"))
         return entries, problems
+    problems += _system_problems(part, path, document)
     entries += [_exact(part.system, c.code) for c in part.concept]
     for j, flt in enumerate(part.filter):
         try:
@@ -281,13 +331,35 @@ def _entries(part: Include, path, document, parsed, by_url, compiled, stack, sou
     return entries, problems
 
 
+_KNOWN_SYSTEMS = frozenset(SYSTEMS.values())
+_DASHES = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-"})
+
+
+def _system_problems(part: Include, path, document) -> list[Problem]:
+    """A system URI the record never carries, or a range written as a code: both never match."""
+    system, problems = part.system, []
+    if system != system.strip() or (system.endswith("/") and canonical_system(system) not in _KNOWN_SYSTEMS):
+        fixed = system.strip().rstrip("/")
+        hint = f": write '{fixed}'" if canonical_system(fixed) in _KNOWN_SYSTEMS else ""
+        problems.append(document.problem(path + ("system",), "never-matches",
+                                         f"system '{system}' has a trailing slash or space; records never carry it{hint}"))
+    for j, concept in enumerate(part.concept):
+        if canonical_system(system) in _PREFIX_SYSTEMS and _BLOCK.match(concept.code.strip().upper().translate(_DASHES)):
+            problems.append(document.problem(path + ("concept", j, "code"), "never-matches",
+                                             f"'{concept.code}' is a range, not a code: write it as a filter "
+                                             f"{{property: concept, op: is-a, value: {concept.code.translate(_DASHES)}}}"))
+    return problems
+
+
 def _filter_entry(system: str, flt: Filter) -> Code:
     system = canonical_system(system)
     token = f"{system}|{flt.op}:{flt.value}"
     if flt.op == "regex" and flt.property == "code":
         return Code(system, flt.value, "pattern", token=token, pattern=re.compile(flt.value))
     if flt.op in ("is-a", "descendent-of") and flt.property in ("concept", "code") and system in _PREFIX_SYSTEMS:
-        value = flt.value.strip().upper() if system == ICD10CM else flt.value.strip()
+        # a range may be written with an en dash (as policies print it) or an ASCII hyphen: both are ranges
+        value = flt.value.strip().translate(_DASHES)
+        value = value.upper() if system == ICD10CM else value
         block = _BLOCK.match(value)
         if block:
             return Code(system, block.group(1), "range", block.group(2), token=token)

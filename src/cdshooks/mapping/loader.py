@@ -19,6 +19,7 @@ from cdshooks import datafile
 from cdshooks.codes import CodeError
 from cdshooks.codes import CodeSet
 from cdshooks.datafile import Problem
+from cdshooks.mapping import site_changes
 from cdshooks.mapping import units
 from cdshooks.mapping.calculators import Calculator
 from cdshooks.mapping.calculators import registry as calculator_registry
@@ -56,23 +57,26 @@ class FactSet:
     """Every compiled fact by name, with the file and line it came from."""
 
     facts: Mapping[str, SelectFact | CalculatorFact]
-    origins: Mapping[str, tuple[str, int]]
+    origins: Mapping[str, tuple[str, ...]]    # fact -> "file:line" of its definition, then of site changes
 
-    def resource_types(self, names) -> frozenset[str]:
-        """Record types the named facts read, following calculator inputs."""
-        seen, types, stack = set(), set(), list(names)
+    def reachable(self, names) -> frozenset[str]:
+        """The named facts and every fact they read (calculator inputs, window starts)."""
+        seen, stack = set(), list(names)
         while stack:
             name = stack.pop()
             if name in seen or name not in self.facts:
                 continue
             seen.add(name)
             fact = self.facts[name]
-            if isinstance(fact, SelectFact):
-                types.add(fact.source)
-                stack.extend([fact.since] if fact.since else [])
-            else:
-                types |= fact.calculator.resource_types
-                stack.extend(fact.inputs.values())
+            stack.extend(([fact.since] if fact.since else []) if isinstance(fact, SelectFact) else fact.inputs.values())
+        return frozenset(seen)
+
+    def resource_types(self, names) -> frozenset[str]:
+        """Record types the named facts read, following calculator inputs."""
+        types = set()
+        for name in self.reachable(names):
+            fact = self.facts[name]
+            types |= set(fact.sources) if isinstance(fact, SelectFact) else fact.calculator.resource_types
         return frozenset(types)
 
     @property
@@ -86,17 +90,17 @@ class FactSet:
         return fact.drafts == "only" if isinstance(fact, SelectFact) else fact.drafts_only
 
 
-def load(folder: Path, valuesets: ValueSets = EMPTY) -> tuple[FactSet, list[Problem]]:
-    """Read every mapping file of ``folder``; return the facts and every problem found.
+def load(folder: Path, valuesets: ValueSets = EMPTY, site=None) -> tuple[FactSet, list[Problem]]:
+    """Read every mapping file of ``folder``, then of the site's ``mappings/`` (``site.yaml``
+    changes applied); return the facts and every problem found.
 
     Code lists name value sets of ``valuesets``; an unknown name is a problem at its line."""
     problems: list[Problem] = []
     raw: dict[str, tuple[FactMapping, datafile.Document, str]] = {}
-    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
     if not folder.is_dir():
         problems.append(Problem(str(folder), 1, "", "missing", "mappings folder not found"))
-    for path in files:
-        document, found = datafile.read(path, folder.parent)
+    for path, root in _files(folder, site):
+        document, found = datafile.read(path, root)
         problems += found
         if document is None:
             continue
@@ -107,15 +111,32 @@ def load(folder: Path, valuesets: ValueSets = EMPTY) -> tuple[FactSet, list[Prob
             problems += _merge(raw, parsed, document, path.name)
     compiled, origins = {}, {}
     calculators = calculator_registry()
+    changes, found = site_changes.fact_changes(site, raw)
+    problems += found
     for name, (mapping, document, _file) in raw.items():
+        mapping, extra, found = site_changes.apply(site, name, mapping, changes.get(name))
+        problems += found
         fact, found = _compile(name, mapping, document, calculators, valuesets)
         problems += found
+        if fact is not None and extra:
+            fact, found = site_changes.with_sources(fact, mapping, extra, site, name,
+                                                     lambda m: _compile_select(name, m, valuesets))
+            problems += found
         if fact is not None:
             compiled[name] = fact
-            origins[name] = (document.file, document.line_of(("facts", name)))
+            origins[name] = (f"{document.file}:{document.line_of(('facts', name))}",) + \
+                (("%s:%d" % site.line("facts", name),) if name in changes else ())
     problems += _check_references(compiled, raw)
     compiled = _with_order_scope(compiled)
     return FactSet(MappingProxyType(compiled), MappingProxyType(origins)), problems
+
+
+def _files(folder: Path, site) -> list[tuple[Path, Path]]:
+    """(file, the folder its name is relative to): shipped files, then the site's (st-elsewhere/mappings/x.yaml)."""
+    extra = site.sub("mappings") if site is not None else None
+    found = [(p, folder.parent) for p in sorted(folder.glob("*.yaml"))] if folder.is_dir() else []
+    return found + ([(p, site.folder.parent) for p in sorted(extra.glob("*.yaml"))]
+                    if extra is not None and extra.is_dir() else [])
 
 
 def _validate(document) -> tuple[MappingFile | None, list[Problem]]:

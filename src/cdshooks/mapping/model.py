@@ -52,7 +52,9 @@ class FactMapping(_Model):
     active: bool | None = Field(None, description="Conditions: only D2-active ones (default true)")
     drafts: Literal["exclude", "include", "only"] = "exclude"
     value: str | None = Field(None, description="JSONPath (jsonpath_ng.ext) read on each match")
-    unit: str | None = Field(None, description="UCUM unit the value is converted to")
+    unit: str | None = Field(None, description=(
+        "UCUM unit the value is converted to (it becomes a bare number); leave it out when a calculator "
+        "reads the Quantity itself, e.g. gestational age"))
     within: str | None = Field(None, pattern=DURATION.pattern, description="window ending at the as-of date")
     ahead: str | None = Field(None, pattern=DURATION.pattern, description="window extends past the as-of date")
     since: str | None = Field(None, pattern=FACT_NAME, description="date fact that starts the window")

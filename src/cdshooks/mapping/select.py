@@ -47,17 +47,23 @@ class SelectFact:
     pick: str
     order_scoped: bool = False
     setting_refs: tuple = ()
+    extra: tuple = ()                # more sources a site added (same window and pick): SelectFacts
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return (self.source,) + tuple(e.source for e in self.extra)
 
     @classmethod
     def main_element(cls, source: str) -> str:
         return _MAIN_ELEMENT.get(source, "code")
 
     def compute(self, ctx: FactContext, at: dt.date) -> Fact:
-        if self.drafts != "only" and self.source in ctx.record.unavailable:
-            return Fact("unavailable", note=f"{self.source} data unavailable: {ctx.record.unavailable[self.source]}")
+        for source in self.sources:
+            if self.drafts != "only" and source in ctx.record.unavailable:
+                return Fact("unavailable", note=f"{source} data unavailable: {ctx.record.unavailable[source]}")
         start, end = self._window(ctx, at)
-        items = [item for resource in self.codes.candidates(ctx.record)
-                 for item in self._items(ctx, resource, at, start, end)]
+        items = [item for part in (self, *self.extra) for resource in part.codes.candidates(ctx.record)
+                 for item in part._items(ctx, resource, at, start, end)]
         return _PICKS[self.pick](self, items)
 
     def _window(self, ctx: FactContext, at: dt.date) -> tuple[dt.date | None, dt.date | None]:

@@ -62,6 +62,9 @@ class Suite(_Model):
     policy: str
     description: str = Field(min_length=1)
     today: dt.date
+    unreachable: dict[str, list[Result]] = Field(default_factory=dict, description=(
+        "criterion id -> results no record or answer can give it (left out of the every-leaf rule); "
+        "say why in a comment"))
     cases: list[Case] = Field(min_length=1)
 
 
@@ -80,37 +83,65 @@ def fixtures_dir(policies: Path) -> Path:
     return policies / "testdata"
 
 
-def load_fixture(policies: Path, name: str) -> list[dict]:
+def _fixture_path(policies, name: str) -> Path:
+    """``policies`` is a folder or a list of folders (a site's, then the shipped one): first found wins."""
+    folders = [policies] if isinstance(policies, Path) else list(policies)
+    paths = [fixtures_dir(folder) / f"{name}.json" for folder in folders]
+    return next((p for p in paths if p.is_file()), paths[-1])
+
+
+def load_fixture(policies, name: str) -> list[dict]:
     """A fixture file: one resource or a JSON list of resources."""
-    value = json.loads((fixtures_dir(policies) / f"{name}.json").read_text(encoding="utf-8"))
+    value = json.loads(_fixture_path(policies, name).read_text(encoding="utf-8"))
     return value if isinstance(value, list) else [value]
 
 
-def load_suites(policies: Path) -> tuple[list[tuple[str, Suite]], list[Problem]]:
-    """Every ``*_test.yaml`` of the folder, validated; problems for broken ones."""
+def load_suites(policies: Path, site: Path | None = None) -> tuple[list[tuple[str, Suite]], list[Problem]]:
+    """Every ``*_test.yaml`` of the folder (then of the site's ``policies/``), validated; problems
+    for broken ones.  A site's suites are named by their path (``st-elsewhere/policies/x_test.yaml``)."""
     suites, problems = [], []
-    for path in sorted(policies.glob("*_test.yaml")):
-        document, found = datafile.read(path, policies.parent)
-        problems += found
-        if document is None:
-            continue
-        problems += datafile.check_schema_comment(path, document, SCHEMA_FILE)
-        suite, found = datafile.validate(document, Suite)
+    for path, root, shipped in suite_files(policies, site):
+        suite, found = load_suite(path, root, shipped, policies)
         problems += found
         if suite is not None:
-            problems += _check_suite(policies, path, suite, document)
-            suites.append((path.name, suite))
+            suites.append((path.name if shipped else datafile.read_name(path, root), suite))
     return suites, problems
 
 
-def _check_suite(policies: Path, path: Path, suite: Suite, document) -> list[Problem]:
+def suite_files(policies: Path, site: Path | None):
+    yield from ((path, policies.parent, True) for path in sorted(policies.glob("*_test.yaml")))
+    local = Path(site) / "policies" if site is not None else None
+    if local is not None and local.is_dir():
+        yield from ((path, local.parent.parent, False) for path in sorted(local.glob("*_test.yaml")))
+
+
+def fixture_folders(path: Path, policies: Path) -> list[Path]:
+    """Where a suite's fixtures are looked for: its own folder, then the shipped policies folder."""
+    return [path.parent] + ([policies] if path.parent.resolve() != policies.resolve() else [])
+
+
+def load_suite(path: Path, root: Path, shipped: bool = True, policies: Path | None = None):
+    """One suite file: the suite (or None) and its problems."""
+    document, problems = datafile.read(path, root)
+    if document is None:
+        return None, problems
+    problems += datafile.check_schema_comment(path, document, SCHEMA_FILE)
+    suite, found = datafile.validate(document, Suite)
+    problems += found
+    if suite is not None:
+        problems += _check_suite(fixture_folders(path, policies or path.parent), path, suite, document, shipped)
+    return suite, problems
+
+
+def _check_suite(folders, path: Path, suite: Suite, document, shipped: bool = True) -> list[Problem]:
     problems = []
-    if path.name != f"{suite.policy}_test.yaml":
+    # a site's suites may have any name (several files may test one policy); shipped ones are named for it
+    if shipped and path.name != f"{suite.policy}_test.yaml":
         problems.append(document.problem(("policy",), "name", f"file should be named {suite.policy}_test.yaml"))
     for i, case in enumerate(suite.cases):
         for key in ("orders", "record"):
             for j, name in enumerate(getattr(case, key)):
-                if not (fixtures_dir(policies) / f"{name}.json").is_file():
+                if not _fixture_path(folders, name).is_file():
                     problems.append(document.problem(("cases", i, key, j), "fixture", f"no fixture '{name}'"))
     names = [c.name for c in suite.cases]
     for i, name in enumerate(names):
@@ -231,31 +262,3 @@ def coverage_values(response: dict, order: str) -> dict | str:
 def _check(failures: list, what: str, wanted, got) -> None:
     if wanted is not None and wanted != got:
         failures.append(f"{what}: expected {wanted!r}, got {got!r}")
-
-
-def run_all(policies: Path, mappings: Path) -> list[Outcome]:
-    """Run every suite of ``policies``; one app per (date, settings) combination."""
-    from cdshooks import create_app
-    from cdshooks import registry as registry_module
-
-    suites, problems = load_suites(policies)
-    if problems:
-        return [Outcome(p.file, "load", (str(p),)) for p in problems]
-    apps, outcomes = {}, []
-    for file_name, suite in suites:
-        for case in suite.cases:
-            today = case.today or suite.today
-            key = (today, suite.policy, json.dumps(case.settings, sort_keys=True))
-            if key not in apps:
-                apps[key] = create_app({
-                    "TESTING": True, "TODAY": today.isoformat(), "DATABASE_URL": "sqlite://",
-                    "POLICIES": str(policies), "MAPPINGS": str(mappings),
-                    "POLICY_SETTINGS": {suite.policy: dict(case.settings)} if case.settings else {},
-                    "PUBLIC_BASE_URL": "http://localhost",
-                })
-            app = apps[key]
-            with app.app_context():
-                loaded = registry_module.get()
-            failures = run_case(app.test_client(), loaded, policies, suite, case)
-            outcomes.append(Outcome(file_name, case.name, tuple(failures)))
-    return outcomes

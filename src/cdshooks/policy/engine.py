@@ -59,10 +59,15 @@ def service_date(order: dict, today: dt.date) -> dt.date:
     return when if when is not None and when > today else today
 
 
+def draft_context(policies: PolicySet, drafts, today: dt.date) -> tuple[Record, FactContext]:
+    """The record of the draft orders alone, and facts over it: what applicability may read."""
+    draft_record = record_module.build({}, {}, drafts)
+    return draft_record, FactContext(policies.facts.facts, draft_record, today, policies.resources)
+
+
 def match_orders(policies: PolicySet, in_scope, drafts, today: dt.date) -> list[Match]:
     """(order, policy, rule) for every order in scope and every policy one of whose rules applies."""
-    draft_record = record_module.build({}, {}, drafts)
-    base = FactContext(policies.facts.facts, draft_record, today, policies.resources)
+    draft_record, base = draft_context(policies, drafts, today)
     matches = []
     for order in in_scope:
         concepts = order_concepts(order.resource, draft_record)
@@ -77,15 +82,15 @@ def _applicable_rule(policy: CompiledPolicy, order: DraftOrder, concepts, base: 
     for rule, codes in policy.applies:
         if order.resource_type not in rule.resource or (codes is not None and not codes.matches_concept(concepts)):
             continue
-        if rule.requires is not None and not _holds(rule.requires, policy, order, base):
+        if rule.requires is not None and not holds(rule.requires, policy, order, base):
             continue
-        if rule.unless is not None and _holds(rule.unless, policy, order, base):
+        if rule.unless is not None and holds(rule.unless, policy, order, base):
             return None
         return rule
     return None
 
 
-def _holds(expr, policy: CompiledPolicy, order: DraftOrder, base: FactContext) -> bool:
+def holds(expr, policy: CompiledPolicy, order: DraftOrder, base: FactContext) -> bool:
     """Whether an applicability expression is met for ``order`` (unknown is not met)."""
     ctx = base.for_order(order, service_date(order.resource, base.today), policy.settings)
     evaluator = Evaluator(policy, ctx, {}, {"T": base.today, "E": ctx.service_date, "R": base.today})
@@ -94,7 +99,7 @@ def _holds(expr, policy: CompiledPolicy, order: DraftOrder, base: FactContext) -
 
 def confirmed(matches: list[Match], base: FactContext) -> list[Match]:
     """The matches whose rule's ``confirm`` condition holds on the full record."""
-    return [m for m in matches if m.rule.confirm is None or _holds(m.rule.confirm, m.policy, m.order, base)]
+    return [m for m in matches if m.rule.confirm is None or holds(m.rule.confirm, m.policy, m.order, base)]
 
 
 def evaluate(match: Match, base: FactContext, record: Record) -> Evaluation:

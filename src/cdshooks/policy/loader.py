@@ -16,6 +16,8 @@ from typing import Mapping
 
 from cdshooks import coverage
 from cdshooks import datafile
+from cdshooks import site as site_module
+from cdshooks.suggest import did_you_mean
 from cdshooks.codes import CodeError
 from cdshooks.codes import CodeSet
 from cdshooks import valuesets as valueset_loader
@@ -48,6 +50,7 @@ class CompiledPolicy:
     order: Mapping[str, int]      # criterion id -> position in the tree (pre-order)
     negated: Mapping[str, bool]   # under an odd number of `none` groups: "met" is the bad news
     parents: Mapping[str, str]    # criterion id -> the group it sits in (the root has none)
+    document: datafile.Document | None = None   # the parsed file, for problems found later (lint)
 
     def unfavourable(self, node_id: str, result: str) -> bool:
         """Whether a result counts against the order (unknown always does)."""
@@ -80,29 +83,36 @@ class PolicySet:
 
 
 def load_policy_set(policies: Path, mappings: Path, overrides: Mapping[str, Mapping] | None = None,
-                    valuesets: Path | None = None) -> PolicySet:
+                    valuesets: Path | None = None, site: Path | None = None) -> PolicySet:
     """Load value sets, mappings then policies; raise :class:`DataFileError` listing every problem."""
-    policy_set, problems = check(policies, mappings, overrides or {}, valuesets)
+    policy_set, problems = check(policies, mappings, overrides or {}, valuesets, site)
     if problems:
         raise DataFileError(problems)
     return policy_set
 
 
 def check(policies: Path, mappings: Path, overrides: Mapping[str, Mapping],
-          valuesets: Path | None = None) -> tuple[PolicySet, list[Problem]]:
+          valuesets: Path | None = None, site: Path | None = None) -> tuple[PolicySet, list[Problem]]:
     """Load everything, collecting (not raising) problems; used by start-up and ``cdshooks check``.
 
-    Value sets are read from ``valuesets`` (default: the ``valuesets`` folder beside ``mappings``)."""
-    sets, problems = valueset_loader.load(valuesets or mappings.parent / "valuesets")
-    facts, found = mapping_loader.load(mappings, sets)
+    Value sets are read from ``valuesets`` (default: the ``valuesets`` folder beside ``mappings``);
+    ``site`` names a site folder (see :mod:`cdshooks.site`) whose files extend the shipped ones."""
+    local = site_module.load(site)
+    problems = list(local.problems) if local else []
+    sets, found = valueset_loader.load(valuesets or mappings.parent / "valuesets", local)
     problems += found
+    facts, found = mapping_loader.load(mappings, sets, local)
+    problems += found
+    overrides = site_module.settings(local, overrides)
     compiled: dict[str, CompiledPolicy] = {}
-    files = sorted(p for p in policies.glob("*.yaml") if not p.name.endswith(TEST_SUFFIX)) \
-        if policies.is_dir() else []
+    # a site's files are named from the folder above the site (st-elsewhere/policies/x.yaml)
+    files = [(p, folder.parent if i == 0 else local.folder.parent)
+             for i, folder in enumerate(site_module.folders(policies, local, "policies")) if folder.is_dir()
+             for p in sorted(folder.glob("*.yaml")) if not p.name.endswith(TEST_SUFFIX)]
     if not policies.is_dir():
         problems.append(Problem(str(policies), 1, "", "missing", "policies folder not found"))
-    for path in files:
-        policy, found = _load_one(path, policies.parent, facts, overrides, sets)
+    for path, root in files:
+        policy, found = _load_one(path, root, facts, overrides, sets, local)
         problems += found
         if policy is not None:
             if policy.id in compiled:
@@ -110,13 +120,31 @@ def check(policies: Path, mappings: Path, overrides: Mapping[str, Mapping],
             compiled[policy.id] = policy
     for policy_id in overrides:
         if policy_id not in compiled:
-            problems.append(Problem("CDSHOOKS_POLICY_SETTINGS", 1, policy_id, "unknown", "no such policy"))
+            where = local.line("settings", policy_id) if local and policy_id in local.file.settings \
+                else ("CDSHOOKS_POLICY_SETTINGS", 1)
+            problems.append(Problem(*where, policy_id, "unknown", f"no such policy{did_you_mean(policy_id, compiled)}"))
+    problems += _check_site_applicability(local, compiled)
     resources = MappingProxyType({"mme": load_mme_tables()})
     reads = MappingProxyType({pid: facts.resource_types(p.facts) for pid, p in compiled.items()})
     return PolicySet(MappingProxyType(compiled), facts, sets, resources, reads), problems
 
 
-def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets) -> tuple[CompiledPolicy | None, list[Problem]]:
+def _check_site_applicability(site, compiled) -> list[Problem]:
+    problems = []
+    for policy_id, rules in (site.file.applicability.items() if site else ()):
+        if policy_id not in compiled:
+            problems.append(site.problem(("applicability", policy_id), "reference",
+                                         f"no such policy{did_you_mean(policy_id, compiled)}"))
+            continue
+        names = [rule.name for rule in compiled[policy_id].model.applicability]
+        problems += [site.problem(("applicability", policy_id, rule), "reference",
+                                  f"policy '{policy_id}' has no applicability rule '{rule}'{did_you_mean(rule, names)}")
+                     for rule in rules if rule not in names]
+    return problems
+
+
+def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets,
+              site=None) -> tuple[CompiledPolicy | None, list[Problem]]:
     document, problems = datafile.read(path, root)
     if document is None:
         return None, problems
@@ -131,16 +159,24 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets
     settings = dict(model.settings)
     for key, value in (overrides.get(model.id) or {}).items():
         if key not in settings:
-            problems.append(Problem("CDSHOOKS_POLICY_SETTINGS", 1, f"{model.id}.{key}", "unknown",
-                                    f"policy '{model.id}' has no setting '{key}'"))
+            where = site.line("settings", model.id, key) if site and key in site.file.settings.get(model.id, {}) \
+                else ("CDSHOOKS_POLICY_SETTINGS", 1)
+            problems.append(Problem(*where, f"{model.id}.{key}", "unknown",
+                                    f"policy '{model.id}' has no setting '{key}'{did_you_mean(key, model.settings)}"))
+        elif type(value) is not type(settings[key]) and not (isinstance(settings[key], float) and type(value) is int):
+            problems.append(Problem(*(site.line("settings", model.id, key) if site and key in site.file.settings.get(
+                model.id, {}) else ("CDSHOOKS_POLICY_SETTINGS", 1)), f"{model.id}.{key}", "type",
+                f"'{key}' is a {type(settings[key]).__name__} in the policy, got {value!r}"))
         settings[key] = value
-    codesets, applies, used, found = _compile_codes_and_facts(model, nodes, facts, document, sets)
+    local_codes = site.file.applicability.get(model.id, {}) if site else {}
+    codesets, applies, used, found = _compile_codes_and_facts(model, nodes, facts, document, sets, local_codes, site)
     problems += found + _unanswered_decisions(model, settings, document)
     order = {node.id: i for i, (node, _) in enumerate(_walk(model.criteria, ()))}
     policy = CompiledPolicy(model, MappingProxyType(nodes), MappingProxyType(settings),
                             MappingProxyType(codesets), applies, frozenset(used), document.file,
                             MappingProxyType(order), MappingProxyType(_negations(model.criteria)),
-                            MappingProxyType({c.id: n.id for n, _ in _walk(model.criteria, ()) for c in n.children()}))
+                            MappingProxyType({c.id: n.id for n, _ in _walk(model.criteria, ()) for c in n.children()}),
+                            document)
     return policy, problems
 
 
@@ -232,13 +268,21 @@ def _sub_exprs(expr: Expr, path: tuple) -> Iterator[tuple[Expr, tuple]]:
         yield from _sub_exprs(expr.not_, path + ("not",))
 
 
-def _compile_codes_and_facts(model: Policy, nodes, facts: FactSet, document, sets: ValueSets):
+def _compile_codes_and_facts(model: Policy, nodes, facts: FactSet, document, sets: ValueSets,
+                             local_codes=None, site=None):
     problems, codesets, used, applies = [], {}, set(), []
     for i, rule in enumerate(model.applicability):
         try:
             applies.append((rule, sets.codes(rule.codes) if rule.codes else None))
         except CodeError as exc:
             problems.append(document.problem(("applicability", i, "codes"), "code", str(exc)))
+        if (local_codes or {}).get(rule.name) and applies and applies[-1][0] is rule:
+            try:  # the site's local codes for this rule (site.yaml applicability)
+                if applies[-1][1] is None:
+                    raise CodeError(f"rule '{rule.name}' has no codes (its 'requires' identifies the order)")
+                applies[-1] = (rule, CodeSet.union([applies[-1][1], sets.codes(local_codes[rule.name])]))
+            except CodeError as exc:
+                problems.append(site.problem(("applicability", model.id, rule.name), "code", str(exc)))
         for section in rule.sections or ():
             if section not in [c.id for c in model.criteria.children()]:
                 problems.append(document.problem(("applicability", i, "sections"), "reference",

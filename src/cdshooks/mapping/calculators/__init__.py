@@ -29,6 +29,9 @@ class Calculator:
     # a mapping keyed by names becomes ``((CodeSet, value), ...)``; table rows (a list of mappings)
     # have their ``codes`` resolved
     code_params: frozenset[str] = frozenset()
+    # input roles whose items' values the calculator reads as FHIR Quantities itself (a ``unit`` on
+    # such an input turns each value into a bare number it cannot read: `cdshooks check` refuses it)
+    quantity_inputs: frozenset[str] = frozenset()
 
 
 def setting(ctx, value):

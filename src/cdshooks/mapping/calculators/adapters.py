@@ -51,7 +51,9 @@ def gestational_age(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     edd = ctx.fact(inputs["edd"], ctx.today)
     if not observations.known and not edd.known:
         return observations if observations.status == "unavailable" else UNKNOWN
-    ga_items = [gestation.GaObservation(i.reference, i.date, i.value, i.code, str(i.resource.get("issued", "")))
+    weeks = params.get("unitless_weeks")   # local codes whose readings without a unit are in weeks
+    ga_items = [gestation.GaObservation(i.reference, i.date, i.value, i.code, str(i.resource.get("issued", "")),
+                                        bool(weeks and i.entry is not None and weeks.entry_for(i.entry.system, i.entry.code)))
                 for i in (observations.value or ()) if i.date]
     edd_items = [gestation.EddObservation(i.reference, i.date, parse_date(i.value), str(i.resource.get("issued", "")))
                  for i in (edd.value or ()) if i.date]
@@ -268,7 +270,8 @@ def _number(value: float) -> str:
 
 CALCULATORS = (
     Calculator("patient_age", patient_age, resource_types=frozenset({"Patient"})),
-    Calculator("gestational_age", gestational_age, frozenset({"observations", "edd"})),
+    Calculator("gestational_age", gestational_age, frozenset({"observations", "edd"}),
+               code_params=frozenset({"unitless_weeks"}), quantity_inputs=frozenset({"observations"})),
     Calculator("pregnancy_start", pregnancy_start, frozenset({"gestation"})),
     Calculator("date_reaching", eligible_date, frozenset({"gestation"})),
     Calculator("fetus_count", fetus_count, frozenset({"observations", "conditions"}), _prepare_counts,

@@ -23,6 +23,7 @@ class GaObservation:
     value: object            # a Quantity dict (or junk)
     loinc: str
     issued: str = ""
+    unitless_weeks: bool = False   # a site's local code whose readings without a unit are in weeks
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def gestational_age(ga: list[GaObservation], edd: list[EddObservation], on: dt.d
     """GA on ``on`` from the latest usable GA observation, else from the latest EDD; None if neither."""
     candidates = []
     for obs in ga:
-        days = quantity_days(obs.value, obs.loinc)
+        days = quantity_days(obs.value, "49051-6" if obs.unitless_weeks else obs.loinc)
         if days is not None:
             ga_on = days + (on - obs.date).days
             if 0 <= ga_on <= MAX_DAYS:

@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass
 from dataclasses import field
 
-from cdshooks.codes import CodeSet
 from cdshooks.mapping.calculators import Calculator
 from cdshooks.mapping.calculators import data_unavailable
 from cdshooks.mapping.calculators import first_unavailable
