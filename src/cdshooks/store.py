@@ -99,10 +99,11 @@ forms = Table(  # documentation-form launches: short-lived, the EHR token only e
     "cdshooks_form",
     metadata,
     Column("ref", String(64), primary_key=True),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    # indexed: every launch write purges the expired rows, which must not scan the live ones
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
     Column("content", Text, nullable=False),
     Column("token_cipher", Text),
-    Column("token_expires_at", DateTime(timezone=True)),
+    Column("token_expires_at", DateTime(timezone=True), index=True),
 )
 
 jwt_replay = Table(
