@@ -14,16 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+from loopback import free_port  # deploy/ is on the test path (conftest)
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EXAMPLE = ROOT / "examples" / "cfdna-at-8w2d.json"
 SIGN = "/cds-services/medical-policy-order-sign"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Served:
