@@ -20,10 +20,10 @@ import records  # noqa: E402
 from load import median_and_p99_ms  # noqa: E402
 
 from cdshooks import create_app  # noqa: E402
-from cdshooks import hooks  # noqa: E402
 from cdshooks import jsonio  # noqa: E402
+from cdshooks import pipeline  # noqa: E402
 from cdshooks import registry  # noqa: E402
-from cdshooks.server import freeze_heap  # noqa: E402
+from cdshooks.serve.server import freeze_heap  # noqa: E402
 
 SIZES = (20, 200, 2000, 20000)
 
@@ -43,7 +43,7 @@ def engine_times(app, size: int, repeats: int, single: bool = False) -> list[flo
     with app.test_request_context("/cds-services/x", method="POST"):
         for _ in range(repeats):
             started = time.perf_counter()
-            answer = hooks.answer(service, body, {})
+            answer = pipeline.answer(service, body, {})
             jsonio.dumps(answer.body)
             times.append(time.perf_counter() - started)
     with app.app_context():

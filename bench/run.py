@@ -12,7 +12,6 @@ on this shared machine falls on both sides of every ratio instead of on one of t
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
@@ -30,12 +29,12 @@ sys.path.insert(0, str(ROOT / "deploy"))
 
 import engine  # noqa: E402
 import load  # noqa: E402
-from loopback import wait_http  # noqa: E402
 import records  # noqa: E402
 import report  # noqa: E402
 import sweep  # noqa: E402
+from loopback import wait_http  # noqa: E402
 
-from cdshooks.server import freeze_heap  # noqa: E402
+from cdshooks.serve.server import freeze_heap  # noqa: E402
 
 SIGN = "/cds-services/medical-policy-order-sign"
 SELECT = "/cds-services/medical-policy-order-select"

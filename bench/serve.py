@@ -4,7 +4,7 @@
 passes the socket down, so the port is known before the server starts and no other process can
 take it in between (picking a "free" port and binding it later races with everyone else).
 
-Both servers get the gunicorn settings of ``cdshooks serve`` (:func:`cdshooks.server.options`):
+Both servers get the gunicorn settings of ``cdshooks serve`` (:func:`cdshooks.serve.server.options`):
 gevent workers, the same connection, keep-alive and timeout limits.  The service runs exactly as
 ``cdshooks serve`` does (app loaded and warmed in the master, its own worker class); the floor runs
 gunicorn's plain gevent worker, since the service's worker reads its limits from the service's
@@ -24,7 +24,7 @@ monkey.patch_all()   # as `cdshooks serve` does, before anything else is importe
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cdshooks import logsafe  # noqa: E402
-from cdshooks import server  # noqa: E402
+from cdshooks.serve import server  # noqa: E402
 
 FLOOR_ONLY = ("post_fork", "post_worker_init", "logger_class")
 

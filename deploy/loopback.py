@@ -85,7 +85,7 @@ def fresh_schema(postgres_url: str):
     drops it (and only it): every instance of a topology gets the same, empty store."""
     import sqlalchemy
 
-    from cdshooks.store import engine_url
+    from cdshooks.store.db import engine_url
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sqlalchemy.create_engine(engine_url(postgres_url), connect_args={"connect_timeout": 2})
@@ -166,7 +166,7 @@ class Topology:
             runtime = self.folder / f"instance-{index}"
             runtime.mkdir(exist_ok=True)   # gunicorn's control socket: one per instance, not ~/.gunicorn
             self.instances.append(self._spawn(
-                [sys.executable, "-m", "cdshooks.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                [sys.executable, "-m", "cdshooks.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
                  "--workers", str(self.workers)], f"instance-{index}.log",
                 {**self.env, "XDG_RUNTIME_DIR": str(runtime)}))
         for port in self.instance_ports:

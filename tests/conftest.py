@@ -16,7 +16,7 @@ import yaml
 from flask.testing import FlaskClient
 
 from cdshooks import create_app
-from cdshooks import store
+from cdshooks.store import db as store
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))   # loopback: the topology harness, shared with bench/
@@ -124,7 +124,7 @@ def no_private_data_in_any_log_line():
 @pytest.fixture(autouse=True)
 def _never_patch_the_test_run_for_gevent(monkeypatch):
     """`cdshooks serve` called in this process (cli tests) must not monkey-patch pytest's threads."""
-    from cdshooks import cli
+    from cdshooks.cli import main as cli
     monkeypatch.setattr(cli, "_patch_for_gevent", lambda: None)
 
 
@@ -213,9 +213,9 @@ def postgres_schema():
 
 def mapped_csf_products():
     """The CSF product table as the shipped mapping and value sets define it."""
-    from cdshooks import valuesets
-    from cdshooks.mapping.calculators.csf_products import product_table
-    from cdshooks.mapping.loader import resolve_params
+    from cdshooks.facts.calculators.csf_products import product_table
+    from cdshooks.facts.loader import resolve_params
+    from cdshooks.fhir import valuesets
 
     facts = yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))["facts"]
     params = resolve_params(facts["csf.product_family"]["params"], {"products"},

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from cdshooks.mapping.calculators import age
+from cdshooks.facts.calculators import age
 
 
 @pytest.mark.parametrize("birth, on, expected", [

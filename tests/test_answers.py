@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cdshooks import record
+from cdshooks.cds.prefetch import Slot
+from cdshooks.fhir import record
 from cdshooks.policy.answers import answers_for
-from cdshooks.prefetch import Slot
 from conftest import bundle
 from conftest import patient
 

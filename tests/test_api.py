@@ -8,10 +8,10 @@ import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire
 
 from cdshooks import registry
-from cdshooks import store
+from cdshooks.store import db as store
 from conftest import full_prefetch
-from conftest import make_app
 from conftest import hook_request
+from conftest import make_app
 
 
 def test_discovery_lists_exactly_the_registry_services(app, client):

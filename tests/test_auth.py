@@ -220,9 +220,9 @@ def test_replay_is_refused_across_two_app_instances_sharing_a_store(tmp_path, is
 
 def test_refusals_are_logged_by_reason_never_with_the_token(secured, caplog):
     bad = token({"exp": int(time.time()) - 600, "iat": int(time.time()) - 900})
-    with caplog.at_level(logging.WARNING, logger="cdshooks.auth"):
+    with caplog.at_level(logging.WARNING, logger="cdshooks.web.auth"):
         call(secured, bad)
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "cdshooks.auth"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "cdshooks.web.auth"]
     assert "reason=expired" in line and f"iss={ISS}" in line
     assert bad not in caplog.text and bad.split(".")[2] not in caplog.text
 

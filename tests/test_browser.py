@@ -22,7 +22,7 @@ from flask import Flask
 from flask import request as flask_request
 from werkzeug.serving import make_server
 
-from cdshooks import store
+from cdshooks.store import db as store
 from conftest import ROOT
 from conftest import make_app
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cdshooks import card_rules
-from cdshooks.card_text import QUESTIONS_HEADING
 from cdshooks.policy.loader import load_policy_set
+from cdshooks.respond import card_rules
+from cdshooks.respond.card_text import QUESTIONS_HEADING
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADED = load_policy_set(ROOT / "policies", ROOT / "mappings")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cdshooks import card_text
-from cdshooks.policy import cases
 from cdshooks.policy.loader import load_policy_set
+from cdshooks.respond import card_text
+from cdshooks.testing import cases
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES, MAPPINGS = ROOT / "policies", ROOT / "mappings"
@@ -130,9 +130,9 @@ def test_cards_for_third_party_records_keep_the_rules():
     """Each real record × one order per policy on order-sign: every card keeps README §7."""
     import uuid
 
-    from cdshooks import card_rules
     from cdshooks import create_app
     from cdshooks import registry
+    from cdshooks.respond import card_rules
 
     app = create_app({"TESTING": True, "TODAY": "2025-06-15", "DATABASE_URL": "sqlite://", "POLICIES": str(POLICIES),
                       "MAPPINGS": str(MAPPINGS), "PUBLIC_BASE_URL": "http://localhost"})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cdshooks.policy import cases
+from cdshooks.testing import cases
 from conftest import CheckingClient
 from conftest import empties
 
@@ -59,8 +59,8 @@ def test_policy_case(suite, case, apps):
 def test_every_criterion_is_seen_met_not_met_and_unknown():
     """The suites check each evaluable leaf in every result a record or an answer can give it
     (the rule ``cdshooks test`` runs; the suites list what no data can produce under ``unreachable``)."""
-    from cdshooks.policy import runner
     from cdshooks.policy.loader import load_policy_set
+    from cdshooks.testing import runner
 
     outcomes = runner.leaf_coverage(SUITES, load_policy_set(POLICIES, MAPPINGS))
     assert len(outcomes) == len({suite.policy for _, suite in SUITES})

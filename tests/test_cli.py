@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cdshooks import cli
+from cdshooks.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ["--policies", str(ROOT / "policies"), "--mappings", str(ROOT / "mappings")]
@@ -90,7 +90,7 @@ def test_serve_refuses_to_start_with_a_broken_policy(tmp_path, monkeypatch, caps
     monkeypatch.setenv("CDSHOOKS_MAPPINGS", str(tmp_path / "mappings"))
     monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
     started = []
-    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: started.append(self))
+    monkeypatch.setattr("cdshooks.serve.server._Gunicorn.run", lambda self: started.append(self))
     assert cli.main(["serve", "--port", "8999"]) == 1
     assert "policies/prenatal-cfdna-screening.yaml:" in capsys.readouterr().err and not started
 
@@ -99,11 +99,11 @@ def test_serve_runs_gunicorn_with_the_access_log_off(tmp_path, monkeypatch):
     monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
     monkeypatch.chdir(ROOT)
     started = []
-    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: started.append(self.options))
+    monkeypatch.setattr("cdshooks.serve.server._Gunicorn.run", lambda self: started.append(self.options))
     assert cli.main(["serve", "--host", "127.0.0.1", "--port", "8999", "--workers", "3"]) == 0
     (options,) = started
     assert options["bind"] == "127.0.0.1:8999" and options["workers"] == 3 and options["accesslog"] is None
-    assert options["worker_class"] == "cdshooks.worker.Worker" and options["preload_app"] is True
+    assert options["worker_class"] == "cdshooks.serve.worker.Worker" and options["preload_app"] is True
 
 
 def test_serve_with_an_unwritable_sqlite_folder_says_what_to_do(tmp_path, monkeypatch, capsys):
@@ -111,7 +111,7 @@ def test_serve_with_an_unwritable_sqlite_folder_says_what_to_do(tmp_path, monkey
     blocker.write_text("")
     monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{blocker / 'db.sqlite3'}")
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: None)
+    monkeypatch.setattr("cdshooks.serve.server._Gunicorn.run", lambda self: None)
     assert cli.main(["serve", "--port", "8999"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "chown" in err and "CDSHOOKS_DATABASE_URL" in err
@@ -124,7 +124,7 @@ def test_serve_takes_host_port_and_workers_from_the_environment(tmp_path, monkey
     monkeypatch.setenv("CDSHOOKS_WORKERS", "3")
     monkeypatch.chdir(ROOT)
     started = []
-    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: started.append(self.options))
+    monkeypatch.setattr("cdshooks.serve.server._Gunicorn.run", lambda self: started.append(self.options))
     assert cli.main(["serve"]) == 0
     assert started[0]["bind"] == "0.0.0.0:9130" and started[0]["workers"] == 3
 
@@ -173,8 +173,8 @@ def test_no_command_prints_help(capsys):
 
 
 def test_workers_warm_up_on_each_policy_before_serving(app):
-    from cdshooks import server
-    from cdshooks.policy import cases
+    from cdshooks.serve import server
+    from cdshooks.testing import cases
 
     suites, _ = cases.load_suites(ROOT / "policies")
     assert server.warm_up(app) == len(suites) >= 4
@@ -202,7 +202,7 @@ def test_serve_gives_its_workers_one_key_for_kept_form_tokens(tmp_path, monkeypa
     monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != "CDSHOOKS_SECRET_KEY"})
     monkeypatch.setenv("CDSHOOKS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr("cdshooks.server._Gunicorn.run", lambda self: None)
+    monkeypatch.setattr("cdshooks.serve.server._Gunicorn.run", lambda self: None)
     assert cli.main(["serve", "--port", "8999"]) == 0
     key = os.environ["CDSHOOKS_SECRET_KEY"]  # inherited by every forked worker
     assert len(key) > 40

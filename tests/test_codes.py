@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cdshooks import codes
-from cdshooks.record import ICD10CM
+from cdshooks.fhir import codes
+from cdshooks.fhir.record import ICD10CM
 
 
 @pytest.mark.parametrize("token, system, code, match, miss", [

@@ -251,9 +251,9 @@ def test_the_profile_validator_accepts_the_kits_own_examples_shape(profile):
 def test_every_code_we_can_send_is_in_the_crd_2_0_1_packages_value_sets(profile):
     from typing import get_args
 
-    from cdshooks import coverage
-    from cdshooks import crd
     from cdshooks.policy.model import Coverage
+    from cdshooks.respond import coverage
+    from cdshooks.respond import crd
 
     base = "http://hl7.org/fhir/us/davinci-crd/ValueSet/"
     codes = lambda name: {c for _, c in profile.valuesets.codes(base + name)}  # noqa: E731

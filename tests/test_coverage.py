@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from cdshooks import coverage
-from cdshooks.coverage import Reason
+from cdshooks.respond import coverage
+from cdshooks.respond.coverage import Reason
 
 R = Reason("r")
 VALID = [

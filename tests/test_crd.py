@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import responses
 
-from cdshooks import coverage
-from cdshooks import crd
-from cdshooks.protocol import DraftOrder
+from cdshooks.cds.protocol import DraftOrder
+from cdshooks.respond import coverage
+from cdshooks.respond import crd
 from conftest import bundle
 from conftest import full_prefetch
 from conftest import hook_request
@@ -238,8 +238,8 @@ def test_failing_to_fetch_the_coverage_for_uncovered_orders_is_no_error_and_no_p
 def test_every_card_type_a_policy_may_use_has_a_name_and_a_configuration_option():
     from typing import get_args
 
+    from cdshooks.cds.protocol import CrdConfiguration
     from cdshooks.policy.model import Policy
-    from cdshooks.protocol import CrdConfiguration
 
     topics = set(get_args(Policy.model_fields["topic"].annotation))
     assert topics == set(crd.CARD_TYPE_NAMES)

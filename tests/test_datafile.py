@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cdshooks import datafile
+from cdshooks.files import datafile
 from cdshooks.policy.loader import check
 
 ROOT = Path(__file__).resolve().parents[1]

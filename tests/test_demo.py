@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cdshooks import demo
+from cdshooks.web import demo
 from conftest import ROOT
 from conftest import make_app
 

@@ -22,8 +22,8 @@ import loopback
 import pytest
 import requests
 
-from cdshooks import store
 from cdshooks.settings import Settings
+from cdshooks.store import db as store
 from conftest import ROOT
 from conftest import fresh_postgres_url
 from test_auth import ISS

@@ -5,17 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from types import MappingProxyType
 
-from cdshooks.codes import CodeSet
-from cdshooks.mapping.facts import Evidence
-from cdshooks.mapping.facts import Fact
-from cdshooks.mapping.facts import FactContext
-from cdshooks.mapping.facts import Interval
+from cdshooks.facts.facts import Evidence
+from cdshooks.facts.facts import Fact
+from cdshooks.facts.facts import FactContext
+from cdshooks.facts.facts import Interval
+from cdshooks.fhir.codes import CodeSet
+from cdshooks.fhir.record import Record
 from cdshooks.policy.answers import Answer
 from cdshooks.policy.evaluate import Evaluator
 from cdshooks.policy.evaluate import test as apply_test
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
-from cdshooks.record import Record
 
 T = dt.date(2025, 6, 15)
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from cdshooks import store
+from cdshooks.store import db as store
 
 FEEDBACK = "/cds-services/medical-policy-order-sign/feedback"
 

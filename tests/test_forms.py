@@ -13,7 +13,7 @@ import responses
 from cryptography.fernet import InvalidToken
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
-from cdshooks import store
+from cdshooks.store import db as store
 from conftest import ROOT
 from conftest import make_app
 
@@ -189,7 +189,7 @@ def test_the_blank_form_of_a_policy_asks_every_documentation_question(client):
 
 def test_a_card_without_open_documentation_stores_no_form(client, app):
     from cdshooks import registry
-    from cdshooks.policy import cases
+    from cdshooks.testing import cases
     suites, _ = cases.load_suites(ROOT / "policies")
     suite = next(s for _, s in suites if s.policy == "prenatal-cfdna-screening")
     case = next(c for c in suite.cases if c.expect.documentation == [])
@@ -214,7 +214,7 @@ def test_questions_that_can_change_the_decision_come_first_and_the_rest_fold_awa
 
 def test_apps_sharing_a_secret_key_read_each_others_kept_tokens(tmp_path):
     """Workers of one deployment (and instances sharing a database) must decrypt the same rows."""
-    from cdshooks import forms
+    from cdshooks.web import forms
     db = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
     one = make_app(tmp_path, DATABASE_URL=db, SECRET_KEY=12345, FHIR_ALLOWLIST=EHR)
     two = make_app(tmp_path, DATABASE_URL=db, SECRET_KEY="12345", FHIR_ALLOWLIST=EHR)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from cdshooks.mapping.calculators import gestation
+from cdshooks.facts.calculators import gestation
 
 D = dt.date
 

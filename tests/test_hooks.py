@@ -11,8 +11,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from cdshooks import registry
-from cdshooks import store
-from cdshooks.policy import cases
+from cdshooks.store import db as store
+from cdshooks.testing import cases
 from conftest import ROOT
 from conftest import full_prefetch
 from conftest import hook_request
@@ -207,12 +207,12 @@ def test_a_malformed_crd_configuration_is_422(client, app):
 def _answer_sign(app, orders, prefetch):
     from flask import g
 
-    from cdshooks import hooks
+    from cdshooks import pipeline
     with app.app_context():
         service = next(s for s in registry.get().services.values() if s.hook == "order-sign")
     with app.test_request_context(SIGN, method="POST"):
         g.started = 0.0
-        return hooks.answer(service, hook_request(orders=orders, prefetch=prefetch), {})
+        return pipeline.answer(service, hook_request(orders=orders, prefetch=prefetch), {})
 
 
 def test_an_order_no_policy_covers_indexes_only_patient_and_coverage_and_still_gets_coverage_information(app):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cdshooks import cli
+from cdshooks.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def test_a_system_with_a_trailing_slash_is_refused(tree, capsys):
 
 
 def test_a_range_written_as_a_code_is_refused_and_an_en_dash_range_filter_is_a_range(tree, capsys):
-    from cdshooks import valuesets
+    from cdshooks.fhir import valuesets
 
     path = tree / "valuesets" / "malignant-neoplasm.json"
     edit(path, '"value": "C00-C96"', '"value": "C00\u2013C96"')
@@ -123,7 +123,7 @@ def test_unused_facts_fixtures_and_settings_are_warnings(tree, capsys):
 
 
 def test_an_unknown_fact_in_a_policy_gets_a_did_you_mean(tree, capsys):
-    from cdshooks.suggest import did_you_mean
+    from cdshooks.files.suggest import did_you_mean
 
     assert did_you_mean("pain.origins", ["pain.origin", "patient.age_years"]) == " (did you mean 'pain.origin'?)"
     assert did_you_mean("zzz", ["pain.origin"]) == ""

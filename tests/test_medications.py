@@ -11,20 +11,20 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from cdshooks.codes import CodeSet
-from cdshooks.mapping import medications
-from cdshooks.mapping.calculators import opioid_products
-from cdshooks.mapping.calculators.mme import assess_wean
-from cdshooks.mapping.calculators.mme import daily_mme
-from cdshooks.mapping.calculators.mme import load_mme_tables
-from cdshooks.mapping.calculators.mme import opioid_ingredients
-from cdshooks.mapping.loader import _compile_select
-from cdshooks.mapping.model import FactMapping
-from cdshooks.mapping.facts import FactContext
-from cdshooks.prefetch import Slot
-from cdshooks.record import build
-from cdshooks.valuesets import ValueSet
-from cdshooks.valuesets import ValueSets
+from cdshooks.cds.prefetch import Slot
+from cdshooks.facts.calculators import opioid_products
+from cdshooks.facts.calculators.mme import assess_wean
+from cdshooks.facts.calculators.mme import daily_mme
+from cdshooks.facts.calculators.mme import load_mme_tables
+from cdshooks.facts.calculators.mme import opioid_ingredients
+from cdshooks.facts.facts import FactContext
+from cdshooks.facts.loader import _compile_select
+from cdshooks.facts.model import FactMapping
+from cdshooks.fhir import medications
+from cdshooks.fhir.codes import CodeSet
+from cdshooks.fhir.record import build
+from cdshooks.fhir.valuesets import ValueSet
+from cdshooks.fhir.valuesets import ValueSets
 from conftest import make_app
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"

@@ -9,12 +9,12 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from cdshooks.mapping.calculators.mme import DATA_DIR
-from cdshooks.mapping.calculators.mme import assess_wean
-from cdshooks.mapping.calculators.mme import daily_mme
-from cdshooks.mapping.calculators.mme import load_mme_tables
-from cdshooks.mapping.calculators.mme import opioid_ingredients
-from cdshooks.mapping.calculators.mme import route_codes
+from cdshooks.facts.calculators.mme import DATA_DIR
+from cdshooks.facts.calculators.mme import assess_wean
+from cdshooks.facts.calculators.mme import daily_mme
+from cdshooks.facts.calculators.mme import load_mme_tables
+from cdshooks.facts.calculators.mme import opioid_ingredients
+from cdshooks.facts.calculators.mme import route_codes
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from cdshooks import valuesets
-from cdshooks.mapping.calculators import oncology as onc
-from cdshooks.mapping.facts import Fact
-from cdshooks.mapping.facts import Item
-from cdshooks.record import ICD10CM
+from cdshooks.facts.calculators import oncology as onc
+from cdshooks.facts.facts import Fact
+from cdshooks.facts.facts import Item
+from cdshooks.fhir import valuesets
+from cdshooks.fhir.record import ICD10CM
 from conftest import full_prefetch
 from conftest import hook_request
 from conftest import make_app

@@ -7,7 +7,7 @@ import time
 import pytest
 import responses
 
-from cdshooks import outbound
+from cdshooks.fetch import outbound
 from netfaults import DrippingServer
 from netfaults import finishes_within
 

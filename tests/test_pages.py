@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from cdshooks import pages
+from cdshooks.web import pages
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 POLICIES = ["colony-stimulating-factors", "intrathecal-pain-pump", "prenatal-cfdna-screening",
@@ -53,8 +53,9 @@ def test_setting_overrides_show_next_to_the_policy_default(tmp_path):
 
 
 def test_cards_name_the_policy_page_as_their_source(client):
-    from conftest import ROOT
     import json
+
+    from conftest import ROOT
     body = json.loads((ROOT / "examples" / "cfdna-at-8w2d.json").read_text())
     card = client.post("/cds-services/medical-policy-order-sign", json=body).get_json()["cards"][0]
     assert card["source"]["url"] == "https://cds.example.org/policies/prenatal-cfdna-screening"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cdshooks.codes import CodeSet
-from cdshooks.mapping.calculators import pain
-from cdshooks.record import ICD10CM
+from cdshooks.facts.calculators import pain
+from cdshooks.fhir.codes import CodeSet
+from cdshooks.fhir.record import ICD10CM
 
 SETS = pain.PainCodeSets(
     CodeSet.of(["icd10cm|G89.3"]),

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import responses
 
-from cdshooks import prefetch
 from cdshooks import settings
+from cdshooks.cds import prefetch
 from conftest import bundle
 from conftest import full_prefetch
 from conftest import hook_request

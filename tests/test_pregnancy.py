@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from cdshooks.mapping.calculators import pregnancy
+from cdshooks.facts.calculators import pregnancy
 
 D = dt.date
 

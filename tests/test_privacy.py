@@ -8,7 +8,7 @@ import re
 
 import responses
 
-from cdshooks import store
+from cdshooks.store import db as store
 from conftest import ROOT
 from conftest import _private_values
 from conftest import make_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from cdshooks import protocol
+from cdshooks.cds import protocol
 from cdshooks.errors import InvalidRequest
 from conftest import hook_request
 from conftest import service_request

@@ -300,14 +300,14 @@ def test_a_ten_thousand_resource_prefetch_is_accepted_on_default_settings(tmp_pa
 def test_creatinine_is_read_under_loinc_in_blood_and_under_a_local_lab_code(tmp_path, name, today, value):
     """Synthea records creatinine as 38483-4 (in blood), MIMIC as its local lab item 50912 (read on
     the day after its lab draw: the record's vital signs run four years later)."""
-    from cdshooks import hooks
+    from cdshooks import pipeline
 
     record = load(name)
     app = make_app(tmp_path, TODAY=today or as_of(name, record))
     with app.app_context():
         service = registry.get().services["medical-policy-order-sign"]
     with app.test_request_context("/cds-services/medical-policy-order-sign", method="POST"):
-        facts = hooks.answer(service, request(app, record, "order-sign"), {}).facts
+        facts = pipeline.answer(service, request(app, record, "order-sign"), {}).facts
         readings = facts.fact("csf.creatinine_observations").value
     assert readings, f"{name}: no creatinine read"
     codes = {i.code for i in readings}

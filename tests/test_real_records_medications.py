@@ -21,16 +21,16 @@ from pathlib import Path
 import pytest
 
 from cdshooks import registry
-from cdshooks.mapping import medications
-from cdshooks.mapping.calculators.csf_products import identify as identify_csf
-from cdshooks.mapping.calculators.mme import load_mme_tables
-from cdshooks.mapping.calculators.mme import opioid_ingredients
-from cdshooks.mapping.calculators.orders import order_concepts
-from cdshooks.record import build
-from cdshooks.prefetch import Slot
-from conftest import mapped_csf_products
+from cdshooks.cds.prefetch import Slot
+from cdshooks.facts.calculators.csf_products import identify as identify_csf
+from cdshooks.facts.calculators.mme import load_mme_tables
+from cdshooks.facts.calculators.mme import opioid_ingredients
+from cdshooks.facts.calculators.orders import order_concepts
+from cdshooks.fhir import medications
+from cdshooks.fhir.record import build
 from conftest import ROOT
 from conftest import make_app
+from conftest import mapped_csf_products
 
 RECORDS = Path(os.environ.get("CDSHOOKS_SHARED_DIR") or ROOT.parent / "shared") / "real-records"
 pytestmark = pytest.mark.skipif(not RECORDS.is_dir(), reason="../shared/real-records is not beside the project")

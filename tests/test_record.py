@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cdshooks import record
-from cdshooks.prefetch import Slot
-from cdshooks.protocol import DraftOrder
+from cdshooks.cds.prefetch import Slot
+from cdshooks.cds.protocol import DraftOrder
+from cdshooks.fhir import record
 from conftest import bundle
 
 ICD = record.ICD10CM
@@ -59,7 +59,7 @@ def test_icd_10_cm_codes_are_shown_with_their_dot_whatever_the_record_wrote():
 
 
 def test_evidence_shows_an_undotted_icd_10_cm_code_with_its_dot():
-    from cdshooks.mapping.select import written_code
+    from cdshooks.facts.select import written_code
 
     concept = {"coding": [{"system": ICD, "code": "C50911", "display": "Malignant neoplasm of right breast"}]}
     assert written_code(concept, "C50911") == "C50.911 Malignant neoplasm of right breast"

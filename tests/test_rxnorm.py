@@ -6,16 +6,16 @@ import csv
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
-import yaml
 
-from cdshooks.mapping.calculators.mme import DATA_DIR
-from cdshooks.mapping.calculators.mme import load_mme_tables
-from cdshooks.mapping.rxnorm import base_ingredient
-from cdshooks.mapping.rxnorm import normalize_strength
-from cdshooks.mapping.rxnorm import parse_name
+from cdshooks.facts.calculators.mme import DATA_DIR
+from cdshooks.facts.calculators.mme import load_mme_tables
+from cdshooks.fhir.rxnorm import base_ingredient
+from cdshooks.fhir.rxnorm import normalize_strength
+from cdshooks.fhir.rxnorm import parse_name
 
 NAMES = Path(__file__).resolve().parent / "data" / "rxnorm-names.tsv"
 TABLES = load_mme_tables()

@@ -17,7 +17,7 @@ import time
 import pytest
 import sqlalchemy
 
-from cdshooks import store
+from cdshooks.store import db as store
 from conftest import POSTGRES_URL
 from netfaults import FreezableProxy
 from served import EXAMPLE
@@ -168,6 +168,7 @@ def test_every_hook_call_is_audited_by_the_background_writer(served):
 # ----------------------------------------------------------------------------- reload
 def test_a_reload_with_a_broken_file_keeps_serving_the_last_good_configuration(tmp_path):
     import shutil
+
     from served import ROOT
     for name in ("policies", "mappings", "valuesets"):
         shutil.copytree(ROOT / name, tmp_path / name)

@@ -50,7 +50,7 @@ def test_policy_settings_override_per_deployment(tmp_path, monkeypatch):
 
 
 def test_unknown_policy_setting_stops_start_up(tmp_path):
-    from cdshooks.datafile import DataFileError
+    from cdshooks.files.datafile import DataFileError
     with pytest.raises(DataFileError, match="no setting 'paRequried'"):
         make_app(tmp_path, POLICY_SETTINGS={"intrathecal-pain-pump": {"paRequried": False}})
 

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy
 
-from cdshooks import store
 from cdshooks.errors import StoreUnavailable
+from cdshooks.store import db as store
 from conftest import POSTGRES_URL
 from netfaults import FreezableProxy
 from netfaults import finishes_within
@@ -145,7 +145,7 @@ def test_a_full_audit_queue_drops_rows_and_logs_each_drop(tmp_path, caplog, monk
     db = store.Store(f"sqlite:///{tmp_path / 's.sqlite3'}", audit_capacity=1)
     release = threading.Event()
     monkeypatch.setattr(db, "write_audit", lambda rows: release.wait(10))
-    with caplog.at_level(logging.ERROR, logger="cdshooks.audit"):
+    with caplog.at_level(logging.ERROR, logger="cdshooks.store.audit"):
         db.add_audit(_audit_row("taken-by-the-writer"))
         deadline = time.monotonic() + 5
         while db.audit._queue.qsize() and time.monotonic() < deadline:

@@ -7,17 +7,16 @@ set (a VSAC OID) it was taken from.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
-import json
-
 import pytest
 import yaml
 
-from cdshooks import codes
-from cdshooks import valuesets
+from cdshooks.fhir import codes
+from cdshooks.fhir import valuesets
 
 ROOT = Path(__file__).resolve().parents[1]
 # .ci/run sets CDSHOOKS_SPEC_DIR when the spec is beside the project; then a missing file fails, not skips.

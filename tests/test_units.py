@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdshooks.mapping import units
+from cdshooks.fhir import units
 
 
 @pytest.mark.parametrize("value, source, target, expected", [

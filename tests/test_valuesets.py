@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cdshooks import valuesets
+from cdshooks.fhir import valuesets
+from cdshooks.fhir.record import ICD10CM
+from cdshooks.fhir.record import normalize_code
 from cdshooks.policy.loader import check
-from cdshooks.record import ICD10CM
-from cdshooks.record import normalize_code
 
 ROOT = Path(__file__).resolve().parents[1]
 SNOMED = "http://snomed.info/sct"
@@ -112,7 +112,7 @@ def test_a_mapping_naming_an_unknown_set_or_a_code_is_a_problem_at_its_line(tree
 
 
 def test_the_cli_check_reports_a_broken_value_set(tree, capsys):
-    from cdshooks import cli
+    from cdshooks.cli import main as cli
 
     (tree / "valuesets" / "sepsis.json").write_text('{"resourceType": "ValueSet"}\n', encoding="utf-8")
     code = cli.main(["check", "--policies", str(tree / "policies"), "--mappings", str(tree / "mappings")])

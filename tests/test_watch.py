@@ -7,7 +7,7 @@ import json
 import shutil
 import time
 
-from cdshooks import watch
+from cdshooks.serve import watch
 
 
 def test_a_poll_reports_an_added_changed_or_removed_data_file_once(tmp_path):

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from cdshooks import worker
+from cdshooks.serve import worker
 
 
 @pytest.mark.parametrize("status, reason, message, code", [

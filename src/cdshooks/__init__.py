@@ -5,17 +5,17 @@ def create_app(config=None):
     """Create the Flask app: defaults, then CDSHOOKS_* environment, then ``config``; load the registry."""
     from flask import Flask
 
-    from cdshooks import api
-    from cdshooks import auth
-    from cdshooks import demo
     from cdshooks import errors
-    from cdshooks import forms
-    from cdshooks import http
     from cdshooks import logsafe
-    from cdshooks import pages
     from cdshooks import registry
     from cdshooks import settings
-    from cdshooks import store
+    from cdshooks.store import db as store
+    from cdshooks.web import api
+    from cdshooks.web import auth
+    from cdshooks.web import demo
+    from cdshooks.web import forms
+    from cdshooks.web import http
+    from cdshooks.web import pages
 
     app = Flask(__name__, instance_relative_config=True)
     logsafe.init_app(app)

@@ -14,14 +14,14 @@ from typing import Mapping
 from flask import Flask
 from flask import current_app
 
-from cdshooks import crd
 from cdshooks import settings
+from cdshooks.cds.prefetch import Template
+from cdshooks.cds.protocol import CrdConfiguration
+from cdshooks.cds.protocol import ServiceDefinition
+from cdshooks.cds.protocol import dump
 from cdshooks.policy.loader import PolicySet
 from cdshooks.policy.loader import load_policy_set
-from cdshooks.prefetch import Template
-from cdshooks.protocol import CrdConfiguration
-from cdshooks.protocol import ServiceDefinition
-from cdshooks.protocol import dump
+from cdshooks.respond import crd
 
 EXTENSION_KEY = "cdshooks.registry"
 

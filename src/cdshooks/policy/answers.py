@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdshooks.mapping.facts import Evidence
-from cdshooks.record import Record
-from cdshooks.record import as_list
-from cdshooks.record import reference_of
+from cdshooks.facts.facts import Evidence
+from cdshooks.fhir.record import Record
+from cdshooks.fhir.record import as_list
+from cdshooks.fhir.record import reference_of
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import datetime as dt
 from dataclasses import dataclass
 from dataclasses import field
 
-from cdshooks.mapping.facts import Evidence
-from cdshooks.mapping.facts import Fact
-from cdshooks.mapping.facts import FactContext
-from cdshooks.mapping.facts import Interval
+from cdshooks.facts.facts import Evidence
+from cdshooks.facts.facts import Fact
+from cdshooks.facts.facts import FactContext
+from cdshooks.facts.facts import Interval
 from cdshooks.policy import logic
 from cdshooks.policy.answers import Answer
 from cdshooks.policy.logic import MET

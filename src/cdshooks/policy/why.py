@@ -1,14 +1,14 @@
 """Why a policy applied to an order or not, and what a leaf compared — for ``cdshooks eval``.
 
-Read-only companions of :mod:`cdshooks.policy.engine`: the same rules, said in words.
+Read-only companions of :mod:`cdshooks.policy.applicability`: the same rules, said in words.
 """
 
 from __future__ import annotations
 
-from cdshooks.mapping.calculators.orders import order_concepts
-from cdshooks.policy.engine import holds
-from cdshooks.policy.engine import draft_context
-from cdshooks.record import display_code
+from cdshooks.facts.calculators.orders import order_concepts
+from cdshooks.fhir.record import display_code
+from cdshooks.policy.applicability import draft_context
+from cdshooks.policy.applicability import holds
 
 
 def applicability(policies, in_scope, drafts, today) -> list[tuple[str, str, bool, str]]:

@@ -1,0 +1,262 @@
+"""The patient's record for one call, indexed once: by type, by ``Type/id`` and by code.
+
+Built in one pass over the prefetch slots and the draft orders.  Mappings look candidates up by
+``(system, code)`` here instead of scanning whole Bundles; ICD-10-CM codes are indexed without
+dots, upper-case, and also by their 3-character category so that prefix sets (``M51.-``) and
+category ranges (``C00–C96``) cost one dictionary lookup per category.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from dataclasses import field
+
+from cdshooks.cds.prefetch import Slot
+from cdshooks.cds.protocol import DraftOrder
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+# Other URIs in use for a system we know, read as that system.  The Da Vinci CRD test kit (and
+# CMS Blue Button data) write HCPCS codes with the Blue Button code-system URI.
+SYSTEM_ALIASES = {"https://bluebutton.cms.gov/resources/codesystem/hcpcs": HCPCS}
+
+# The CodeableConcept(s) that say what a resource *is*, by resource type.
+_MAIN_CODE = {
+    "Condition": ("code",),
+    "Observation": ("code",),
+    "Procedure": ("code",),
+    "ServiceRequest": ("code",),
+    "DiagnosticReport": ("code",),
+    "DeviceRequest": ("codeCodeableConcept",),
+    "MedicationRequest": ("medicationCodeableConcept",),
+    "MedicationStatement": ("medicationCodeableConcept",),
+    "Medication": ("code",),
+}
+
+
+def normalize_code(system: str, code: str) -> str:
+    """Return the comparison form of a code (D1: ICD-10-CM without dots, case-insensitive)."""
+    if system == ICD10CM:
+        return code.replace(".", "").upper().strip()
+    return code.strip()
+
+
+def display_code(system: str | None, code: str) -> str:
+    """How a code is shown to people: ICD-10-CM with its dot after the category (C50.911)."""
+    if system == ICD10CM:
+        bare = code.replace(".", "").upper().strip()
+        return f"{bare[:3]}.{bare[3:]}" if len(bare) > 3 else bare
+    return code
+
+
+def canonical_system(system):
+    """The system URI we match on: ``system`` itself unless it is a known alias."""
+    return SYSTEM_ALIASES.get(system, system)
+
+
+def as_list(value) -> list:
+    """Read an element that should be an array but may arrive as one object (sandbox shapes)."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def codings(concept) -> list[tuple[str, str]]:
+    """``(system, normalized code)`` pairs of a CodeableConcept (or a list of them); junk ignored."""
+    # Hot path (every resource is indexed by it): exact type checks, no helper calls.
+    if concept is None:
+        return []
+    pairs = []
+    for cc in concept if type(concept) is list else (concept,):
+        coding = cc.get("coding") if type(cc) is dict else None
+        if coding is None:
+            continue
+        for item in coding if type(coding) is list else (coding,):
+            if type(item) is dict:
+                system, code = item.get("system"), item.get("code")
+                if type(system) is str and type(code) is str and code.strip():
+                    system = SYSTEM_ALIASES.get(system, system)
+                    pairs.append((system, normalize_code(system, code)))
+    return pairs
+
+
+@dataclass
+class Record:
+    """Resources of one patient for one call, with the drafts of ``context.draftOrders``."""
+
+    by_type: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    by_ref: dict[str, dict] = field(default_factory=dict)
+    by_code: dict[tuple[str, str], list[dict]] = field(default_factory=lambda: defaultdict(list))
+    by_category: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    unavailable: dict[str, str] = field(default_factory=dict)   # resource type -> reason
+    draft_refs: frozenset[str] = frozenset()
+    drafts: tuple[DraftOrder, ...] = ()
+    patient: dict | None = None
+    memo: dict = field(default_factory=dict)   # per-resource derivations (dates, D2 states) by id
+    other_patients: dict[str, int] = field(default_factory=dict)   # D11: left out, by resource type
+
+    def derived(self, kind: str, resource: dict, compute, *args):
+        """``compute(resource, *args)`` once per resource and arguments for this call."""
+        key = (kind, id(resource), *args)
+        found = self.memo.get(key, self)
+        if found is self:
+            found = self.memo[key] = compute(resource, *args)
+        return found
+
+    def of_type(self, resource_type: str) -> list[dict]:
+        return self.by_type.get(resource_type, [])
+
+    def with_code(self, system: str, code: str) -> list[dict]:
+        return self.by_code.get((system, normalize_code(system, code)), [])
+
+    def with_icd_category(self, category: str) -> list[dict]:
+        return self.by_category.get(category.upper(), [])
+
+    def is_draft(self, resource: dict) -> bool:
+        return reference_of(resource) in self.draft_refs
+
+    def resolve(self, reference, container: dict | None = None) -> dict | None:
+        """Resolve a Reference (or its ``reference`` string): contained, relative or absolute."""
+        if isinstance(reference, dict):
+            reference = reference.get("reference")
+        if not isinstance(reference, str) or not reference:
+            return None
+        if reference.startswith("#"):
+            for contained in as_list((container or {}).get("contained")):
+                if isinstance(contained, dict) and contained.get("id") == reference[1:]:
+                    return contained
+            return None
+        parts = reference.rstrip("/").split("/")
+        return self.by_ref.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+
+    def add(self, resource: dict) -> None:
+        if not self.register(resource):
+            return  # a draft order and its prefetched copy count once; drafts come first
+        resource_type = resource["resourceType"]
+        self.by_type[resource_type].append(resource)
+        main = []
+        for element in _MAIN_CODE.get(resource_type, ()):
+            main += codings(resource.get(element))
+        self._index(resource, main)
+        if resource_type == "Observation" and "component" in resource:  # D9: values on components
+            parts = {p for c in as_list(resource["component"]) if type(c) is dict for p in codings(c.get("code"))}
+            self._index(resource, parts.difference(main))
+
+    def register(self, resource: dict) -> bool:
+        """Make ``resource`` resolvable by reference; False if one with its reference is already in."""
+        reference = reference_of(resource)
+        if reference:
+            if reference in self.by_ref:
+                return False
+            self.by_ref[reference] = resource
+        return True
+
+    def _index(self, resource: dict, pairs) -> None:
+        for system, code in pairs:
+            self.by_code[(system, code)].append(resource)
+            if system == ICD10CM:
+                self.by_category[code[:3]].append(resource)
+
+
+def reference_of(resource: dict) -> str | None:
+    rid = resource.get("id")
+    return f"{resource['resourceType']}/{rid}" if isinstance(rid, str) and rid else None
+
+
+def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[DraftOrder, ...],
+          patient_id: str | None = None, read: frozenset[str] | None = None) -> Record:
+    """Index the drafts and every resource in the prefetch slots (``slot_types``: key -> type).
+
+    With ``patient_id`` (``context.patientId``), resources of another patient — a Patient with
+    another id, or a ``subject``/``patient`` reference naming another patient — are left out and
+    counted (D11); resources without a subject are the patient's.
+
+    With ``read``, only the slots of those keys are indexed by type and code (what the call's
+    policies and coverage-information read); the others' resources are still resolvable by
+    reference and still counted when they belong to another patient, so cards say the same.
+    Indexing is most of what a call costs when no policy applies.
+    """
+    record = Record(draft_refs=frozenset(d.reference for d in drafts), drafts=drafts)
+    for draft in drafts:
+        record.add(draft.resource)
+    aliases = _patient_urls(slots) if patient_id else {}
+    own = _Own(patient_id) if patient_id else None
+    for key, slot in slots.items():
+        if slot.state == "unavailable":
+            record.unavailable[slot_types.get(key, key)] = slot.reason or "unavailable"
+        elif slot.state == "data":
+            keep = record.add if read is None or key in read else record.register
+            for resource in _resources(slot.value):
+                if own is not None and not own.plainly(resource) \
+                        and _whose(resource, aliases, patient_id) not in (None, patient_id):
+                    kind = resource["resourceType"]
+                    record.other_patients[kind] = record.other_patients.get(kind, 0) + 1
+                    continue
+                keep(resource)
+    patients = record.of_type("Patient")
+    record.patient = patients[0] if patients else None
+    return record
+
+
+class _Own:
+    """The common case in one set lookup: ``subject``/``patient`` is ``Patient/<patientId>``."""
+
+    def __init__(self, patient_id: str):
+        self.references = frozenset({f"Patient/{patient_id}", f"urn:uuid:{patient_id}"})
+
+    def plainly(self, resource: dict) -> bool:
+        for element in ("subject", "patient"):
+            reference = resource.get(element)
+            if type(reference) is dict and reference.get("reference") in self.references:
+                return True
+        return False
+
+
+def _whose(resource: dict, aliases: dict[str, str], patient_id: str) -> str | None:
+    """The id of the patient a resource names (Patient/x, .../Patient/x, a Bundle fullUrl), else None.
+
+    A ``urn:uuid:`` reference is Bundle-local: it names a patient only through the ``fullUrl`` of
+    a Patient entry (or when the uuid is the patient's id); one that resolves to nothing is not
+    read as another patient.
+    """
+    if resource["resourceType"] == "Patient":
+        rid = resource.get("id")
+        return rid if isinstance(rid, str) and rid else None
+    for element in ("subject", "patient"):
+        reference = resource.get(element)
+        reference = reference.get("reference") if isinstance(reference, dict) else None
+        if not isinstance(reference, str) or not reference:
+            continue
+        if reference in aliases:
+            return aliases[reference]
+        if reference.startswith("urn:"):
+            return patient_id if reference.endswith(":" + patient_id) else None
+        parts = reference.split("/_history/")[0].rstrip("/").split("/")
+        if len(parts) >= 2 and parts[-2] == "Patient":
+            return parts[-1]
+    return None
+
+
+def _patient_urls(slots: dict[str, Slot]) -> dict[str, str]:
+    """``fullUrl`` -> id of every Patient entry of the prefetched Bundles."""
+    found = {}
+    for slot in slots.values():
+        if slot.state == "data" and slot.value.get("resourceType") == "Bundle":
+            for entry in as_list(slot.value.get("entry")):
+                resource = entry.get("resource") if isinstance(entry, dict) else None
+                if isinstance(resource, dict) and resource.get("resourceType") == "Patient" \
+                        and isinstance(entry.get("fullUrl"), str) and isinstance(resource.get("id"), str):
+                    found[entry["fullUrl"]] = resource["id"]
+    return found
+
+
+def _resources(value: dict):
+    if value.get("resourceType") != "Bundle":
+        yield value
+        return
+    for entry in as_list(value.get("entry")):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+            if resource["resourceType"] != "OperationOutcome":
+                yield resource

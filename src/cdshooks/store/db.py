@@ -1,0 +1,452 @@
+"""Durable feedback, audit and JWT-replay records (SQLAlchemy Core; SQLite default, PostgreSQL).
+
+A write is acknowledged only after it committed to the database the service opened: on SQLite
+the file must still be the one opened (a removed folder leaves writes going to an unlinked file,
+which would be lost), on PostgreSQL the commit returned.  Every database operation is bounded in
+time (connect, pool wait, the transaction itself); past that it fails with
+:class:`~cdshooks.errors.StoreUnavailable` (503) instead of holding the call.  The audit row holds
+ids, decisions and timings only.  A documentation-form launch holds its questions (criterion ids
+and the record's answers) and, for the one write back to the EHR, the call's FHIR token
+encrypted, until it is used or expires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from pathlib import Path
+
+from flask import Flask
+from flask import current_app
+from sqlalchemy import Column
+from sqlalchemy import DateTime
+from sqlalchemy import Float
+from sqlalchemy import Integer
+from sqlalchemy import MetaData
+from sqlalchemy import String
+from sqlalchemy import Table
+from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy import create_engine
+from sqlalchemy import delete
+from sqlalchemy import event
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError
+from sqlalchemy.pool import StaticPool
+
+from cdshooks import settings
+from cdshooks.errors import StoreUnavailable
+from cdshooks.serve.cutoff import Cutoff
+
+log = logging.getLogger(__name__)
+EXTENSION_KEY = "cdshooks.store.db"
+ID_LENGTH = 200  # every String(200) column; longer values are refused (feedback) or cut (audit)
+DOWN_S = 30.0    # after a failure, hook-path writes skip the store this long, or until a write succeeds
+HOOK_PATH_S = 0.5  # bound on a write a hook call waits for (form launches; a healthy one takes ms)
+
+metadata = MetaData()
+
+feedback = Table(
+    "cdshooks_feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(ID_LENGTH), nullable=False),
+    Column("card_uuid", String(ID_LENGTH), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("outcome_timestamp", DateTime(timezone=True), nullable=False),
+    Column("accepted_suggestions", Text),
+    Column("override_reason", Text),
+    Column("user_comment", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_cdshooks_feedback"),
+)
+
+audit = Table(
+    "cdshooks_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("service_id", String(ID_LENGTH), nullable=False),
+    Column("hook", String(40)),
+    Column("hook_instance", String(ID_LENGTH)),
+    Column("patient_id", String(ID_LENGTH)),
+    Column("order_refs", Text),
+    Column("decisions", Text),
+    Column("card_ids", Text),
+    Column("latency_ms", Float, nullable=False),
+    Column("status", Integer, nullable=False),
+)
+
+forms = Table(  # documentation-form launches: short-lived, the EHR token only encrypted (forms.py)
+    "cdshooks_form",
+    metadata,
+    Column("ref", String(64), primary_key=True),
+    # indexed: every launch write purges the expired rows, which must not scan the live ones
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("content", Text, nullable=False),
+    Column("token_cipher", Text),
+    Column("token_expires_at", DateTime(timezone=True), index=True),
+)
+
+jwt_replay = Table(
+    "cdshooks_jwt_replay",
+    metadata,
+    Column("token_key", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+health = Table(  # one row, rewritten by /healthz to prove the store can write
+    "cdshooks_health",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class StoreStartError(RuntimeError):
+    """The store cannot be opened at start-up; the message says what to do."""
+
+
+def engine_url(url: str) -> str:
+    """Return ``url`` with PostgreSQL mapped to the psycopg 3 driver we install."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+_SCHEMA_LOCK = 0x63647368  # "cdsh": the advisory lock instances take while creating the tables
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create missing tables; instances starting together on an empty database must not race.
+
+    PostgreSQL serialises them with a transaction-scoped advisory lock, so the second instance
+    sees the first one's tables. SQLite's driver commits each CREATE on its own, so a creator
+    that checked before another created a table fails with "already exists"; each retry sees at
+    least one more table, so one retry per table is enough.
+    """
+    postgres = engine.dialect.name == "postgresql"
+    for attempt in range(len(metadata.tables) + 1):
+        try:
+            with engine.begin() as conn:
+                if postgres:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                metadata.create_all(conn)
+            return
+        except OperationalError:
+            if postgres or attempt == len(metadata.tables):
+                raise
+
+
+class Store:
+    """The service's database: schema created on construction, one bounded transaction per write."""
+
+    def __init__(self, url: str, timeout_s: float = 2.0, audit_capacity: int = 10_000):
+        self.timeout_s = timeout_s
+        self.engine: Engine = _create_engine(engine_url(url), timeout_s)
+        self._sqlite_file = _sqlite_file(self.engine)
+        if self._sqlite_file is not None:
+            _prepare_folder(self._sqlite_file.parent)
+        try:
+            _create_schema(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreStartError(_start_advice(self._sqlite_file, exc)) from None
+        self._identity = _file_identity(self._sqlite_file)
+        self._down_until = 0.0
+        self._side, self._side_pid = None, None
+        # an in-memory SQLite database is one connection shared by every thread: one transaction at a time
+        self._one_at_a_time = threading.Lock() if _shared_connection(self.engine) else contextlib.nullcontext()
+        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        from cdshooks.store.audit import AuditWriter  # the writer writes through this store
+
+        self.audit = AuditWriter(self, audit_capacity)
+
+    def add_feedback(self, service_id: str, items: list[dict]) -> int:
+        """Store feedback items idempotently (card uuid + outcome + timestamp); return new rows.
+
+        Returns only once the rows are durably committed; raises StoreUnavailable otherwise.
+        """
+        now = _utcnow()
+        rows = [_feedback_row(service_id, item, now) for item in items]
+        statement = self._insert(feedback).on_conflict_do_nothing(
+            index_elements=["card_uuid", "outcome", "outcome_timestamp"]
+        ).returning(feedback.c.id)  # rowcount is not reliable for ON CONFLICT across drivers
+        inserted = 0
+        with self.transaction("feedback") as conn:
+            for row in rows:
+                inserted += len(conn.execute(statement, row).all())
+        return inserted
+
+    def add_audit(self, row: dict) -> None:
+        """Queue one audit row for the background writer; never waits on the database."""
+        self.audit.submit(row)
+
+    def write_audit(self, rows: list[dict]) -> None:
+        """Write audit rows now, in one transaction (the background writer calls this)."""
+        with self.transaction("audit", durable=False) as conn:
+            conn.execute(audit.insert(), [audit_values(row) for row in rows])
+
+    def remember_token(self, key: str, expires_at: dt.datetime) -> bool:
+        """Record a JWT (by ``iss`` + ``jti``) until it expires; False if it was already seen."""
+        token_key = hashlib.sha256(key.encode()).hexdigest()
+        now = _utcnow()
+        statement = self._insert(jwt_replay).on_conflict_do_nothing(
+            index_elements=["token_key"]).returning(jwt_replay.c.token_key)
+        with self.transaction("JWT replay cache") as conn:
+            conn.execute(delete(jwt_replay).where(jwt_replay.c.expires_at < now))
+            inserted = conn.execute(statement, {"token_key": token_key, "expires_at": expires_at}).all()
+        return bool(inserted)
+
+    def add_forms(self, rows: list[dict]) -> None:
+        """Store documentation-form launches; drop expired ones and expired tokens.
+
+        On the hook call's path, so it waits at most ``HOOK_PATH_S`` (a connection attempt to a
+        stopped server alone can take longer) and fails at once while the store is known to be
+        down; a write that runs late finishes in the background, harmlessly unlinked.
+        """
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("the database is not answering; the form launch write was not tried")
+        if self._side_pid != os.getpid():  # threads do not survive a fork
+            self._side, self._side_pid = ThreadPoolExecutor(2, thread_name_prefix="store-forms"), os.getpid()
+        try:
+            self._side.submit(self._write_forms, rows).result(timeout=HOOK_PATH_S)
+        except FutureTimeout:
+            raise StoreUnavailable("the form launch write did not finish in time") from None
+
+    def _write_forms(self, rows: list[dict]) -> None:
+        now = _utcnow()
+        with self.transaction("form launch", fail_fast=True) as conn:
+            conn.execute(delete(forms).where(forms.c.expires_at < now))
+            conn.execute(forms.update().where(forms.c.token_expires_at < now)
+                         .values(token_cipher=None, token_expires_at=None))
+            conn.execute(forms.insert(), rows)
+
+    def form(self, ref: str) -> dict | None:
+        """The unexpired form launch ``ref``, or None."""
+        with self.transaction("form read", durable=False) as conn:
+            row = conn.execute(select(forms).where(forms.c.ref == ref, forms.c.expires_at >= _utcnow())).first()
+        return dict(row._mapping) if row else None
+
+    def forget_form_token(self, ref: str) -> None:
+        """Erase a launch's EHR token (after its one write, or when it failed for good)."""
+        with self.transaction("form token") as conn:
+            conn.execute(forms.update().where(forms.c.ref == ref).values(token_cipher=None, token_expires_at=None))
+
+    def check_writable(self) -> None:
+        """Write and commit the health row; raise StoreUnavailable if the store cannot write."""
+        now = _utcnow()
+        with self.transaction("health check", durable=False) as conn:
+            if not conn.execute(update(health).where(health.c.id == 1).values(checked_at=now)).rowcount:
+                conn.execute(self._insert(health).values(id=1, checked_at=now).on_conflict_do_nothing())
+
+    @contextmanager
+    def transaction(self, what: str, durable: bool = True, fail_fast: bool = False):
+        """One transaction that commits within ``timeout_s`` or raises StoreUnavailable.
+
+        ``durable``: the commit survives a power loss (SQLite syncs its log at this commit; the
+        audit trail and health row settle for surviving a crash of the process, which is cheaper).
+        ``fail_fast``: for writes on a hook call's path, do not even try for ``DOWN_S`` seconds
+        after the store failed to answer (each try could cost the whole ``timeout_s``), unless a
+        write (the audit writer's, the health check's) has succeeded since.
+        """
+        if fail_fast and time.monotonic() < self._down_until:
+            raise StoreUnavailable(f"the database is not answering; the {what} write was not tried")
+        self._same_file(what)
+        try:
+            with self._one_at_a_time, self.engine.connect() as conn, _watchdog(conn, self.timeout_s):
+                if self._sqlite_file is not None:  # outside any transaction, on the driver itself
+                    conn.connection.driver_connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            # the statement and its parameters (free text) stay out of the log: the class says enough
+            log.error("store unavailable (%s): %s", what, type(exc).__name__)
+            error = StoreUnavailable(f"the database did not accept the {what} write; nothing was stored; "
+                                     "retry later")
+            error.transient = isinstance(exc, (OperationalError, InterfaceError, TimeoutError)) or \
+                getattr(exc, "connection_invalidated", False)
+            if error.transient:
+                self._down_until = time.monotonic() + DOWN_S
+            raise error from None
+        self._same_file(what)
+        self._down_until = 0.0
+
+    def rows(self, table: Table) -> list[dict]:
+        """Return every row of ``table`` (for tests and the operator's inspection)."""
+        key = table.c[table.primary_key.columns.keys()[0]]
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(select(table).order_by(key))]
+
+    def dispose(self) -> None:
+        self.audit.close()
+        if self._side is not None:
+            self._side.shutdown(wait=False)
+        self.engine.dispose()
+
+    def after_fork(self) -> None:
+        """In a new worker process: drop the parent's connections and audit writer."""
+        self.engine.dispose(close=False)
+        self.audit.after_fork()
+
+    def _same_file(self, what: str) -> None:
+        if self._sqlite_file is None:
+            return
+        if _file_identity(self._sqlite_file) != self._identity:
+            self.engine.dispose()  # connections still point at the old, unlinked file
+            log.error("store unavailable (%s): %s is gone or was replaced", what, self._sqlite_file)
+            raise StoreUnavailable(f"the SQLite database {self._sqlite_file} is gone or was replaced; "
+                                   f"the {what} write would not be kept; nothing was stored")
+
+
+@contextmanager
+def _watchdog(conn, timeout_s: float):
+    """Shut the connection's socket down if the transaction outlives ``timeout_s``.
+
+    A stopped or frozen PostgreSQL still has its kernel acknowledge every packet, so neither TCP
+    keep-alives nor ``tcp_user_timeout`` ever fire, and libpq has no client-side statement
+    timeout: closing the socket under the waiting call is the one way to end the wait.  (SQLite
+    is bounded by ``busy_timeout`` instead.)
+    """
+    pgconn = getattr(conn.connection.dbapi_connection, "pgconn", None)
+    if pgconn is None:
+        yield
+        return
+    cutoff = Cutoff()
+    try:
+        cutoff.watch(pgconn.socket)
+        cutoff.arm(timeout_s, "store-watchdog")
+        yield
+    finally:
+        cutoff.close()
+        if cutoff.fired:
+            log.error("store: a transaction outlived its %.1f s limit; its connection was closed", timeout_s)
+
+
+def _create_engine(url: str, timeout_s: float) -> Engine:
+    if url.startswith("sqlite"):
+        memory = make_url(url).database in (None, "", ":memory:")
+        # one in-memory database shared by every thread (the audit writer's too), not one per thread
+        shared = {"poolclass": StaticPool} if memory else {}
+        connect = {"timeout": timeout_s, **({"check_same_thread": False} if memory else {})}
+        engine = create_engine(url, connect_args=connect, hide_parameters=True, **shared)
+        event.listen(engine, "connect", lambda conn, _record: _sqlite_pragmas(conn, timeout_s))
+        return engine
+    # No pool_pre_ping: its SELECT 1 would run before the watchdog can guard it; a connection
+    # the server dropped fails its transaction once (503 / audit retry) and is replaced.
+    return create_engine(url, hide_parameters=True, pool_timeout=timeout_s, pool_recycle=1800,
+                         connect_args={"connect_timeout": max(1, round(timeout_s))})
+
+
+def _sqlite_pragmas(dbapi_connection, timeout_s: float) -> None:
+    # WAL lets several gunicorn workers write; each transaction chooses how hard it syncs
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")  # first: WAL itself may wait for a lock
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _shared_connection(engine: Engine) -> bool:
+    return isinstance(engine.pool, StaticPool)
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).resolve()
+
+
+def _file_identity(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return stat.st_dev, stat.st_ino
+
+
+def _prepare_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreStartError(_folder_advice(folder, exc.strerror or str(exc))) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreStartError(_folder_advice(folder, "not writable"))
+
+
+def _folder_advice(folder: Path, why: str) -> str:
+    return (f"cannot use the SQLite folder {folder}: {why} (this process runs as uid {os.getuid()}). "
+            f"Make it writable for that user (for a Docker bind mount: `chown {os.getuid()} <host folder>` "
+            f"or run the container with `--user $(id -u)`), or set CDSHOOKS_DATABASE_URL to another "
+            f"database.")
+
+
+def _start_advice(sqlite_file: Path | None, exc: SQLAlchemyError) -> str:
+    if sqlite_file is not None:
+        return _folder_advice(sqlite_file.parent, f"cannot create {sqlite_file.name} ({type(exc).__name__})")
+    return (f"cannot open the database named by CDSHOOKS_DATABASE_URL ({type(exc).__name__}: "
+            f"{getattr(exc, 'orig', exc)}); check that it is reachable and the user may create tables.")
+
+
+def audit_values(row: dict) -> dict:
+    """An audit row as stored: lists as compact JSON, ids cut to their column, no NUL characters."""
+    values = {**row, "at": row.get("at") or _utcnow()}
+    for key in ("order_refs", "decisions", "card_ids"):
+        if key in values and not isinstance(values[key], str):
+            values[key] = json.dumps(values[key], separators=(",", ":"))
+    for key, value in values.items():
+        if isinstance(value, str):
+            value = value.replace("\x00", "")
+            values[key] = value[:ID_LENGTH] if key in ("service_id", "hook", "hook_instance", "patient_id") else value
+    return values
+
+
+def _feedback_row(service_id: str, item: dict, now: dt.datetime) -> dict:
+    reason = item.get("overrideReason") or {}
+    accepted = item.get("acceptedSuggestions")
+    return {
+        "service_id": service_id,
+        "card_uuid": item["card"],
+        "outcome": item["outcome"],
+        "outcome_timestamp": item["outcomeTimestamp"],
+        "accepted_suggestions": json.dumps([s["id"] for s in accepted]) if accepted else None,
+        "override_reason": json.dumps(reason["reason"]) if reason.get("reason") else None,
+        "user_comment": reason.get("userComment"),
+        "received_at": now,
+    }
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def init_app(app: Flask) -> None:
+    """Open the store named by ``CDSHOOKS_DATABASE_URL`` and create its schema."""
+    config = settings.get_from(app)
+    app.extensions[EXTENSION_KEY] = Store(config.DATABASE_URL, config.STORE_TIMEOUT_MS / 1000,
+                                          config.AUDIT_QUEUE_SIZE)
+
+
+def get() -> Store:
+    """Return the store of the current app."""
+    return current_app.extensions[EXTENSION_KEY]
