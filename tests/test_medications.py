@@ -12,11 +12,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from cdshooks.cds.prefetch import Slot
-from cdshooks.facts.calculators import opioid_products
-from cdshooks.facts.calculators.mme import assess_wean
-from cdshooks.facts.calculators.mme import daily_mme
-from cdshooks.facts.calculators.mme import load_mme_tables
-from cdshooks.facts.calculators.mme import opioid_ingredients
+from cdshooks.facts.calculators.opioids import products as opioid_products
+from cdshooks.facts.calculators.opioids.dose import daily_mme
+from cdshooks.facts.calculators.opioids.dose import opioid_ingredients
+from cdshooks.facts.calculators.opioids.tables import load_mme_tables
+from cdshooks.facts.calculators.opioids.wean import assess_wean
 from cdshooks.facts.facts import FactContext
 from cdshooks.facts.loader import _compile_select
 from cdshooks.facts.model import FactMapping

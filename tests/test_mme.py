@@ -9,12 +9,12 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from cdshooks.facts.calculators.mme import DATA_DIR
-from cdshooks.facts.calculators.mme import assess_wean
-from cdshooks.facts.calculators.mme import daily_mme
-from cdshooks.facts.calculators.mme import load_mme_tables
-from cdshooks.facts.calculators.mme import opioid_ingredients
-from cdshooks.facts.calculators.mme import route_codes
+from cdshooks.facts.calculators.opioids.dose import daily_mme
+from cdshooks.facts.calculators.opioids.dose import opioid_ingredients
+from cdshooks.facts.calculators.opioids.dose import route_codes
+from cdshooks.facts.calculators.opioids.tables import DATA_DIR
+from cdshooks.facts.calculators.opioids.tables import load_mme_tables
+from cdshooks.facts.calculators.opioids.wean import assess_wean
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from cdshooks.fhir import valuesets
-from cdshooks.fhir.record import ICD10CM
-from cdshooks.fhir.record import normalize_code
+from cdshooks.fhir.read import ICD10CM
+from cdshooks.fhir.read import normalize_code
 from cdshooks.policy.loader import check
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ resolving to a MedicationRequest) is left out so the same medication is not coun
 
 from __future__ import annotations
 
+from cdshooks.fhir.read import as_list
 from cdshooks.fhir.record import Record
-from cdshooks.fhir.record import as_list
 
 HISTORY_TYPES = ("MedicationRequest", "MedicationStatement")
 _STATUS_AS_ORDER = {"active": "active", "completed": "completed", "intended": "active",

@@ -20,7 +20,7 @@ from jsonpath_ng import jsonpath as jp
 
 from cdshooks.facts.loader import CalculatorFact
 from cdshooks.facts.select import SelectFact
-from cdshooks.fhir.record import canonical_system
+from cdshooks.fhir.read import canonical_system
 from cdshooks.files.datafile import Problem
 from cdshooks.files.suggest import did_you_mean
 

@@ -18,7 +18,7 @@ from cdshooks.cds.protocol import Coding
 from cdshooks.cds.protocol import DraftOrder
 from cdshooks.cds.protocol import Source
 from cdshooks.cds.protocol import prune
-from cdshooks.fhir.record import as_list
+from cdshooks.fhir.read import as_list
 from cdshooks.policy.applicability import Evaluation
 from cdshooks.policy.logic import MET
 from cdshooks.policy.logic import UNKNOWN

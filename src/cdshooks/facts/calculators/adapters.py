@@ -10,11 +10,13 @@ from cdshooks.facts.calculators import age
 from cdshooks.facts.calculators import data_unavailable
 from cdshooks.facts.calculators import first_unavailable
 from cdshooks.facts.calculators import gestation
-from cdshooks.facts.calculators import mme
 from cdshooks.facts.calculators import orders
 from cdshooks.facts.calculators import pain
 from cdshooks.facts.calculators import pregnancy
 from cdshooks.facts.calculators import setting
+from cdshooks.facts.calculators.opioids.dose import opioid_ingredients
+from cdshooks.facts.calculators.opioids.dose import route_codes
+from cdshooks.facts.calculators.opioids.wean import assess_wean
 from cdshooks.facts.facts import UNKNOWN
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
@@ -25,7 +27,7 @@ from cdshooks.fhir import medications
 from cdshooks.fhir.codes import SYSTEMS
 from cdshooks.fhir.dates import condition_state
 from cdshooks.fhir.dates import parse_date
-from cdshooks.fhir.record import codings
+from cdshooks.fhir.read import codings
 from cdshooks.fhir.record import display_code
 from cdshooks.fhir.record import reference_of
 
@@ -52,10 +54,10 @@ def gestational_age(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if not observations.known and not edd.known:
         return observations if observations.status == "unavailable" else UNKNOWN
     weeks = params.get("unitless_weeks")   # local codes whose readings without a unit are in weeks
-    ga_items = [gestation.GaObservation(i.reference, i.date, i.value, i.code, str(i.resource.get("issued", "")),
+    ga_items = [gestation.GaObservation(i.reference, i.date, i.value, i.code, i.issued,
                                         bool(weeks and i.entry is not None and weeks.entry_for(i.entry.system, i.entry.code)))
                 for i in (observations.value or ()) if i.date]
-    edd_items = [gestation.EddObservation(i.reference, i.date, parse_date(i.value), str(i.resource.get("issued", "")))
+    edd_items = [gestation.EddObservation(i.reference, i.date, parse_date(i.value), i.issued)
                  for i in (edd.value or ()) if i.date]
     found = gestation.gestational_age(ga_items, edd_items, at)
     if found is None:
@@ -98,7 +100,7 @@ def fetus_count(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     observations, conditions = ctx.fact(inputs["observations"], at), ctx.fact(inputs["conditions"], at)
     if (unavailable := first_unavailable((observations, conditions))) is not None:
         return unavailable
-    obs = [(i.reference, i.date, str(i.resource.get("issued", "")), i.value) for i in observations.value or ()]
+    obs = [(i.reference, i.date, i.issued, i.value) for i in observations.value or ()]
     cond = [(i.reference, i.code, n) for i in conditions.value or () if not i.refuted
             and (n := _count_of(i, params["counts"])) is not None]
     counted = pregnancy.fetus_count(obs, cond)
@@ -223,9 +225,9 @@ def opioid_trial_marker(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 
 def opioid_ingredients_neuraxial(resource, resolve, tables, routes) -> frozenset:
-    if not (mme.route_codes(resource) & routes):
+    if not (route_codes(resource) & routes):
         return frozenset()
-    return mme.opioid_ingredients(resource, resolve, tables)
+    return opioid_ingredients(resource, resolve, tables)
 
 
 def neuraxial_only_ingredient(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -235,9 +237,9 @@ def neuraxial_only_ingredient(ctx: FactContext, at: dt.date, inputs, params) -> 
     found = None
     for draft in ctx.record.drafts:
         resource = draft.resource
-        if resource.get("resourceType") != "MedicationRequest" or not (mme.route_codes(resource) & routes):
+        if resource.get("resourceType") != "MedicationRequest" or not (route_codes(resource) & routes):
             continue
-        if mme.opioid_ingredients(resource, resolve, tables):
+        if opioid_ingredients(resource, resolve, tables):
             return Fact("known", False, note="a neuraxial opioid is ordered too")
         if ingredient.matches_concept(orders.order_concepts(resource, ctx.record)):
             found = draft
@@ -249,7 +251,7 @@ def neuraxial_only_ingredient(ctx: FactContext, at: dt.date, inputs, params) -> 
 def opioid_wean(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     unavailable = data_unavailable(ctx, "MedicationRequest") or data_unavailable(ctx, "MedicationStatement")
     requests = medications.history(ctx.record)  # D10: statements count as history too
-    result = mme.assess_wean(
+    result = assess_wean(
         requests, _medication_resolver(ctx), at, ctx.resources["mme"],
         lookback_days=int(setting(ctx, params["lookback_days"])),
         default_supply_days=int(setting(ctx, params["default_supply_days"])),

@@ -17,8 +17,9 @@ import datetime as dt
 from cdshooks.facts.calculators import Calculator
 from cdshooks.facts.calculators import data_unavailable
 from cdshooks.facts.calculators import first_unavailable
-from cdshooks.facts.calculators import mme
 from cdshooks.facts.calculators import orders
+from cdshooks.facts.calculators.opioids.dose import route_codes
+from cdshooks.facts.calculators.opioids.interval import active_interval
 from cdshooks.facts.facts import UNKNOWN
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
@@ -28,8 +29,8 @@ from cdshooks.fhir.codes import SYSTEMS
 from cdshooks.fhir.codes import CodeSet
 from cdshooks.fhir.dates import condition_state
 from cdshooks.fhir.dates import resource_date
-from cdshooks.fhir.record import as_list
-from cdshooks.fhir.record import codings
+from cdshooks.fhir.read import as_list
+from cdshooks.fhir.read import codings
 from cdshooks.fhir.record import display_code
 from cdshooks.fhir.record import reference_of
 
@@ -168,12 +169,12 @@ def medication_course(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     found = []   # (request, its concepts)
     for request in ctx.record.of_type("MedicationRequest"):
         concepts = orders.order_concepts(request, ctx.record)
-        if not params["codes"].matches_concept(concepts) or (mme.route_codes(request) & params["routes"]):
+        if not params["codes"].matches_concept(concepts) or (route_codes(request) & params["routes"]):
             continue
         if ctx.record.is_draft(request) or request.get("status") == "active":
             found.append((request, concepts))
         elif request.get("status") in ("completed", "stopped"):
-            interval = mme.active_interval(request, False, int(params.get("default_supply_days", 30)))
+            interval = active_interval(request, False, int(params.get("default_supply_days", 30)))
             if interval and interval[1] is not None and window <= interval[1] - dt.timedelta(days=1) <= at:
                 found.append((request, concepts))
     if not found:

@@ -11,6 +11,8 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from cdshooks.fhir.dates import latest_key
+
 MAX_DAYS = 308
 TERM_DAYS = 280
 WEEKS_WHEN_UNITLESS = frozenset({"49051-6"})
@@ -65,13 +67,13 @@ def gestational_age(ga: list[GaObservation], edd: list[EddObservation], on: dt.d
         if days is not None:
             ga_on = days + (on - obs.date).days
             if 0 <= ga_on <= MAX_DAYS:
-                candidates.append((obs.date, obs.issued, obs.reference, ga_on, obs))
+                candidates.append((latest_key(obs.date, obs.issued, obs.reference), ga_on, obs))
     if candidates:
-        *_, ga_on, obs = max(candidates, key=lambda c: c[:3])
+        _, ga_on, obs = max(candidates, key=lambda c: c[0])
         return Gestation(ga_on, obs.reference, f"{_quantity_text(obs.value)} on {obs.date}", "observation")
     dated = [e for e in edd if e.edd is not None]
     if dated:
-        latest = max(dated, key=lambda e: (e.date, e.issued, e.reference))
+        latest = max(dated, key=lambda e: latest_key(e.date, e.issued, e.reference))
         ga_on = TERM_DAYS - (latest.edd - on).days
         if 0 <= ga_on <= MAX_DAYS:
             return Gestation(ga_on, latest.reference, f"EDD {latest.edd} (recorded {latest.date})", "edd")

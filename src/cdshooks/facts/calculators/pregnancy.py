@@ -6,6 +6,8 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from cdshooks.fhir.dates import latest_key
+
 PRIOR_WINDOW_WITHOUT_START = 280
 
 
@@ -27,7 +29,7 @@ def fetus_count(observations, conditions) -> Counted:
     """
     usable = [o for o in observations if _count(o[3]) is not None]
     if usable:
-        reference, date, _issued, value = max(usable, key=lambda o: (o[1], o[2], o[0]))
+        reference, date, _issued, value = max(usable, key=lambda o: latest_key(o[1], o[2], o[0]))
         n = _count(value)
         return Counted(n, n, reference, f"{n} fetuses (observed {date})")
     if conditions:
