@@ -105,8 +105,8 @@ def test_a_mapping_naming_an_unknown_set_or_a_code_is_a_problem_at_its_line(tree
     problems = [p for p in check(tree / "policies", tree / "mappings", {})[1] if p.kind == "code"]
     lines = text.splitlines()
     assert [(p.file, p.line, p.path) for p in problems] == [
-        ("mappings/default.yaml", lines.index("    codes: [narcotic-allergy]") + 1, "facts.conditions.narcotic_allergy.codes"),
-        ("mappings/default.yaml", lines.index("      reasons: [icd10cm|Z36.0]") + 1, "facts.order.cfdna_marker.params.reasons")]
+        ("mappings/default.yaml", lines.index("    codes: [narcotic-allergy]") + 1, "facts[conditions.narcotic_allergy].codes"),
+        ("mappings/default.yaml", lines.index("      reasons: [icd10cm|Z36.0]") + 1, "facts[order.cfdna_marker].params.reasons")]
     assert "unknown value set 'narcotic-allergy'" in problems[0].detail
     assert "is a code, not a value-set name" in problems[1].detail
 

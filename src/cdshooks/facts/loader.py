@@ -145,12 +145,9 @@ def _validate(document) -> tuple[MappingFile | None, list[Problem]]:
     if shell is None:
         return None, problems
     facts = {}
-    for name, body in shell.facts.items():
-        sub = datafile.Document(document.file, body, {k[2:]: v for k, v in document.lines.items()
-                                                      if k[:2] == ("facts", name)})
-        fact, found = datafile.validate(sub, FactMapping)
-        problems += [Problem(p.file, p.line, f"facts.{name}" + (f".{p.path}" if p.path else ""), p.kind, p.detail)
-                     for p in found]
+    for name in shell.facts:
+        fact, found = datafile.validate(document, FactMapping, at=("facts", name))
+        problems += found
         if fact is not None:
             facts[name] = fact
     try:
@@ -265,7 +262,10 @@ def _compile_calculator(name, m: FactMapping, document, calculators, valuesets: 
         detail = "; ".join(filter(None, [missing and f"missing inputs {sorted(missing)}",
                                          extra and f"unexpected inputs {sorted(extra)}"]))
         return None, [document.problem(path + ("inputs",), "calculator", detail)]
-    resolved = resolve_params(dict(m.params), calculator.code_params, valuesets)
+    raw, found = _typed_params(m, calculator, document, path + ("params",))
+    if raw is None:
+        return None, found
+    resolved = resolve_params(raw, calculator.code_params, valuesets)
     try:
         params = calculator.prepare(resolved) if calculator.prepare else resolved
     except (KeyError, TypeError, ValueError, CodeError, re.error) as exc:
@@ -274,6 +274,16 @@ def _compile_calculator(name, m: FactMapping, document, calculators, valuesets: 
                  for v in m.params.values() if isinstance(v, dict) and "setting" in v)
     return CalculatorFact(name, calculator, MappingProxyType(dict(m.inputs)), params,
                           calculator.order_scoped, refs), []
+
+
+def _typed_params(m: FactMapping, calculator: Calculator, document, path: tuple):
+    """The params as the calculator's model reads them (absent and null keys left out), or the problems."""
+    if calculator.params is None:
+        return dict(m.params), []
+    typed, problems = datafile.validate_value(document, calculator.params, dict(m.params), path)
+    if typed is None:
+        return None, problems
+    return typed.model_dump(exclude_unset=True, exclude_none=True), []
 
 
 def _check_references(compiled, raw) -> list[Problem]:

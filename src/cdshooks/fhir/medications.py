@@ -17,6 +17,7 @@ resolving to a MedicationRequest) is left out so the same medication is not coun
 from __future__ import annotations
 
 from cdshooks.fhir.read import as_list
+from cdshooks.fhir.read import objects
 from cdshooks.fhir.record import Record
 
 HISTORY_TYPES = ("MedicationRequest", "MedicationStatement")
@@ -45,7 +46,7 @@ def as_order(statement: dict) -> dict | None:
         return None
     order = {key: statement[key] for key in _COPIED if key in statement}
     order.update(status=_STATUS_AS_ORDER[status], intent="order")
-    dosages = [d for d in as_list(statement.get("dosage")) if isinstance(d, dict)]
+    dosages = objects(statement.get("dosage"))
     bounds = _effective_bounds(statement)
     if bounds:
         first = dosages[0] if dosages else {}

@@ -5,7 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from pydantic import Field
+
 from cdshooks.facts.calculators import Calculator
+from cdshooks.facts.calculators import NoParams
+from cdshooks.facts.calculators import Params
+from cdshooks.facts.calculators import SettingInt
+from cdshooks.facts.calculators import ValueSetNames
 from cdshooks.facts.calculators import age
 from cdshooks.facts.calculators import data_unavailable
 from cdshooks.facts.calculators import first_unavailable
@@ -270,28 +276,75 @@ def _number(value: float) -> str:
     return f"{round(value, 1):g}"
 
 
+# --------------------------------------------------------------------------- params
+class GestationParams(Params):
+    unitless_weeks: ValueSetNames | None = None   # local codes whose readings without a unit are in weeks
+
+
+class DaysParams(Params):
+    days: int = Field(ge=0)
+
+
+class CountParams(Params):
+    counts: dict[str, int | str]   # value set -> fetus count it implies ("2", ">=3")
+
+
+class PriorScreenParams(Params):
+    marker: str                    # regex on an unlisted code's text that makes it a cfDNA screen
+    screens: ValueSetNames
+    unlisted: ValueSetNames
+
+
+class MarkerParams(Params):
+    pattern: str                   # regex on the order's text or display
+    reasons: ValueSetNames
+
+
+class PainParams(Params):
+    malignant: ValueSetNames
+    nonmalignant: ValueSetNames
+    neutral: ValueSetNames
+    cancer: ValueSetNames
+
+
+class TrialMarkerParams(Params):
+    routes: ValueSetNames
+    products: ValueSetNames
+
+
+class NeuraxialParams(Params):
+    routes: ValueSetNames
+    ingredient: ValueSetNames
+
+
+class WeanParams(Params):
+    lookback_days: SettingInt
+    default_supply_days: SettingInt
+
+
 CALCULATORS = (
-    Calculator("patient_age", patient_age, resource_types=frozenset({"Patient"})),
+    Calculator("patient_age", patient_age, resource_types=frozenset({"Patient"}), params=NoParams),
     Calculator("gestational_age", gestational_age, frozenset({"observations", "edd"}),
-               code_params=frozenset({"unitless_weeks"}), quantity_inputs=frozenset({"observations"})),
-    Calculator("pregnancy_start", pregnancy_start, frozenset({"gestation"})),
-    Calculator("date_reaching", eligible_date, frozenset({"gestation"})),
+               code_params=frozenset({"unitless_weeks"}), quantity_inputs=frozenset({"observations"}),
+               params=GestationParams),
+    Calculator("pregnancy_start", pregnancy_start, frozenset({"gestation"}), params=NoParams),
+    Calculator("date_reaching", eligible_date, frozenset({"gestation"}), params=DaysParams),
     Calculator("fetus_count", fetus_count, frozenset({"observations", "conditions"}), _prepare_counts,
-               code_params=frozenset({"counts"})),
+               code_params=frozenset({"counts"}), params=CountParams),
     Calculator("prior_screen", prior_screen,
                frozenset({"service_requests", "procedures", "reports", "start"}), _prepare_prior,
-               order_scoped=True, code_params=frozenset({"screens", "unlisted"})),
-    Calculator("order_codes", order_codes, order_scoped=True),
-    Calculator("order_reason_codes", order_reason_codes, order_scoped=True),
+               order_scoped=True, code_params=frozenset({"screens", "unlisted"}), params=PriorScreenParams),
+    Calculator("order_codes", order_codes, order_scoped=True, params=NoParams),
+    Calculator("order_reason_codes", order_reason_codes, order_scoped=True, params=NoParams),
     Calculator("text_marker", text_marker, prepare=_prepare_marker, order_scoped=True,
-               code_params=frozenset({"reasons"})),
+               code_params=frozenset({"reasons"}), params=MarkerParams),
     Calculator("pain_origin", pain_origin, prepare=_prepare_pain, order_scoped=True,
                resource_types=frozenset({"Condition"}),
-               code_params=frozenset({"malignant", "nonmalignant", "neutral", "cancer"})),
+               code_params=frozenset({"malignant", "nonmalignant", "neutral", "cancer"}), params=PainParams),
     Calculator("opioid_trial_marker", opioid_trial_marker, prepare=_prepare_routes, drafts_only=True,
-               code_params=frozenset({"routes", "products"})),
+               code_params=frozenset({"routes", "products"}), params=TrialMarkerParams),
     Calculator("neuraxial_only_ingredient", neuraxial_only_ingredient, prepare=_prepare_routes, drafts_only=True,
-               code_params=frozenset({"routes", "ingredient"})),
+               code_params=frozenset({"routes", "ingredient"}), params=NeuraxialParams),
     Calculator("opioid_wean", opioid_wean, resource_types=frozenset({"MedicationRequest"}),
-               optional_types=frozenset({"MedicationStatement"})),
+               optional_types=frozenset({"MedicationStatement"}), params=WeanParams),
 )

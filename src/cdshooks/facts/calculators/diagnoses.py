@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pydantic import Field
+from pydantic import model_validator
+
 from cdshooks.facts.calculators import Calculator
+from cdshooks.facts.calculators import NoParams
+from cdshooks.facts.calculators import Params
+from cdshooks.facts.calculators import ValueSetNames
 from cdshooks.facts.calculators import data_unavailable
 from cdshooks.facts.calculators import first_unavailable
 from cdshooks.facts.calculators import orders
@@ -185,13 +191,42 @@ def medication_course(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     return Fact("known", "met", evidence)
 
 
+class DiagnosisParams(Params):
+    codes: ValueSetNames
+    unless: ValueSetNames | None = None       # a code of this set present: not-met
+    pair_with: ValueSetNames | None = None    # both sets must be present
+    site_codes: ValueSetNames | None = None   # these codes count when recorded with a body_site
+    body_site: ValueSetNames | None = None
+    within_days: int | None = Field(None, ge=0)
+    any_status: bool = False                  # inactive Conditions count too
+
+    @model_validator(mode="after")
+    def _site_codes_need_a_site(self):
+        if self.site_codes is not None and self.body_site is None:
+            raise ValueError("site_codes count only with a body_site: name its value set")
+        return self
+
+
+class OrderElementParams(Params):
+    element: str = Field(min_length=1)
+
+
+class CourseParams(Params):
+    codes: ValueSetNames
+    ended_within_days: int = Field(ge=0)
+    exclude_routes: ValueSetNames | None = None
+    default_supply_days: int = Field(30, ge=1)
+
+
 CALCULATORS = (
     Calculator("diagnosis", diagnosis, order_scoped=True, resource_types=frozenset({"Condition"}),
-               code_params=frozenset({"codes", "unless", "pair_with", "site_codes", "body_site"})),
-    Calculator("bilateral", bilateral, frozenset({"right", "left"})),
+               code_params=frozenset({"codes", "unless", "pair_with", "site_codes", "body_site"}),
+               params=DiagnosisParams),
+    Calculator("bilateral", bilateral, frozenset({"right", "left"}), params=NoParams),
     Calculator("requester_codes", requester_codes, order_scoped=True,
-               optional_types=frozenset({"PractitionerRole", "Practitioner"})),
-    Calculator("order_element", order_element, order_scoped=True),
+               optional_types=frozenset({"PractitionerRole", "Practitioner"}), params=NoParams),
+    Calculator("order_element", order_element, order_scoped=True, params=OrderElementParams),
     Calculator("medication_course", medication_course, prepare=_prepare_course,
-               resource_types=frozenset({"MedicationRequest"}), code_params=frozenset({"codes", "exclude_routes"})),
+               resource_types=frozenset({"MedicationRequest"}), code_params=frozenset({"codes", "exclude_routes"}),
+               params=CourseParams),
 )
