@@ -54,6 +54,12 @@ def date_bounds(value) -> tuple[dt.date, dt.date] | None:
     """Earliest and latest day a (possibly partial) FHIR date can mean; None if unreadable."""
     if not isinstance(value, str):
         return None
+    if len(value) >= 10 and value[4] == "-" and value[7] == "-":   # the common full date, in C
+        try:
+            day = dt.date.fromisoformat(value[:10])
+            return day, day
+        except ValueError:
+            pass   # read by the pattern below, which names the same day or none
     match = _DATE.match(value)
     if not match:
         return None
@@ -73,8 +79,12 @@ def date_bounds(value) -> tuple[dt.date, dt.date] | None:
 
 def exact_date(value) -> dt.date | None:
     """The calendar date of a FHIR date/dateTime given to the day; None for a partial or unreadable one."""
-    bounds = date_bounds(value)
-    return bounds[0] if bounds and bounds[0] == bounds[1] else None
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
 
 
 def plus_days(day: dt.date, days: float) -> dt.date:

@@ -58,6 +58,12 @@ def medication_concept(med_request: dict, resolve: Resolver) -> dict:
     return as_dict(as_dict(medication).get("code"))
 
 
+def identified(med_request: dict, resolve: Resolver, tables: MmeTables) -> tuple[dict, Drug | None]:
+    """The order's medication code (D7) and the opioid it names, if any."""
+    concept = medication_concept(med_request, resolve)
+    return concept, identify(concept, tables)
+
+
 def opioid_ingredients(med_request: dict, resolve: Resolver, tables: MmeTables) -> frozenset[str]:
     """RxNorm ingredient codes of the opioids in the order (D7 code); empty if none.
 
@@ -67,7 +73,7 @@ def opioid_ingredients(med_request: dict, resolve: Resolver, tables: MmeTables) 
     """
     if not isinstance(med_request, dict):
         return frozenset()
-    drug = identify(medication_concept(med_request, resolve), tables)
+    _, drug = identified(med_request, resolve, tables)
     return frozenset({drug.ingredient}) if drug is not None else frozenset()
 
 
@@ -88,7 +94,7 @@ def daily_mme(
     """Return (MME/day or None, ingredient name, arithmetic text) for one MedicationRequest."""
     if not isinstance(med_request, dict):
         return None, "", "not a MedicationRequest"
-    drug = identify(medication_concept(med_request, resolve), tables)
+    _, drug = identified(med_request, resolve, tables)
     if drug is None:
         return None, "", "not an opioid of the product or ingredient table"
     return drug_mme(med_request, drug, tables)

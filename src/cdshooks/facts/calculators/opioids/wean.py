@@ -17,12 +17,11 @@ from typing import Literal
 
 from cdshooks.facts.calculators.opioids.dose import Resolver
 from cdshooks.facts.calculators.opioids.dose import drug_mme
-from cdshooks.facts.calculators.opioids.dose import medication_concept
+from cdshooks.facts.calculators.opioids.dose import identified
 from cdshooks.facts.calculators.opioids.dose import mme_text
 from cdshooks.facts.calculators.opioids.dose import route_codes
 from cdshooks.facts.calculators.opioids.interval import active_interval
 from cdshooks.facts.calculators.opioids.products import Drug
-from cdshooks.facts.calculators.opioids.products import identify
 from cdshooks.facts.calculators.opioids.tables import MmeTables
 from cdshooks.fhir.read import codes_in
 from cdshooks.fhir.read import text
@@ -99,8 +98,7 @@ def _consider(
     med_request, draft = _unpack(item)
     if med_request is None:
         return None
-    concept = medication_concept(med_request, resolve)
-    drug = identify(concept, tables)
+    concept, drug = identified(med_request, resolve, tables)
     if drug is None or _excluded(med_request, draft, drug, concept, tables):
         return None
     status = text(med_request.get("status"))
