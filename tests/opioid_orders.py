@@ -8,6 +8,7 @@ from cdshooks.facts.calculators.opioids.tables import load_mme_tables
 from cdshooks.facts.calculators.opioids.wean import assess_wean
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+NDC = "http://hl7.org/fhir/sid/ndc"
 SNOMED = "http://snomed.info/sct"
 HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
@@ -125,3 +126,25 @@ def example_1():
         ),
         order("ex1c", "1049502", q12h_tab(), authored="2025-04-01"),
     )
+
+
+# --- orders named by code, display or text (D9) -----------------------------------------------
+
+
+def coded(code=None, display=None, system=RXNORM, text=None):
+    coding = {k: v for k, v in (("system", system), ("code", code), ("display", display)) if v is not None}
+    concept = {"coding": [coding]}
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def q6h(value=1, unit="{tbl}"):
+    return {"timing": {"repeat": {"frequency": 1, "period": 6, "periodUnit": "h"}},
+            "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit, "code": unit}}]}
+
+
+
+def request(rid, concept, *dosages, status="active", authored="2025-06-01"):
+    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
+            "authoredOn": authored, "medicationCodeableConcept": concept, "dosageInstruction": list(dosages)}
