@@ -57,3 +57,9 @@ def test_the_main_code_element_of_each_type():
     assert read.main_code_element("DeviceRequest") == "codeCodeableConcept"
     assert read.main_code_element("Encounter") == "code"
     assert "Encounter" not in read.MAIN_CODE   # the record indexes only the types listed
+
+
+@pytest.mark.parametrize("value, expected", [(3, 3), (2.5, 2.5), (-1, -1), ("3", None), (False, None),
+                                             (float("nan"), None), (10 ** 400, None)])
+def test_number_reads_finite_json_numbers_as_written(value, expected):
+    assert read.number(value) == expected

@@ -16,6 +16,7 @@ resolving to a MedicationRequest) is left out so the same medication is not coun
 
 from __future__ import annotations
 
+from cdshooks.fhir.read import as_dict
 from cdshooks.fhir.read import as_list
 from cdshooks.fhir.read import objects
 from cdshooks.fhir.record import Record
@@ -50,8 +51,8 @@ def as_order(statement: dict) -> dict | None:
     bounds = _effective_bounds(statement)
     if bounds:
         first = dosages[0] if dosages else {}
-        timing = first.get("timing") if isinstance(first.get("timing"), dict) else {}
-        repeat = timing.get("repeat") if isinstance(timing.get("repeat"), dict) else {}
+        timing = as_dict(first.get("timing"))
+        repeat = as_dict(timing.get("repeat"))
         first = {**first, "timing": {**timing, "repeat": {**repeat, "boundsPeriod": bounds}}}
         dosages = [first, *dosages[1:]]
     if dosages:

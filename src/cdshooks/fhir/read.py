@@ -64,15 +64,26 @@ def text(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def positive(value) -> float | None:
-    """A positive finite JSON number; strings and booleans do not count."""
+def number(value) -> int | float | None:
+    """A finite JSON number as written (int or float); strings and booleans do not count."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
-        number = float(value)
+        finite = math.isfinite(value)
     except OverflowError:  # JSON integers have no size limit
         return None
-    return number if math.isfinite(number) and number > 0 else None
+    return value if finite else None
+
+
+def positive(value) -> float | None:
+    """A positive finite JSON number, as a float; strings and booleans do not count."""
+    if number(value) is None:
+        return None
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return None
+    return as_float if as_float > 0 else None
 
 
 def get_path(resource, path: tuple) -> Any:

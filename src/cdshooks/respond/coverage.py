@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic import model_validator
 
+from cdshooks.fhir.read import objects
 from cdshooks.policy.model import Coverage
 
 COVERAGE_INFORMATION = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/ext-coverage-information"
@@ -200,8 +201,7 @@ def payer_name(coverage: dict, resolve) -> str | None:
 
 
 def _payors(coverage: dict) -> list[dict]:
-    payors = coverage.get("payor")
-    return [p for p in (payors if isinstance(payors, list) else [payors]) if isinstance(p, dict)]
+    return objects(coverage.get("payor"))
 
 
 def has_payer_identifier(coverage: dict, resolve) -> bool:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from cdshooks.fhir.dates import latest_key
+from cdshooks.fhir.read import number
 
 MAX_DAYS = 308
 TERM_DAYS = 280
@@ -48,8 +49,8 @@ def quantity_days(quantity, loinc: str) -> int | None:
     """Days of a GA Quantity: ``wk`` → floor(v × 7), ``d`` → floor(v); unitless = weeks for 49051-6."""
     if not isinstance(quantity, dict):
         return None
-    value = quantity.get("value")
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    value = number(quantity.get("value"))
+    if value is None:
         return None
     unit = quantity.get("code") or quantity.get("unit")
     if unit in ("wk", "w", "week", "weeks") or (unit is None and loinc in WEEKS_WHEN_UNITLESS):

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from cdshooks.fhir.dates import latest_key
+from cdshooks.fhir.read import number
 
 PRIOR_WINDOW_WITHOUT_START = 280
 
@@ -42,7 +43,8 @@ def fetus_count(observations, conditions) -> Counted:
 def _count(value) -> int | None:
     if isinstance(value, dict):
         value = value.get("value")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    value = number(value)
+    if value is None:
         return None
     return int(value) if value >= 1 and float(value).is_integer() else None
 

@@ -10,6 +10,7 @@ from cdshooks.fhir.dates import ORDER_START_PATHS
 from cdshooks.fhir.dates import exact_date
 from cdshooks.fhir.dates import first_exact_date
 from cdshooks.fhir.dates import plus_days
+from cdshooks.fhir.read import as_dict
 from cdshooks.fhir.read import get_path
 from cdshooks.fhir.read import positive
 
@@ -50,7 +51,7 @@ def _explicit_end(start: date, med_request: dict) -> date | None:
 
 def _duration_days(value) -> int | None:
     """Return a Duration in whole days (d, wk = 7, mo = 30; part days count as a day)."""
-    quantity = value if isinstance(value, dict) else {}
+    quantity = as_dict(value)
     amount = positive(quantity.get("value"))
     unit = units.time_unit(quantity.get("code") or quantity.get("unit"))
     if amount is None or unit not in _SUPPLY_UNITS:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Mapping
 
+from cdshooks.fhir.read import as_dict
 from cdshooks.fhir.read import canonical_system
 from cdshooks.fhir.read import codes_in
 from cdshooks.fhir.read import objects
@@ -76,7 +77,7 @@ def load_products(doc: dict, path: pathlib.Path, names: Mapping[str, str]) -> Pr
     if not isinstance(rows_file, str) or not rows_file:
         raise ValueError(f"{path}: missing 'products_file'")
     products = _read_rows(path.parent / rows_file, names, dose_forms)
-    hcpcs = doc.get("excluded_hcpcs") if isinstance(doc.get("excluded_hcpcs"), dict) else {}
+    hcpcs = as_dict(doc.get("excluded_hcpcs"))
     return ProductTable(
         products=products,
         dose_forms=dose_forms,
