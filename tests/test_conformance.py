@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cdshooks import registry
+from cdshooks.policy import assertions
 from conftest import ROOT
 from conftest import make_app
 from crd_profile import URL
@@ -252,7 +253,6 @@ def test_every_code_we_can_send_is_in_the_crd_2_0_1_packages_value_sets(profile)
     from typing import get_args
 
     from cdshooks.policy.model import Coverage
-    from cdshooks.respond import coverage
     from cdshooks.respond import crd
 
     base = "http://hl7.org/fhir/us/davinci-crd/ValueSet/"
@@ -263,6 +263,6 @@ def test_every_code_we_can_send_is_in_the_crd_2_0_1_packages_value_sets(profile)
         allowed = {a for arg in get_args(field.annotation) for a in get_args(arg)} | set(get_args(field.annotation))
         element = field.alias or name
         assert {a for a in allowed if isinstance(a, str)} <= codes(bound[element]), element
-    assert coverage.REASON_CODES["2.0"] == codes("coverageAssertionReasons")
+    assert assertions.REASON_CODES["2.0"] == codes("coverageAssertionReasons")
     card_types = {(crd.CARD_TOPIC_SYSTEMS["2.0"], t) for t in crd.CARD_TYPE_NAMES}
     assert card_types <= profile.valuesets.codes(base + "cardType")

@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
+from cdshooks.policy import assertions
+from cdshooks.policy.assertions import Reason
 from cdshooks.respond import coverage
-from cdshooks.respond.coverage import Reason
 
 R = Reason("r")
 VALID = [
@@ -31,12 +32,12 @@ INVALID = [
 
 @pytest.mark.parametrize("values", VALID)
 def test_valid_values_pass(values):
-    assert coverage.invariant_problems(values) == []
+    assert assertions.invariant_problems(values) == []
 
 
 @pytest.mark.parametrize("values, invariant", INVALID)
 def test_invalid_values_are_caught(values, invariant):
-    assert any(invariant in problem for problem in coverage.invariant_problems(values))
+    assert any(invariant in problem for problem in assertions.invariant_problems(values))
 
 
 def test_extension_carries_coverage_date_and_the_assertion_id():
@@ -56,18 +57,18 @@ def test_invalid_values_are_never_turned_into_an_extension():
 def test_reason_is_readable_text_with_a_crd_coding_only_where_one_applies():
     assert Reason("No policy applies").concept() == {"text": "No policy applies"}
     assert Reason("Data unreadable", "technical").concept() == {
-        "coding": [{"system": coverage.CRD_CODES, "code": "technical"}], "text": "Data unreadable"}
+        "coding": [{"system": assertions.CRD_CODES, "code": "technical"}], "text": "Data unreadable"}
 
 
 def test_a_reason_code_outside_the_versions_value_set_is_caught():
     values = {"covered": "not-covered", "reason": Reason("t", "technical")}
-    assert any("coverageAssertionReasons" in p for p in coverage.invariant_problems(values, "2.0"))
-    assert coverage.invariant_problems(values, "2.2") == []
+    assert any("coverageAssertionReasons" in p for p in assertions.invariant_problems(values, "2.0"))
+    assert assertions.invariant_problems(values, "2.2") == []
 
 
 def test_under_2_2_info_needed_oth_comes_with_a_detail():
     values = dict(VALID[2])
-    assert any("detail" in p for p in coverage.invariant_problems(values, "2.2"))
+    assert any("detail" in p for p in assertions.invariant_problems(values, "2.2"))
     ext = coverage.extension({**values, "detail": "Document MN-3"}, "Coverage/c", dt.date(2025, 6, 15), "a", "2.2")
     detail = next(p for p in ext["extension"] if p["url"] == "detail")
     assert {"url": "value", "valueString": "Document MN-3"} in detail["extension"]

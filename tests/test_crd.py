@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import responses
 
-from cdshooks.cds.protocol import DraftOrder
+from cdshooks.fhir.orders import DraftOrder
+from cdshooks.policy import assertions
 from cdshooks.respond import coverage
 from cdshooks.respond import crd
 from conftest import bundle
@@ -151,7 +152,7 @@ def test_the_reason_is_readable_text_not_ids_and_codes_technical_trouble_only_un
     assert "coding" not in reason["valueCodeableConcept"]            # 2.0.1's value set has no code for it
     found = parts(sign(client, app, [CFDNA], prefetch=prefetch,
                        extension={"davinci-crd.requestedVersion": "2.2"}).get_json()["systemActions"][0])
-    assert found["reason"]["valueCodeableConcept"]["coding"] == [{"system": coverage.CRD_CODES, "code": "technical"}]
+    assert found["reason"]["valueCodeableConcept"]["coding"] == [{"system": assertions.CRD_CODES, "code": "technical"}]
     detail = {p["url"]: p for p in found["detail"]["extension"]}
     assert "Questionnaire/prenatal-cfdna-screening" in detail["value"]["valueString"]
 

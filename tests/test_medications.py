@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from cdshooks.cds.prefetch import Slot
 from cdshooks.facts.calculators import opioid_products
 from cdshooks.facts.calculators.mme import assess_wean
 from cdshooks.facts.calculators.mme import daily_mme
@@ -22,6 +21,7 @@ from cdshooks.facts.loader import _compile_select
 from cdshooks.facts.model import FactMapping
 from cdshooks.fhir import medications
 from cdshooks.fhir.codes import CodeSet
+from cdshooks.fhir.record import Slot
 from cdshooks.fhir.record import build
 from cdshooks.fhir.valuesets import ValueSet
 from cdshooks.fhir.valuesets import ValueSets

@@ -169,8 +169,8 @@ def test_a_leaf_never_seen_in_every_result_fails_the_new_policy(project, capsys)
 
 
 def test_an_added_set_reaches_the_sets_that_include_the_extended_one_and_replace_swaps_it(project):
+    from cdshooks.facts import site
     from cdshooks.fhir import valuesets
-    from cdshooks.files import site
 
     follow(project, "integration.md", "Task 1", "Task 2", "Task 3")
     folder = project / "st-elsewhere"

@@ -147,7 +147,7 @@ def _health(args) -> int:
 
 
 def _check(args) -> int:
-    from cdshooks.files import lint
+    from cdshooks.cli import lint
     from cdshooks.policy.loader import check
     from cdshooks.testing import cases
 
@@ -213,8 +213,8 @@ def _valueset_folder(args) -> Path | None:
 
 def _valuesets(args) -> int:
     """One Markdown row per set: name, members per code system (codes, filters), sources."""
+    from cdshooks.facts import site
     from cdshooks.fhir import valuesets
-    from cdshooks.files import site
 
     folder = _valueset_folder(args) or _paths(args)[1].parent / "valuesets"
     sets, problems = valuesets.load(folder, site.load(_site(args)))
@@ -228,7 +228,7 @@ def _valuesets(args) -> int:
 
 
 def _schemas(args) -> int:
-    from cdshooks.files import schemas
+    from cdshooks.cli import schemas
 
     policies, mappings = _paths(args)
     for path in schemas.write(policies, mappings):

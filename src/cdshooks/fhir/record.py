@@ -12,8 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from dataclasses import field
 
-from cdshooks.cds.prefetch import Slot
-from cdshooks.cds.protocol import DraftOrder
+from cdshooks.fhir.orders import DraftOrder
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
@@ -33,6 +32,16 @@ _MAIN_CODE = {
     "MedicationStatement": ("medicationCodeableConcept",),
     "Medication": ("code",),
 }
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What one key holds for this call."""
+
+    state: str                 # "data" | "none" | "unavailable"
+    value: dict | None = None  # the resource or (merged) Bundle when state == "data"
+    reason: str = ""
+
 
 
 def normalize_code(system: str, code: str) -> str:

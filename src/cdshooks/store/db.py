@@ -53,8 +53,8 @@ from sqlalchemy.exc import TimeoutError
 from sqlalchemy.pool import StaticPool
 
 from cdshooks import settings
+from cdshooks.cutoff import Cutoff
 from cdshooks.errors import StoreUnavailable
-from cdshooks.serve.cutoff import Cutoff
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "cdshooks.store.db"
