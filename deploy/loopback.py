@@ -85,7 +85,7 @@ def fresh_schema(postgres_url: str):
     drops it (and only it): every instance of a topology gets the same, empty store."""
     import sqlalchemy
 
-    from cdshooks.store.db import engine_url
+    from cdshooks.store.connect import engine_url
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sqlalchemy.create_engine(engine_url(postgres_url), connect_args={"connect_timeout": 2})

@@ -16,7 +16,7 @@ import yaml
 from flask.testing import FlaskClient
 
 from cdshooks import create_app
-from cdshooks.store import db as store
+from cdshooks.store import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))   # loopback: the topology harness, shared with bench/
@@ -189,7 +189,7 @@ def fresh_postgres_url():
     """
     from loopback import fresh_schema
 
-    probe = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
+    probe = sqlalchemy.create_engine(connect.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
     try:
         with probe.connect():
             pass
