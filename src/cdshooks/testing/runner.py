@@ -109,6 +109,7 @@ def leaf_coverage(suites, policy_set) -> list[CaseRun]:
             continue
         missing = {n.id: sorted(possible_results(n, unreachable[policy_id]) - seen.get(policy_id, {}).get(n.id, set()))
                    for n in policy.nodes.values() if n.type in EVALUABLE}
-        failures = tuple(f"{node_id}: never checked {', '.join(results)}" for node_id, results in missing.items() if results)
+        failures = tuple(f"{node_id}: never checked {', '.join(results)}"
+                         for node_id, results in missing.items() if results)
         runs.append(CaseRun(" + ".join(names), f"every leaf of {policy_id} met / not met / unknown", failures))
     return runs
