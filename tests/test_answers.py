@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cdshooks.cds.prefetch import Slot
 from cdshooks.fhir import record
+from cdshooks.fhir.record import Slot
 from cdshooks.policy.answers import answers_for
 from conftest import bundle
 from conftest import patient

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cdshooks import registry
+from cdshooks.policy import assertions
 from conftest import ROOT
 from conftest import make_app
 from crd_profile import URL
@@ -24,7 +25,8 @@ SPEC_DIR = os.environ.get("CDSHOOKS_SPEC_DIR")
 SHARED = Path(SPEC_DIR).parent if SPEC_DIR else ROOT.parent / "shared"
 KIT = SHARED / "conformance" / "crd-kit-requests"
 PACKAGE = SHARED / "conformance" / "davinci-crd-2.0.1"
-pytestmark = pytest.mark.skipif(not SPEC_DIR and not KIT.is_dir(), reason="../shared/conformance is not beside the project")
+pytestmark = pytest.mark.skipif(not SPEC_DIR and not KIT.is_dir(),
+                                reason="../shared/conformance is not beside the project")
 
 BLUEBUTTON_HCPCS = "https://bluebutton.cms.gov/resources/codesystem/hcpcs"
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -228,12 +230,16 @@ def _ext(*parts):
     ([{"url": "covered", "valueCode": "covered"}, {"url": "pa-needed", "valueCode": "no-auth"},
       {"url": "info-needed", "valueCode": "OTH"}], "crd-ci-q3"),
     ([{"url": "covered", "valueCode": "indeterminate"}], "not in required value set"),     # a 2.2-only code
-    ([{"url": "covered", "valueCode": "not-covered"}, {"url": "doc-needed", "valueCode": "patient"}], "not in required"),
-    ([{"url": "covered", "valueString": "not-covered"}], "value type"),
-    ([{"url": "covered", "valueCode": "not-covered"}, {"url": "expiry-date", "valueDate": "2026-04-01"}], "not defined"),
-    ([{"url": "covered", "valueCode": "not-covered"}, {"url": "questionnaire", "valueCanonical": "https://q"}], "crd-ci-q1"),
     ([{"url": "covered", "valueCode": "not-covered"},
-      {"url": "detail", "extension": [{"url": "code", "valueCodeableConcept": {"text": "x"}}]}], "value: 0 repetitions"),
+      {"url": "doc-needed", "valueCode": "patient"}], "not in required"),
+    ([{"url": "covered", "valueString": "not-covered"}], "value type"),
+    ([{"url": "covered", "valueCode": "not-covered"},
+      {"url": "expiry-date", "valueDate": "2026-04-01"}], "not defined"),
+    ([{"url": "covered", "valueCode": "not-covered"},
+      {"url": "questionnaire", "valueCanonical": "https://q"}], "crd-ci-q1"),
+    ([{"url": "covered", "valueCode": "not-covered"},
+      {"url": "detail", "extension": [{"url": "code", "valueCodeableConcept": {"text": "x"}}]}],
+     "value: 0 repetitions"),
     ([{"url": "covered", "valueCode": "covered"}, {"url": "pa-needed", "valueCode": "satisfied"}], "crd-ci-q5"),
 ])
 def test_the_profile_validator_catches_what_the_package_forbids(profile, parts, problem):
@@ -252,7 +258,6 @@ def test_every_code_we_can_send_is_in_the_crd_2_0_1_packages_value_sets(profile)
     from typing import get_args
 
     from cdshooks.policy.model import Coverage
-    from cdshooks.respond import coverage
     from cdshooks.respond import crd
 
     base = "http://hl7.org/fhir/us/davinci-crd/ValueSet/"
@@ -263,6 +268,6 @@ def test_every_code_we_can_send_is_in_the_crd_2_0_1_packages_value_sets(profile)
         allowed = {a for arg in get_args(field.annotation) for a in get_args(arg)} | set(get_args(field.annotation))
         element = field.alias or name
         assert {a for a in allowed if isinstance(a, str)} <= codes(bound[element]), element
-    assert coverage.REASON_CODES["2.0"] == codes("coverageAssertionReasons")
+    assert assertions.REASON_CODES["2.0"] == codes("coverageAssertionReasons")
     card_types = {(crd.CARD_TOPIC_SYSTEMS["2.0"], t) for t in crd.CARD_TYPE_NAMES}
     assert card_types <= profile.valuesets.codes(base + "cardType")

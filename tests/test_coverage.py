@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
+from cdshooks.policy import assertions
+from cdshooks.policy.assertions import Reason
 from cdshooks.respond import coverage
-from cdshooks.respond.coverage import Reason
 
 R = Reason("r")
 VALID = [
@@ -23,7 +24,8 @@ INVALID = [
     ({"covered": "covered"}, "q2"),
     ({"covered": "conditional", "pa-needed": "auth-needed"}, "q3"),
     ({"covered": "covered", "pa-needed": "no-auth", "info-needed": "OTH", "reason": R}, "q3"),
-    ({"covered": "covered", "pa-needed": "no-auth", "doc-needed": "clinical", "doc-purpose": "withpa", "reason": R}, "q4"),
+    ({"covered": "covered", "pa-needed": "no-auth", "doc-needed": "clinical", "doc-purpose": "withpa",
+      "reason": R}, "q4"),
     ({"covered": "covered", "pa-needed": "auth-needed", "questionnaire": "q"}, "q1"),
     ({"covered": "conditional", "pa-needed": "auth-needed", "info-needed": "OTH"}, "q6"),
 ]
@@ -31,12 +33,12 @@ INVALID = [
 
 @pytest.mark.parametrize("values", VALID)
 def test_valid_values_pass(values):
-    assert coverage.invariant_problems(values) == []
+    assert assertions.invariant_problems(values) == []
 
 
 @pytest.mark.parametrize("values, invariant", INVALID)
 def test_invalid_values_are_caught(values, invariant):
-    assert any(invariant in problem for problem in coverage.invariant_problems(values))
+    assert any(invariant in problem for problem in assertions.invariant_problems(values))
 
 
 def test_extension_carries_coverage_date_and_the_assertion_id():
@@ -56,18 +58,18 @@ def test_invalid_values_are_never_turned_into_an_extension():
 def test_reason_is_readable_text_with_a_crd_coding_only_where_one_applies():
     assert Reason("No policy applies").concept() == {"text": "No policy applies"}
     assert Reason("Data unreadable", "technical").concept() == {
-        "coding": [{"system": coverage.CRD_CODES, "code": "technical"}], "text": "Data unreadable"}
+        "coding": [{"system": assertions.CRD_CODES, "code": "technical"}], "text": "Data unreadable"}
 
 
 def test_a_reason_code_outside_the_versions_value_set_is_caught():
     values = {"covered": "not-covered", "reason": Reason("t", "technical")}
-    assert any("coverageAssertionReasons" in p for p in coverage.invariant_problems(values, "2.0"))
-    assert coverage.invariant_problems(values, "2.2") == []
+    assert any("coverageAssertionReasons" in p for p in assertions.invariant_problems(values, "2.0"))
+    assert assertions.invariant_problems(values, "2.2") == []
 
 
 def test_under_2_2_info_needed_oth_comes_with_a_detail():
     values = dict(VALID[2])
-    assert any("detail" in p for p in coverage.invariant_problems(values, "2.2"))
+    assert any("detail" in p for p in assertions.invariant_problems(values, "2.2"))
     ext = coverage.extension({**values, "detail": "Document MN-3"}, "Coverage/c", dt.date(2025, 6, 15), "a", "2.2")
     detail = next(p for p in ext["extension"] if p["url"] == "detail")
     assert {"url": "value", "valueString": "Document MN-3"} in detail["extension"]
@@ -90,7 +92,8 @@ def test_the_update_keeps_the_draft_and_replaces_earlier_coverage_information_fo
 def test_a_single_extension_object_from_the_sandbox_is_kept_as_an_array_item():
     ours = coverage.extension(VALID[1], "Coverage/c", dt.date(2025, 6, 15), "a")
     draft = {"resourceType": "ServiceRequest", "id": "sr", "extension": {"url": "http://other", "valueString": "keep"}}
-    assert coverage.with_extensions(draft, [ours])["extension"] == [{"url": "http://other", "valueString": "keep"}, ours]
+    assert coverage.with_extensions(draft, [ours])["extension"] == [{"url": "http://other", "valueString": "keep"},
+                                                                     ours]
 
 
 def test_the_same_assertions_for_the_same_coverage_are_no_news():
@@ -101,7 +104,8 @@ def test_the_same_assertions_for_the_same_coverage_are_no_news():
     assert not coverage.is_news(draft, [again])
     assert coverage.is_news(draft, [changed])
     assert coverage.is_news({"resourceType": "ServiceRequest", "id": "sr"}, [again])
-    assert coverage.is_news({**draft, "extension": [coverage.extension(VALID[1], "Coverage/x", dt.date(2025, 6, 1), "i")]},
+    assert coverage.is_news({**draft,
+                             "extension": [coverage.extension(VALID[1], "Coverage/x", dt.date(2025, 6, 1), "i")]},
                             [again])
 
 

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from cdshooks.cds.prefetch import Slot
 from cdshooks.facts.calculators.opioids.dose import daily_mme
 from cdshooks.facts.calculators.opioids.wean import assess_wean
 from cdshooks.facts.facts import FactContext
@@ -18,6 +17,7 @@ from cdshooks.facts.loader import _compile_select
 from cdshooks.facts.model import FactMapping
 from cdshooks.fhir import medications
 from cdshooks.fhir.codes import CodeSet
+from cdshooks.fhir.record import Slot
 from cdshooks.fhir.record import build
 from cdshooks.fhir.valuesets import ValueSet
 from cdshooks.fhir.valuesets import ValueSets
@@ -51,7 +51,8 @@ def record_of(*resources):
 def test_a_statement_reads_as_an_order_with_its_effective_period_as_bounds():
     order = medications.as_order(statement("ms", coded("857005"), q6h(), effective=("2025-05-01", "2025-05-31")))
     assert order["resourceType"] == "MedicationStatement" and order["intent"] == "order"
-    assert order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] == {"start": "2025-05-01", "end": "2025-05-31"}
+    assert order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] == {"start": "2025-05-01",
+                                                                                 "end": "2025-05-31"}
     assert order["dosageInstruction"][0]["timing"]["repeat"]["frequency"] == 1
 
 

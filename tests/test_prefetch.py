@@ -12,7 +12,7 @@ import pytest
 import responses
 
 from cdshooks import settings
-from cdshooks.cds import prefetch
+from cdshooks.fetch import prefetch
 from conftest import bundle
 from conftest import full_prefetch
 from conftest import hook_request

@@ -86,11 +86,6 @@ def test_fhir_authorization_token_never_appears_in_the_model_repr():
     assert "secret-token-123" not in repr(parsed) and "secret-token-123" not in str(parsed.request)
 
 
-def test_prune_drops_nulls_and_empties_recursively():
-    value = {"a": None, "b": "", "c": [], "d": {}, "e": [{"f": None}], "g": {"h": [1, None, ""]}, "i": 0}
-    assert protocol.prune(value) == {"g": {"h": [1]}, "i": 0}
-
-
 def test_card_summary_over_139_characters_is_refused():
     with pytest.raises(ValidationError):
         protocol.Card(uuid="u", summary="x" * 140, indicator="info", source=protocol.Source(label="s"))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cdshooks.cds.prefetch import Slot
-from cdshooks.cds.protocol import DraftOrder
 from cdshooks.fhir import record
+from cdshooks.fhir.orders import DraftOrder
+from cdshooks.fhir.record import Slot
 from conftest import bundle
 
 ICD = record.ICD10CM

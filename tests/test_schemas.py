@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdshooks.files import schemas
+from cdshooks.cli import schemas
 
 ROOT = Path(__file__).resolve().parents[1]
 

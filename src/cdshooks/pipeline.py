@@ -10,11 +10,11 @@ from flask import g
 
 from cdshooks import registry
 from cdshooks import settings
-from cdshooks.cds import prefetch
 from cdshooks.cds import protocol
 from cdshooks.errors import CrdBadRequest
 from cdshooks.errors import InvalidRequest
 from cdshooks.facts.facts import FactContext
+from cdshooks.fetch import prefetch
 from cdshooks.fhir import record as record_module
 from cdshooks.policy import applicability
 from cdshooks.policy.logic import UNKNOWN

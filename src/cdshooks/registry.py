@@ -15,10 +15,10 @@ from flask import Flask
 from flask import current_app
 
 from cdshooks import settings
-from cdshooks.cds.prefetch import Template
 from cdshooks.cds.protocol import CrdConfiguration
 from cdshooks.cds.protocol import ServiceDefinition
 from cdshooks.cds.protocol import dump
+from cdshooks.fetch.prefetch import Template
 from cdshooks.policy.loader import PolicySet
 from cdshooks.policy.loader import load_policy_set
 from cdshooks.respond import crd

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from pydantic import ValidationError
 from pydantic import field_validator
 
-from cdshooks.respond.coverage import UncoveredStatement
+from cdshooks.policy.assertions import UncoveredStatement
 
 EXTENSION_KEY = "cdshooks.settings"
 
@@ -52,7 +52,7 @@ class Settings(BaseModel):
     POLICIES: Path = Path("policies")
     MAPPINGS: Path = Path("mappings")
     VALUESETS: Path | None = None          # default: the "valuesets" folder beside MAPPINGS
-    SITE: Path | None = None               # a site folder extending the shipped files (cdshooks.files.site)
+    SITE: Path | None = None               # a site folder extending the shipped files (cdshooks.facts.site)
     POLICY_SETTINGS: dict[str, dict[str, bool | int | float | str | list[str]]] = {}
     SANDBOX_SYSTEM_ACTIONS: bool = False   # also send systemActions under extension (sandbox only)
     # what the payer asserts (CRD coverage-information) for an order no medical policy covers

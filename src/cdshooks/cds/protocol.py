@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from pydantic import model_validator
 
 from cdshooks.errors import InvalidRequest
+from cdshooks.fhir.orders import DraftOrder
 
 Text = Annotated[str, StringConstraints(min_length=1)]
 
@@ -121,19 +122,6 @@ class HookRequest(_Lenient):
 
 class OrderSelectRequest(HookRequest):
     context: OrderSelectContext
-
-
-@dataclass(frozen=True)
-class DraftOrder:
-    """One supported order of ``context.draftOrders``."""
-
-    reference: str          # "ServiceRequest/sr-1"
-    resource: dict
-    index: int              # position in the Bundle (for "earlier in the same draftOrders")
-
-    @property
-    def resource_type(self) -> str:
-        return self.resource["resourceType"]
 
 
 @dataclass(frozen=True)
@@ -336,16 +324,3 @@ def response_body(hook: str, cards: list[Card], system_actions: list[Action], mi
         if mirror and body["systemActions"]:
             body["extension"] = {"systemActions": body["systemActions"]}
     return body
-
-
-def prune(value):
-    """Drop ``None``, empty strings, lists and objects, recursively (CDS Hooks 2.0 §JSON rules)."""
-    if isinstance(value, dict):
-        out = {k: pv for k, v in value.items() if (pv := prune(v)) is not None}
-        return out or None
-    if isinstance(value, list):
-        out = [pv for v in value if (pv := prune(v)) is not None]
-        return out or None
-    if value is None or value == "":
-        return None
-    return value

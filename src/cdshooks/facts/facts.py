@@ -12,8 +12,8 @@ from dataclasses import field
 from typing import Any
 from typing import Mapping
 
-from cdshooks.cds.protocol import DraftOrder
 from cdshooks.fhir.codes import Code
+from cdshooks.fhir.orders import DraftOrder
 from cdshooks.fhir.record import Record
 
 

@@ -5,7 +5,7 @@ boundaries), so ``https://ehr.example`` admits ``https://ehr.example/fhir/Patien
 ``https://ehr.example.evil``, ``https://ehr.example@evil`` or ``https://ehr.example/fhirx``.
 
 One :class:`FhirClient` serves one hook call: its connections live in its own session and every
-socket it opens is shut down at the call's deadline (:mod:`cdshooks.serve.cutoff`), so a server that
+socket it opens is shut down at the call's deadline (:mod:`cdshooks.cutoff`), so a server that
 drips bytes cannot keep a read — or the thread doing it — alive past the call.
 """
 
@@ -25,7 +25,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.connectionpool import HTTPSConnectionPool
 
 from cdshooks import jsonio
-from cdshooks.serve.cutoff import Cutoff
+from cdshooks.cutoff import Cutoff
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_REDIRECTS = 3

@@ -12,13 +12,21 @@ from collections import defaultdict
 from dataclasses import dataclass
 from dataclasses import field
 
-from cdshooks.cds.prefetch import Slot
-from cdshooks.cds.protocol import DraftOrder
+from cdshooks.fhir.orders import DraftOrder
 from cdshooks.fhir.read import ICD10CM
 from cdshooks.fhir.read import MAIN_CODE
 from cdshooks.fhir.read import as_list
 from cdshooks.fhir.read import codings
 from cdshooks.fhir.read import normalize_code
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What one key holds for this call."""
+
+    state: str                 # "data" | "none" | "unavailable"
+    value: dict | None = None  # the resource or (merged) Bundle when state == "data"
+    reason: str = ""
 
 
 def display_code(system: str | None, code: str) -> str:

@@ -6,11 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Mapping
 
-from cdshooks.cds.protocol import DraftOrder
 from cdshooks.facts.calculators.orders import order_concepts
 from cdshooks.facts.facts import FactContext
 from cdshooks.fhir import record as record_module
 from cdshooks.fhir.dates import occurrence_date
+from cdshooks.fhir.orders import DraftOrder
 from cdshooks.fhir.record import Record
 from cdshooks.policy import logic
 from cdshooks.policy.answers import answers_for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdshooks.cds.protocol import prune
+from cdshooks.jsonio import prune
 
 
 def build(policy) -> dict:

@@ -15,6 +15,7 @@ from typing import Iterator
 from typing import Mapping
 
 from cdshooks.facts import loader as mapping_loader
+from cdshooks.facts import site as site_module
 from cdshooks.facts.calculators.opioids.tables import load_mme_tables
 from cdshooks.facts.loader import FactSet
 from cdshooks.fhir import valuesets as valueset_loader
@@ -22,15 +23,14 @@ from cdshooks.fhir.codes import CodeError
 from cdshooks.fhir.codes import CodeSet
 from cdshooks.fhir.valuesets import ValueSets
 from cdshooks.files import datafile
-from cdshooks.files import site as site_module
 from cdshooks.files.datafile import DataFileError
 from cdshooks.files.datafile import Problem
 from cdshooks.files.suggest import did_you_mean
+from cdshooks.policy import assertions
 from cdshooks.policy import questionnaire
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
 from cdshooks.policy.model import Policy
-from cdshooks.respond import coverage
 
 SCHEMA_FILE = "schema.json"
 TEST_SUFFIX = "_test.yaml"
@@ -96,7 +96,7 @@ def check(policies: Path, mappings: Path, overrides: Mapping[str, Mapping],
     """Load everything, collecting (not raising) problems; used by start-up and ``cdshooks check``.
 
     Value sets are read from ``valuesets`` (default: the ``valuesets`` folder beside ``mappings``);
-    ``site`` names a site folder (see :mod:`cdshooks.files.site`) whose files extend the shipped ones."""
+    ``site`` names a site folder (see :mod:`cdshooks.facts.site`) whose files extend the shipped ones."""
     local = site_module.load(site)
     problems = list(local.problems) if local else []
     sets, found = valueset_loader.load(valuesets or mappings.parent / "valuesets", local)
@@ -359,7 +359,7 @@ def _check_dates_and_responses(model: Policy, nodes, facts: FactSet, document, u
             if values.get("doc-needed"):
                 values["questionnaire"] = "(set at run time)"
             problems += [document.problem(("responses", i, "coverage"), "coverage", detail)
-                         for detail in coverage.invariant_problems(values)]
+                         for detail in assertions.invariant_problems(values)]
         if row.coverage and model.jurisdiction != "US":
             problems.append(document.problem(("responses", i, "coverage"), "jurisdiction",
                                              "only US policies carry CRD coverage information"))

@@ -12,10 +12,10 @@ from cdshooks.cds.protocol import Coding
 from cdshooks.cds.protocol import Link
 from cdshooks.cds.protocol import Source
 from cdshooks.cds.protocol import Suggestion
-from cdshooks.cds.protocol import prune
 from cdshooks.facts.calculators.orders import order_codes
 from cdshooks.facts.facts import Fact
 from cdshooks.fhir.record import Record
+from cdshooks.jsonio import prune
 from cdshooks.policy.applicability import Evaluation
 from cdshooks.policy.applicability import result_in
 from cdshooks.policy.logic import MET

@@ -15,18 +15,19 @@ from dataclasses import dataclass
 from cdshooks.cds.protocol import Action
 from cdshooks.cds.protocol import Card
 from cdshooks.cds.protocol import Coding
-from cdshooks.cds.protocol import DraftOrder
 from cdshooks.cds.protocol import Source
-from cdshooks.cds.protocol import prune
+from cdshooks.fhir.orders import DraftOrder
 from cdshooks.fhir.read import as_list
+from cdshooks.jsonio import prune
+from cdshooks.policy import assertions
 from cdshooks.policy.applicability import Evaluation
+from cdshooks.policy.assertions import Reason
+from cdshooks.policy.assertions import UncoveredStatement
 from cdshooks.policy.logic import MET
 from cdshooks.policy.logic import UNKNOWN
 from cdshooks.respond import card_text
 from cdshooks.respond import coverage
 from cdshooks.respond import explain
-from cdshooks.respond.coverage import Reason
-from cdshooks.respond.coverage import UncoveredStatement
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def _some(ids: list[str], shown: int = 6) -> str:
 def for_version(values: dict, version: str) -> dict:
     """Values as sent in ``version``: reason codes outside that version's value set become text only."""
     reason = values.get("reason")
-    if isinstance(reason, Reason) and reason.code and reason.code not in coverage.REASON_CODES[version]:
+    if isinstance(reason, Reason) and reason.code and reason.code not in assertions.REASON_CODES[version]:
         return {**values, "reason": Reason(reason.text)}
     return values
 

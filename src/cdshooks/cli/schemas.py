@@ -9,8 +9,8 @@ from pathlib import Path
 def documents(policies: Path, mappings: Path) -> dict[Path, dict]:
     """Schema path -> schema, for mappings, policies and policy test suites."""
     from cdshooks.facts.model import MappingFile
-    from cdshooks.files.site import SCHEMA_FILE as SITE_SCHEMA
-    from cdshooks.files.site import SiteFile
+    from cdshooks.facts.site import SCHEMA_FILE as SITE_SCHEMA
+    from cdshooks.facts.site import SiteFile
     from cdshooks.policy.loader import SCHEMA_FILE
     from cdshooks.policy.model import Policy
     from cdshooks.testing.cases import SCHEMA_FILE as TEST_SCHEMA

@@ -22,6 +22,7 @@ from cdshooks.errors import InvalidRequest
 from cdshooks.errors import PrefetchUnavailable
 from cdshooks.fetch.outbound import FetchError
 from cdshooks.fetch.outbound import FhirClient
+from cdshooks.fhir.record import Slot
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,6 @@ class Template:
     key: str
     resource_type: str
     query: str
-
-
-@dataclass(frozen=True)
-class Slot:
-    """What one key holds for this call."""
-
-    state: str                 # "data" | "none" | "unavailable"
-    value: dict | None = None  # the resource or (merged) Bundle when state == "data"
-    reason: str = ""
 
 
 def render(query: str, request: HookRequest) -> str | None:
