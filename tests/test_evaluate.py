@@ -34,10 +34,11 @@ class Fixed:
 
 
 class Policy:
-    def __init__(self, root: Node):
-        self.model = type("M", (), {"criteria": root})
+    def __init__(self, root: Node, define=None, twins=None):
+        self.model = type("M", (), {"criteria": root, "define": define or {}})
         self.nodes = {n.id: n for n in _walk(root)}
         self.codesets = {}
+        self.twins = twins or {}
 
 
 def _walk(node):
@@ -50,10 +51,10 @@ def leaf(id_, when=None, type_="structured+doc", default="unknown"):
     return Node(id=id_, text=id_, cite="test", type=type_, when=when, default=default)
 
 
-def run(root, facts, answers=None, settings=None):
+def run(root, facts, answers=None, settings=None, define=None, twins=None):
     ctx = FactContext(MappingProxyType({k: Fixed(v) for k, v in facts.items()}), Record(), T, {},
                       settings=settings or {})
-    evaluator = Evaluator(Policy(root), ctx, answers or {}, {"T": T, "E": T, "R": T})
+    evaluator = Evaluator(Policy(root, define, twins), ctx, answers or {}, {"T": T, "E": T, "R": T})
     decision = evaluator.run(None)
     return decision, {k: v for k, v in evaluator.results.items()}
 
@@ -156,3 +157,30 @@ def test_a_proven_part_waiting_on_an_unproven_one_keeps_an_all_unknown():
                                                       default="not-met")])
     _, results = run(root, {"pain": Fact("known", "met", EVIDENCE), "score": Fact("unknown")})
     assert results["RF"].result == "unknown"
+
+
+def test_a_definition_is_evaluated_where_it_is_named():
+    """``{def: over-65}`` is the defined test itself: its value, evidence and note."""
+    define = {"over-65": Expr(fact="age", ge=66)}
+    root = Node(id="R", text="r", cite="c", any=[leaf("A", Expr(def_="over-65"), type_="structured"),
+                                                  leaf("B", Expr(not_=Expr(def_="over-65")), type_="structured")])
+    decision, results = run(root, {"age": Fact("known", 72, EVIDENCE, "age 72")}, define=define)
+    assert (results["A"].result, results["B"].result) == ("met", "not-met")
+    assert results["A"].evidence == EVIDENCE and results["A"].note == "age 72" and decision == "met"
+
+
+def test_a_twin_answers_the_leaf_and_the_latest_answer_wins():
+    """The two placements of one named-list item share documentation: the latest answer decides."""
+    root = Node(id="R", text="r", cite="c", all=[leaf("A.1", present("f")), leaf("B.1", present("f"))])
+    answers = {"A.1": Answer(True, Evidence("QuestionnaireResponse/old", "A.1 answered yes", "2025-06-01")),
+               "B.1": Answer(False, Evidence("QuestionnaireResponse/new", "B.1 answered no", "2025-06-10"))}
+    _, results = run(root, {"f": Fact("unknown")}, answers, twins={"A.1": ("B.1",), "B.1": ("A.1",)})
+    assert results["A.1"].result == results["B.1"].result == "not-met"
+    assert results["A.1"].evidence[0].reference == "QuestionnaireResponse/new"
+
+
+def test_without_twins_each_leaf_reads_only_its_own_answer():
+    root = Node(id="R", text="r", cite="c", all=[leaf("A.1", present("f")), leaf("B.1", present("f"))])
+    answers = {"A.1": Answer(True, Evidence("QuestionnaireResponse/q", "A.1 answered yes", "2025-06-01"))}
+    _, results = run(root, {"f": Fact("unknown")}, answers)
+    assert (results["A.1"].result, results["B.1"].result) == ("met", "unknown")

@@ -61,37 +61,49 @@ def test_ecog_score(resource, score):
 
 
 # ----------------------------------------------------------------------------- F-LIVER
-def test_liver_spec_examples():
-    # bilirubin 1.1 mg/dL → met
-    assert onc.at_or_above(1.1, 1.0) == "met"
-    # bilirubin 15 µmol/L (0.88 mg/dL) + AST 35 and ALT 30 with ULN 40 → not met
-    bilirubin = onc.convert((15, "umol/L"), onc.BILIRUBIN_MG_DL)
-    assert bilirubin == pytest.approx(0.877, abs=1e-3)
-    parts = [onc.at_or_above(bilirubin, 1.0), onc.enzyme_result(35, 40, 2), onc.enzyme_result(30, 40, 2)]
-    assert onc.kleene_or(*parts) == "not-met"
-    # bilirubin 0.6 and no AST/ALT → unknown
-    assert onc.kleene_or(onc.at_or_above(0.6, 1.0), "unknown", "unknown") == "unknown"
+# The thresholds (bilirubin ≥ 1.0 mg/dL, an enzyme ≥ 2 × ULN) are the policy's; the facts are the
+# latest values in the threshold's unit, each enzyme as a multiple of its own upper limit.
+def observations(*readings):
+    items = tuple(Item(r, "Observation", when, None, "1920-8", "", None) for r, when in readings)
+    return Fact("known", items)
 
 
-def test_enzymes_against_the_upper_limit_of_normal():
-    assert onc.enzyme_result(80, 40, 2) == "met"          # exactly 2 × ULN counts
-    assert onc.enzyme_result(79.9, 40, 2) == "not-met"
-    assert onc.enzyme_result(95, None, 2) == "unknown"    # no referenceRange.high
+def enzyme(value, high=None):
+    ranges = {"referenceRange": [{"high": {"value": high, "unit": "U/L", "code": "U/L"}}]} if high else {}
+    return {"resourceType": "Observation", **quantity(value, "U/L"), **ranges}
+
+
+def ctx_of(facts):
+    return SimpleNamespace(fact=lambda name, at: facts[name])
+
+
+def test_bilirubin_in_micromoles_is_read_in_mg_per_dl():
+    result = onc.latest_lab(ctx_of({"o": observations(({"resourceType": "Observation", **quantity(15, "umol/L")}, T))}),
+                            T, {"observations": "o"}, {"lab": "bilirubin"})
+    assert result.value == pytest.approx(0.877, abs=1e-3)             # below the policy's 1.0
+    assert result.evidence[0].value == "bilirubin 0.88 mg/dL (15 umol/L)"
+
+
+@pytest.mark.parametrize("value, high, times", [(80, 40, 2.0), (79.9, 40, 1.9975), (35, 40, 0.875)])
+def test_enzymes_are_multiples_of_their_upper_limit_of_normal(value, high, times):
+    result = onc.times_upper_limit(ctx_of({"o": observations((enzyme(value, high), T))}), T,
+                                   {"observations": "o"}, {"label": "AST"})
+    assert result.value == pytest.approx(times)
+
+
+def test_an_enzyme_without_an_upper_limit_is_evidence_without_a_value():
+    result = onc.times_upper_limit(ctx_of({"o": observations((enzyme(95), T))}), T, {"observations": "o"},
+                                   {"label": "AST"})
+    assert result.known and result.value is None and "no upper limit of normal" in result.evidence[0].value
+
+
+def test_the_upper_limit_is_the_chosen_readings_own_even_when_observations_have_no_id():
+    readings = observations((enzyme(100, 40), T), (enzyme(100, 100), T - dt.timedelta(days=10)))  # newest first
+    result = onc.times_upper_limit(ctx_of({"o": readings}), T, {"observations": "o"}, {"label": "AST"})
+    assert result.value == 2.5      # AST 100 against its own ULN of 40 (not the older reading's 100)
 
 
 # ----------------------------------------------------------------------------- F-RENAL
-def test_liver_reads_the_upper_limit_of_the_chosen_reading_even_when_observations_have_no_id():
-    def ast(value, high):
-        return {"resourceType": "Observation", **quantity(value, "U/L"),
-                "referenceRange": [{"high": {"value": high, "unit": "U/L", "code": "U/L"}}]}
-    readings = ((ast(100, 40), T), (ast(100, 100), T - dt.timedelta(days=10)))  # newest first
-    items = tuple(Item(r, "Observation", when, None, "1920-8", "", None) for r, when in readings)
-    facts = {"bilirubin": Fact("unknown"), "ast": Fact("known", items), "alt": Fact("unknown")}
-    ctx = SimpleNamespace(fact=lambda name, at: facts[name])
-    result = onc.liver(ctx, T, {k: k for k in facts}, {"bilirubin_mg_dl": 1.0, "uln_multiple": 2})
-    assert result.value == "met"      # AST 100 ≥ 2 × its own ULN of 40 (not the older reading's 100)
-
-
 def test_cockcroft_gault_spec_examples():
     assert onc.cockcroft_gault(70, 60, 1.2, "female") == pytest.approx(41.3, abs=0.05)
     assert onc.cockcroft_gault(50, 80, 1.0, "male") == pytest.approx(100)
@@ -109,10 +121,18 @@ def test_weight_and_clearance_units():
 # ------------------------------------------------------------------------------ F-NUTR
 def test_nutrition_spec_examples():
     assert onc.convert((34, "g/L"), onc.ALBUMIN_G_DL) == pytest.approx(3.4)           # ≤ 3.5 → met
-    assert onc.kleene_or(onc.below(22, 20), "not-met") == "not-met"                    # BMI 22, albumin 4.0
     assert onc.body_mass_index(50, onc.convert((170, "cm"), onc.HEIGHT_M)) == pytest.approx(17.30, abs=0.01)
     assert onc.body_mass_index(70, onc.convert((65, "[in_i]"), onc.HEIGHT_M)) == pytest.approx(25.6, abs=0.1)
     assert onc.body_mass_index(70, 0) is None
+
+
+def test_a_recorded_bmi_comes_before_weight_and_height():
+    def reading(value, unit):
+        return observations(({"resourceType": "Observation", **quantity(value, unit)}, T))
+    facts = {"bmi": reading(22, "kg/m2"), "weight": reading(50, "kg"), "height": reading(170, "cm")}
+    assert onc.bmi(ctx_of(facts), T, {k: k for k in facts}, {}).value == 22
+    facts["bmi"] = Fact("unknown")
+    assert onc.bmi(ctx_of(facts), T, {k: k for k in facts}, {}).value == pytest.approx(17.30, abs=0.01)
 
 
 # --------------------------------------------------------------------------- F-PRIORFN

@@ -177,7 +177,7 @@ def _operators(policy, facts) -> list[Problem]:
     from cdshooks.policy.loader import _exprs
 
     out = []
-    for expr, path in _exprs(policy.model, policy.nodes):
+    for expr, path in _exprs(policy.model, policy.paths):
         kind = _kind(facts.facts.get(expr.fact)) if expr.fact else None
         detail = _mismatch(expr, kind) if kind else None
         if detail:

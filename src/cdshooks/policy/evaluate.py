@@ -119,8 +119,9 @@ class Evaluator:
         return self._leaf_result(node, node.default, "default", found, doc_leaf)
 
     def _answer(self, node: Node) -> Answer | None:
-        """The latest documentation answer for the leaf or one of its twins."""
-        answers = [a for i in (node.id, *node.answered_with) if (a := self.answers.get(i)) is not None]
+        """The latest documentation answer for the leaf or one of its twins (named-list expansions)."""
+        twins = self.policy.twins.get(node.id, ())
+        answers = [a for i in (node.id, *twins) if (a := self.answers.get(i)) is not None]
         return max(answers, key=lambda a: a.evidence.date or "") if answers else None
 
     @staticmethod
@@ -131,6 +132,8 @@ class Evaluator:
 
     # -------------------------------------------------------------------- expressions
     def expr(self, expr: Expr, on: dt.date, owner: Node) -> _Outcome:
+        if expr.def_ is not None:
+            return self.expr(self.policy.model.define[expr.def_], on, owner)
         if expr.fact is not None:
             return self._fact_test(expr, on)
         if expr.setting is not None:

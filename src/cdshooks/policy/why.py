@@ -38,8 +38,6 @@ def _rules(policy, order, concepts, base) -> tuple[bool, str]:
             reasons.append(f"{label}: {'codes match, but ' if codes is not None else ''}'requires' is not met "
                            f"({_expr_text(rule.requires)})")
             continue
-        if rule.unless is not None and holds(rule.unless, policy, order, base):
-            return False, f"{label}: it matches, but 'unless' holds ({_expr_text(rule.unless)})"
         confirm = f"; applies once the record confirms {_expr_text(rule.confirm)}" if rule.confirm else ""
         return True, f"{label} matches{' (codes ' + ', '.join(rule.codes) + ')' if rule.codes else ''}{confirm}"
     return False, "; ".join(reasons) or "no applicability rule"
@@ -57,6 +55,8 @@ _OPS = (("present", "present"), ("is_", "is"), ("in_", "in"), ("ge", "≥"), ("g
 
 
 def _expr_text(expr) -> str:
+    if expr.def_ is not None:
+        return expr.def_
     if expr.fact is not None:
         op, label = next((op, label) for op, label in _OPS if getattr(expr, op) is not None)
         return f"{expr.fact} {label} {getattr(expr, op)}"

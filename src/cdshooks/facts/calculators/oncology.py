@@ -42,7 +42,7 @@ from cdshooks.policy.answers import answers_for
 from cdshooks.policy.logic import MET
 from cdshooks.policy.logic import NOT_MET
 from cdshooks.policy.logic import UNKNOWN as UNKNOWN_RESULT
-from cdshooks.policy.logic import any_of
+
 
 # Unit factors to the unit each rule is written in (spec f.2). UCUM codes compare exactly; any
 # other unit makes the reading unusable rather than guessed.
@@ -60,11 +60,6 @@ CATEGORIES = ("high", "intermediate", "low")
 
 
 # =============================================================================== pure logic
-def kleene_or(*values: str) -> str:
-    """Three-valued OR of rule results (the policy engine's ``any``)."""
-    return any_of(values)
-
-
 def number(value) -> float | None:
     """A finite JSON number (booleans are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -99,21 +94,6 @@ def cockcroft_gault(age: float, weight_kg: float, creatinine_mg_dl: float, sex: 
 
 def body_mass_index(weight_kg: float, height_m: float) -> float | None:
     return weight_kg / (height_m * height_m) if weight_kg > 0 and height_m > 0 else None
-
-
-def at_or_above(value: float | None, threshold: float) -> str:
-    return UNKNOWN_RESULT if value is None else MET if value >= threshold else NOT_MET
-
-
-def below(value: float | None, threshold: float) -> str:
-    return UNKNOWN_RESULT if value is None else MET if value < threshold else NOT_MET
-
-
-def enzyme_result(value: float | None, upper_limit: float | None, multiple: float) -> str:
-    """AST/ALT ≥ multiple × the upper limit of normal; unknown without a usable limit."""
-    if value is None or upper_limit is None or upper_limit <= 0:
-        return UNKNOWN_RESULT
-    return MET if value >= multiple * upper_limit else NOT_MET
 
 
 def ecog_score(resource: dict, answers: dict[str, int]) -> int | None:
@@ -428,15 +408,31 @@ def _category_index(category: str | None) -> int | None:
 
 
 # --------------------------------------------------------------------- labs (f.2)
-def latest_anc(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    """F-NEUT: the latest usable ANC (cells/µL) in [at − days, at]; older usable values count."""
+@dataclass(frozen=True)
+class Lab:
+    factors: dict[str, float]     # unit -> factor to the unit the policy's thresholds are written in
+    label: str
+    unit: str                     # as shown after the value
+    digits: int = 1
+
+
+LABS = {"anc": Lab(ANC_PER_UL, "ANC", "/µL"), "bilirubin": Lab(BILIRUBIN_MG_DL, "bilirubin", " mg/dL", 2),
+        "albumin": Lab(ALBUMIN_G_DL, "albumin", " g/dL")}
+
+
+def latest_lab(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
+    """F-NEUT and the labs of F-LIVER, F-NUTR: the latest usable value in [at − days, at] (any date
+    up to ``at`` without ``days``) in the unit the policy's threshold is written in."""
+    lab = LABS[params["lab"]]
     observations = ctx.fact(inputs["observations"], at)
-    best = _latest_in(observations, ANC_PER_UL, _window_start(at, params["days"]), at)
+    best = _latest_in(observations, lab.factors, _window_start(at, params.get("days")), at)
     if best is None:
+        within = f" in the last {params['days']} days" if params.get("days") is not None else ""
         return observations if observations.status == "unavailable" else Fact(
-            "unknown", note=f"no usable ANC in the last {params['days']} days")
-    shown = f"{_fmt(best.value)}/µL"
-    return Fact("known", best.value, (_evidence(best, "ANC", shown),), f"ANC {shown} on {best.date}", f"ANC {shown}")
+            "unknown", note=f"no usable {lab.label}{within}")
+    shown = f"{round(best.value, lab.digits):g}{lab.unit}"
+    return Fact("known", best.value, (_evidence(best, lab.label, shown),), f"{lab.label} {shown} on {best.date}",
+                f"{lab.label} {shown}")
 
 
 def ecog(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -451,29 +447,20 @@ def ecog(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
                 f"ECOG {score} on {best.date}", f"ECOG {score}")
 
 
-def liver(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    """F-LIVER: bilirubin ≥ 1.0 mg/dL, or AST or ALT ≥ 2 × the upper limit of normal (Kleene OR)."""
-    (bilirubin, ast, alt), unavailable = _inputs(ctx, inputs, at, "bilirubin", "ast", "alt")
-    parts, evidence = [], []
-    bili = _latest_in(bilirubin, BILIRUBIN_MG_DL, None, at)
-    parts.append(at_or_above(bili.value if bili else None, float(params["bilirubin_mg_dl"])))
-    if bili is not None:
-        evidence.append(_evidence(bili, "bilirubin", f"{_fmt2(bili.value)} mg/dL"))
-    multiple = float(params["uln_multiple"])
-    for label, fact in (("AST", ast), ("ALT", alt)):
-        enzyme = _latest(_readings(fact, lambda r: (quantity(r) or (None,))[0], None, at))
-        if enzyme is None:
-            parts.append(UNKNOWN_RESULT)  # a missing component is unknown, not normal
-            continue
-        high = _upper_limit(enzyme.resource)
-        parts.append(enzyme_result(enzyme.value, high, multiple))
-        limit = f" (ULN {high:g})" if high is not None else " (no upper limit of normal)"
-        evidence.append(Evidence(enzyme.reference, f"{label} {enzyme.shown}{limit}", enzyme.date.isoformat()))
-    if not evidence:
-        return unavailable or UNKNOWN
-    result = kleene_or(*parts)
-    return Fact("known", result, tuple(evidence), "liver tests " + {MET: "abnormal", NOT_MET: "within limits",
-                                                                   UNKNOWN_RESULT: "incomplete"}[result])
+def times_upper_limit(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
+    """F-LIVER's enzymes: the latest AST (or ALT) as a multiple of its own referenceRange.high."""
+    observations = ctx.fact(inputs["observations"], at)
+    enzyme = _latest(_readings(observations, lambda r: (quantity(r) or (None,))[0], None, at))
+    label = params["label"]
+    if enzyme is None:
+        return observations if observations.status == "unavailable" else Fact("unknown", note=f"no {label}")
+    high = _upper_limit(enzyme.resource)
+    limit = f" (ULN {high:g})" if high is not None else " (no upper limit of normal)"
+    evidence = (Evidence(enzyme.reference, f"{label} {enzyme.shown}{limit}", enzyme.date.isoformat()),)
+    if high is None or high <= 0:
+        return Fact("known", None, evidence, f"{label} without an upper limit of normal")
+    times = enzyme.value / high
+    return Fact("known", times, evidence, f"{label} {_fmt(times)} × ULN")
 
 
 def _upper_limit(resource: dict) -> float | None:
@@ -517,31 +504,20 @@ def creatinine_clearance(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     return Fact("known", value, evidence, f"Cockcroft–Gault CrCl {shown} ({sex}, age {age.value})", f"CrCl {shown}")
 
 
-def nutrition(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    """F-NUTR: albumin ≤ 3.5 g/dL (30 d) or BMI < 20 (90 d; recorded, else weight/height²) — Kleene OR."""
-    (albumin, bmi, weight, height), unavailable = _inputs(ctx, inputs, at, "albumin", "bmi", "weight", "height")
-    parts, evidence = [], []
-    alb = _latest_in(albumin, ALBUMIN_G_DL, None, at)
-    parts.append(UNKNOWN_RESULT if alb is None else MET if alb.value <= float(params["albumin_g_dl"]) else NOT_MET)
-    if alb is not None:
-        evidence.append(_evidence(alb, "albumin", f"{_fmt(alb.value)} g/dL"))
-    index = _latest_in(bmi, BMI_KG_M2, None, at)
-    if index is not None:
-        value = index.value
-        evidence.append(_evidence(index, "BMI", f"{_fmt(value)} kg/m2"))
+def bmi(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
+    """F-NUTR's BMI: the latest recorded (90 days), else the latest weight / height²."""
+    (index, weight, height), unavailable = _inputs(ctx, inputs, at, "bmi", "weight", "height")
+    recorded = _latest_in(index, BMI_KG_M2, None, at)
+    if recorded is not None:
+        value, evidence = recorded.value, (_evidence(recorded, "BMI", f"{_fmt(recorded.value)} kg/m2"),)
     else:
         kg = _latest_in(weight, WEIGHT_KG, None, at)
         metres = _latest_in(height, HEIGHT_M, None, at)
         value = body_mass_index(kg.value, metres.value) if kg and metres else None
-        if value is not None:
-            evidence += [_evidence(kg, "weight", f"{_fmt(kg.value)} kg"),
-                         _evidence(metres, "height", f"{_fmt2(metres.value)} m")]
-    parts.append(below(value, float(params["bmi"])))  # no BMI: that half is unknown
-    if not evidence:
-        return unavailable or UNKNOWN
-    result = kleene_or(*parts)
-    note = f"BMI {_fmt(value)}" if value is not None else "no BMI"
-    return Fact("known", result, tuple(evidence), note)
+        if value is None:
+            return unavailable or Fact("unknown", note="no BMI")
+        evidence = (_evidence(kg, "weight", f"{_fmt(kg.value)} kg"), _evidence(metres, "height", f"{_fmt2(metres.value)} m"))
+    return Fact("known", value, evidence, f"BMI {_fmt(value)}")
 
 
 # ------------------------------------------------------------------ diagnoses (f.2)
@@ -709,12 +685,12 @@ CALCULATORS = (
     Calculator("csf_no_primary_prophylaxis", no_primary_prophylaxis, frozenset({"complication", "history"})),
     Calculator("csf_fn_risk_category", fn_risk_category, frozenset({"observations"}),
                resource_types=frozenset({"QuestionnaireResponse"})),
-    Calculator("csf_latest_anc", latest_anc, frozenset({"observations"})),
+    Calculator("csf_latest_lab", latest_lab, frozenset({"observations"})),
     Calculator("csf_ecog", ecog, frozenset({"observations"})),
-    Calculator("csf_liver", liver, frozenset({"bilirubin", "ast", "alt"})),
+    Calculator("csf_times_upper_limit", times_upper_limit, frozenset({"observations"})),
     Calculator("csf_creatinine_clearance", creatinine_clearance, frozenset({"measured", "creatinine", "weight", "age"}),
                resource_types=frozenset({"Patient"})),
-    Calculator("csf_nutrition", nutrition, frozenset({"albumin", "bmi", "weight", "height"})),
+    Calculator("csf_bmi", bmi, frozenset({"bmi", "weight", "height"})),
     Calculator("csf_prior_fn", prior_fn, frozenset({"episodes", "neutropenia", "fever"})),
     Calculator("csf_latest_before", latest_before, frozenset({"conditions"})),
     Calculator("csf_malignancy", malignancy, frozenset({"conditions", "reasons"}), _prepare_malignancy,
