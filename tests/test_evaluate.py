@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from types import MappingProxyType
 
+from cdshooks.facts.answers import Answer
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import FactContext
 from cdshooks.facts.facts import Interval
 from cdshooks.fhir.codes import CodeSet
 from cdshooks.fhir.record import Record
-from cdshooks.policy.answers import Answer
 from cdshooks.policy.evaluate import Evaluator
 from cdshooks.policy.evaluate import test as apply_test
 from cdshooks.policy.model import Expr

@@ -10,7 +10,11 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from cdshooks.facts.calculators import oncology as onc
+from cdshooks.facts.calculators.oncology import labs
+from cdshooks.facts.calculators.oncology import products
+from cdshooks.facts.calculators.oncology import readings
+from cdshooks.facts.calculators.oncology import regimen
+from cdshooks.facts.calculators.oncology import risk
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import Item
 from cdshooks.fhir import valuesets
@@ -40,7 +44,7 @@ def quantity(value, unit):
     (450, "{cells}/uL", 450), (700, "10*6/L", 700), (45, "%", None), (3, None, None), (3, "g/dL", None),
 ])
 def test_anc_in_cells_per_microlitre(value, unit, per_ul):
-    result = onc.convert((value, unit), onc.ANC_PER_UL)
+    result = readings.convert((value, unit), labs.ANC_PER_UL)
     assert result == pytest.approx(per_ul) if per_ul is not None else result is None
 
 
@@ -57,14 +61,14 @@ ANSWERS = {str(k): v for k, v in FACTS["labs.ecog"]["params"]["answers"].items()
     ({"valueString": "three"}, None),
 ])
 def test_ecog_score(resource, score):
-    assert onc.ecog_score(resource, ANSWERS) == score
+    assert labs.ecog_score(resource, ANSWERS) == score
 
 
 # ----------------------------------------------------------------------------- F-LIVER
 # The thresholds (bilirubin ≥ 1.0 mg/dL, an enzyme ≥ 2 × ULN) are the policy's; the facts are the
 # latest values in the threshold's unit, each enzyme as a multiple of its own upper limit.
-def observations(*readings):
-    items = tuple(Item(r, "Observation", when, None, "1920-8", "", None) for r, when in readings)
+def observations(*dated):
+    items = tuple(Item(r, "Observation", when, None, "1920-8", "", None) for r, when in dated)
     return Fact("known", items)
 
 
@@ -78,7 +82,7 @@ def ctx_of(facts):
 
 
 def test_bilirubin_in_micromoles_is_read_in_mg_per_dl():
-    result = onc.latest_lab(ctx_of({"o": observations(({"resourceType": "Observation", **quantity(15, "umol/L")}, T))}),
+    result = labs.latest_lab(ctx_of({"o": observations(({"resourceType": "Observation", **quantity(15, "umol/L")}, T))}),
                             T, {"observations": "o"}, {"lab": "bilirubin"})
     assert result.value == pytest.approx(0.877, abs=1e-3)             # below the policy's 1.0
     assert result.evidence[0].value == "bilirubin 0.88 mg/dL (15 umol/L)"
@@ -86,65 +90,65 @@ def test_bilirubin_in_micromoles_is_read_in_mg_per_dl():
 
 @pytest.mark.parametrize("value, high, times", [(80, 40, 2.0), (79.9, 40, 1.9975), (35, 40, 0.875)])
 def test_enzymes_are_multiples_of_their_upper_limit_of_normal(value, high, times):
-    result = onc.times_upper_limit(ctx_of({"o": observations((enzyme(value, high), T))}), T,
+    result = labs.times_upper_limit(ctx_of({"o": observations((enzyme(value, high), T))}), T,
                                    {"observations": "o"}, {"label": "AST"})
     assert result.value == pytest.approx(times)
 
 
 def test_an_enzyme_without_an_upper_limit_is_evidence_without_a_value():
-    result = onc.times_upper_limit(ctx_of({"o": observations((enzyme(95), T))}), T, {"observations": "o"},
+    result = labs.times_upper_limit(ctx_of({"o": observations((enzyme(95), T))}), T, {"observations": "o"},
                                    {"label": "AST"})
     assert result.known and result.value is None and "no upper limit of normal" in result.evidence[0].value
 
 
 def test_the_upper_limit_is_the_chosen_readings_own_even_when_observations_have_no_id():
-    readings = observations((enzyme(100, 40), T), (enzyme(100, 100), T - dt.timedelta(days=10)))  # newest first
-    result = onc.times_upper_limit(ctx_of({"o": readings}), T, {"observations": "o"}, {"label": "AST"})
+    newest_first = observations((enzyme(100, 40), T), (enzyme(100, 100), T - dt.timedelta(days=10)))
+    result = labs.times_upper_limit(ctx_of({"o": newest_first}), T, {"observations": "o"}, {"label": "AST"})
     assert result.value == 2.5      # AST 100 against its own ULN of 40 (not the older reading's 100)
 
 
 # ----------------------------------------------------------------------------- F-RENAL
 def test_cockcroft_gault_spec_examples():
-    assert onc.cockcroft_gault(70, 60, 1.2, "female") == pytest.approx(41.3, abs=0.05)
-    assert onc.cockcroft_gault(50, 80, 1.0, "male") == pytest.approx(100)
-    assert onc.convert((106, "umol/L"), onc.CREATININE_MG_DL) == pytest.approx(1.20, abs=0.005)
-    assert onc.cockcroft_gault(70, 60, 1.2, "unknown") is None
-    assert onc.cockcroft_gault(70, 60, 0, "female") is None
+    assert labs.cockcroft_gault(70, 60, 1.2, "female") == pytest.approx(41.3, abs=0.05)
+    assert labs.cockcroft_gault(50, 80, 1.0, "male") == pytest.approx(100)
+    assert readings.convert((106, "umol/L"), labs.CREATININE_MG_DL) == pytest.approx(1.20, abs=0.005)
+    assert labs.cockcroft_gault(70, 60, 1.2, "unknown") is None
+    assert labs.cockcroft_gault(70, 60, 0, "female") is None
 
 
 def test_weight_and_clearance_units():
-    assert onc.convert((132.277, "[lb_av]"), onc.WEIGHT_KG) == pytest.approx(60, abs=0.01)
-    assert onc.convert((55, "mL/min/{1.73_m2}"), onc.CRCL_ML_MIN) == 55   # normalised taken as is
-    assert onc.convert((55, "mL/s"), onc.CRCL_ML_MIN) is None
+    assert readings.convert((132.277, "[lb_av]"), labs.WEIGHT_KG) == pytest.approx(60, abs=0.01)
+    assert readings.convert((55, "mL/min/{1.73_m2}"), labs.CRCL_ML_MIN) == 55   # normalised taken as is
+    assert readings.convert((55, "mL/s"), labs.CRCL_ML_MIN) is None
 
 
 # ------------------------------------------------------------------------------ F-NUTR
 def test_nutrition_spec_examples():
-    assert onc.convert((34, "g/L"), onc.ALBUMIN_G_DL) == pytest.approx(3.4)           # ≤ 3.5 → met
-    assert onc.body_mass_index(50, onc.convert((170, "cm"), onc.HEIGHT_M)) == pytest.approx(17.30, abs=0.01)
-    assert onc.body_mass_index(70, onc.convert((65, "[in_i]"), onc.HEIGHT_M)) == pytest.approx(25.6, abs=0.1)
-    assert onc.body_mass_index(70, 0) is None
+    assert readings.convert((34, "g/L"), labs.ALBUMIN_G_DL) == pytest.approx(3.4)           # ≤ 3.5 → met
+    assert labs.body_mass_index(50, readings.convert((170, "cm"), labs.HEIGHT_M)) == pytest.approx(17.30, abs=0.01)
+    assert labs.body_mass_index(70, readings.convert((65, "[in_i]"), labs.HEIGHT_M)) == pytest.approx(25.6, abs=0.1)
+    assert labs.body_mass_index(70, 0) is None
 
 
 def test_a_recorded_bmi_comes_before_weight_and_height():
     def reading(value, unit):
         return observations(({"resourceType": "Observation", **quantity(value, unit)}, T))
     facts = {"bmi": reading(22, "kg/m2"), "weight": reading(50, "kg"), "height": reading(170, "cm")}
-    assert onc.bmi(ctx_of(facts), T, {k: k for k in facts}, {}).value == 22
+    assert labs.bmi(ctx_of(facts), T, {k: k for k in facts}, {}).value == 22
     facts["bmi"] = Fact("unknown")
-    assert onc.bmi(ctx_of(facts), T, {k: k for k in facts}, {}).value == pytest.approx(17.30, abs=0.01)
+    assert labs.bmi(ctx_of(facts), T, {k: k for k in facts}, {}).value == pytest.approx(17.30, abs=0.01)
 
 
 # --------------------------------------------------------------------------- F-PRIORFN
 def dated(ref, day, refuted=False):
-    return onc.Dated(ref, dt.date.fromisoformat(day) if day else None, refuted)
+    return readings.Dated(ref, dt.date.fromisoformat(day) if day else None, refuted)
 
 
 CUTOFF = T - dt.timedelta(days=8)
 
 
 def test_prior_febrile_neutropenia_from_a_neutropenia_and_fever_pair():
-    result, records = onc.prior_febrile_neutropenia(
+    result, records = risk.prior_febrile_neutropenia(
         [], [dated("Condition/d70", "2024-11-02")], [dated("Condition/r5081", "2024-11-03")], CUTOFF, 7)
     assert result == "met" and [r.reference for r in records] == ["Condition/d70", "Condition/r5081"]
 
@@ -158,13 +162,13 @@ def test_prior_febrile_neutropenia_from_a_neutropenia_and_fever_pair():
     ([], [dated("c/d70", "2024-11-02", refuted=True)], [dated("c/r50", "2024-11-03")], None),
 ])
 def test_prior_febrile_neutropenia(episodes, neutropenia, fever, result):
-    assert onc.prior_febrile_neutropenia(episodes, neutropenia, fever, CUTOFF, 7)[0] == result
+    assert risk.prior_febrile_neutropenia(episodes, neutropenia, fever, CUTOFF, 7)[0] == result
 
 
 def test_latest_complication_before_the_cutoff():
     records = [dated("c/a", "2025-03-01"), dated("c/b", "2025-05-01"), dated("c/c", "2025-06-12"),
                dated("c/d", "2025-05-20", refuted=True)]
-    assert onc.latest_dated(records, CUTOFF).reference == "c/b"
+    assert risk.latest_dated(records, CUTOFF).reference == "c/b"
 
 
 # ------------------------------------------------------------------------------- F-ADV
@@ -178,7 +182,7 @@ EARLY = re.compile(FACTS["csf.advanced_cancer"]["params"]["early"], re.IGNORECAS
     ("unknown", None), ("", None),
 ])
 def test_stage_readings(text, result):
-    assert onc.stage_result([text], ADVANCED, EARLY) == result
+    assert risk.stage_result([text], ADVANCED, EARLY) == result
 
 
 # --------------------------------------------------------------------------- F-CHRONIC
@@ -187,7 +191,7 @@ CHRONIC = VALUESETS.codes(FACTS["csf.chronic_conditions"]["codes"])
 
 def counted(*codes):
     normal = [c.replace(".", "") for c in codes if CHRONIC.entry_for(ICD10CM, c.replace(".", ""))]
-    return len(onc.icd_categories(normal))
+    return len(risk.icd_categories(normal))
 
 
 def test_chronic_condition_categories_spec_examples():
@@ -209,14 +213,14 @@ def test_chronic_conditions_exclude_cancer_pregnancy_symptoms_injuries_and_most_
     (quantity(10, "%"), "intermediate"), (quantity(15, "mg"), None), (quantity("15", "%"), None),
 ])
 def test_risk_category_from_an_observation(resource, category):
-    assert onc.risk_category(resource, LOCAL) == category
+    assert labs.risk_category(resource, LOCAL) == category
 
 
 def test_risk_category_from_documentation():
-    assert onc.category_from_answers({"intermediate": True, "high": False})[0] == "intermediate"
-    assert onc.category_from_answers({"intermediate": True, "high": True}) == (
+    assert labs.category_from_answers({"intermediate": True, "high": False})[0] == "intermediate"
+    assert labs.category_from_answers({"intermediate": True, "high": True}) == (
         None, "documentation names several risk categories")
-    assert onc.category_from_answers({"low": False})[0] is None
+    assert labs.category_from_answers({"low": False})[0] is None
 
 
 # ------------------------------------------------------------------------- products (§b)
@@ -254,15 +258,15 @@ def concept(*codings, text=None):
      "Neulasta", "Neulasta"),
 ])
 def test_product_identification_and_label(value, brand, label):
-    found = onc.identify(value, PRODUCTS)
+    found = products.identify(value, PRODUCTS)
     assert (found.product.brand if found else None) == brand
     assert (found.label if found else None) == label
 
 
 def test_a_product_read_from_its_name_says_so():
-    found = onc.identify(concept((RXNORM, "1649944", "1 ML filgrastim 0.3 MG/ML Injection")), PRODUCTS)
+    found = products.identify(concept((RXNORM, "1649944", "1 ML filgrastim 0.3 MG/ML Injection")), PRODUCTS)
     assert found.from_name and found.via == "1 ML filgrastim 0.3 MG/ML Injection"
-    assert not onc.identify(concept((RXNORM, "68442")), PRODUCTS).from_name
+    assert not products.identify(concept((RXNORM, "68442")), PRODUCTS).from_name
 
 
 def test_every_product_of_the_policy_has_a_family():
@@ -274,36 +278,36 @@ def test_every_product_of_the_policy_has_a_family():
 
 
 def test_order_start_prefers_the_first_dose():
-    assert onc.order_start({"dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2025-04-20"}}}}],
+    assert regimen.order_start({"dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2025-04-20"}}}}],
                             "authoredOn": "2025-04-18"}) == dt.date(2025, 4, 20)
-    assert onc.order_start({"authoredOn": "2025-04-18"}) == dt.date(2025, 4, 18)
-    assert onc.order_start({"dosageInstruction": "junk"}) is None
+    assert regimen.order_start({"authoredOn": "2025-04-18"}) == dt.date(2025, 4, 18)
+    assert regimen.order_start({"dosageInstruction": "junk"}) is None
 
 
 # -------------------------------------------------------------------- A.b.c2 and A.e
 def taken(brand, start, status="completed"):
     product = next(p for p in PRODUCTS if p.brand == brand)
-    return onc.Taken(f"MedicationRequest/{brand.lower()}", product, dt.date.fromisoformat(start), status)
+    return regimen.Taken(f"MedicationRequest/{brand.lower()}", product, dt.date.fromisoformat(start), status)
 
 
 def test_prophylaxis_gap_looks_21_days_back_from_the_complication():
     complication = dt.date(2025, 5, 1)
     statuses = frozenset({"active", "completed", "stopped"})
-    assert onc.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-20")], 21, statuses)[0] == "not-met"
-    assert onc.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-10")], 21, statuses)[0] == "not-met"
-    assert onc.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-09")], 21, statuses)[0] == "met"
-    assert onc.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-20", "cancelled")], 21, statuses)[0] == "met"
+    assert regimen.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-20")], 21, statuses)[0] == "not-met"
+    assert regimen.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-10")], 21, statuses)[0] == "not-met"
+    assert regimen.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-09")], 21, statuses)[0] == "met"
+    assert regimen.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-20", "cancelled")], 21, statuses)[0] == "met"
 
 
 def test_preferred_step():
     udenyca = next(p for p in PRODUCTS if p.brand == "Udenyca")
-    assert onc.preferred_step([], udenyca, [], T, 365) == (
+    assert regimen.preferred_step([], udenyca, [], T, 365) == (
         "met", [], "no preferred-product list is configured, so step therapy does not apply")
-    assert onc.preferred_step(["udenyca"], udenyca, [], T, 365)[0] == "met"
-    assert onc.preferred_step(["Q5111"], udenyca, [], T, 365)[0] == "met"
-    assert onc.preferred_step(["FIL"], udenyca, [taken("Zarxio", "2024-12-01")], T, 365)[0] == "met"
-    assert onc.preferred_step(["FIL"], udenyca, [taken("Zarxio", "2024-06-14")], T, 365)[0] == "unknown"
-    assert onc.preferred_step(["Zarxio"], udenyca, [taken("Zarxio", "2025-01-01", "entered-in-error")], T,
+    assert regimen.preferred_step(["udenyca"], udenyca, [], T, 365)[0] == "met"
+    assert regimen.preferred_step(["Q5111"], udenyca, [], T, 365)[0] == "met"
+    assert regimen.preferred_step(["FIL"], udenyca, [taken("Zarxio", "2024-12-01")], T, 365)[0] == "met"
+    assert regimen.preferred_step(["FIL"], udenyca, [taken("Zarxio", "2024-06-14")], T, 365)[0] == "unknown"
+    assert regimen.preferred_step(["Zarxio"], udenyca, [taken("Zarxio", "2025-01-01", "entered-in-error")], T,
                               365)[0] == "unknown"
 
 
@@ -314,9 +318,9 @@ def test_preferred_step():
     {"valueCodeableConcept": "junk"}, {},
 ])
 def test_junk_values_read_as_nothing(resource):
-    assert onc.quantity(resource) is None
-    assert onc.risk_category(resource, LOCAL) is None
-    assert onc.ecog_score(resource, ANSWERS) is None
+    assert readings.quantity(resource) is None
+    assert labs.risk_category(resource, LOCAL) is None
+    assert labs.ecog_score(resource, ANSWERS) is None
 
 
 def test_a_malformed_oncology_record_is_answered_not_raised(tmp_path):

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Mapping
 
+from cdshooks.facts.answers import answers_for
 from cdshooks.facts.calculators.orders import order_concepts
 from cdshooks.facts.facts import FactContext
 from cdshooks.fhir import record as record_module
@@ -14,7 +15,6 @@ from cdshooks.fhir.dates import parse_date
 from cdshooks.fhir.orders import DraftOrder
 from cdshooks.fhir.record import Record
 from cdshooks.policy import logic
-from cdshooks.policy.answers import answers_for
 from cdshooks.policy.evaluate import Evaluator
 from cdshooks.policy.evaluate import NodeResult
 from cdshooks.policy.evaluate import deciding

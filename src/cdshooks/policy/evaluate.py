@@ -13,12 +13,12 @@ import datetime as dt
 from dataclasses import dataclass
 from dataclasses import field
 
+from cdshooks.facts.answers import Answer
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import FactContext
 from cdshooks.facts.facts import Interval
 from cdshooks.policy import logic
-from cdshooks.policy.answers import Answer
 from cdshooks.policy.logic import MET
 from cdshooks.policy.logic import NOT_MET
 from cdshooks.policy.logic import UNKNOWN

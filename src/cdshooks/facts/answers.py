@@ -1,4 +1,7 @@
-"""Documentation answers from completed QuestionnaireResponses (policy specs README §4)."""
+"""Documentation answers from completed QuestionnaireResponses (policy specs README §4).
+
+A record reader below the policy layer: the evaluator reads a leaf's answer, and a fact may read
+answers too when its definition says so (the FN risk category of colony-stimulating-factors f.1)."""
 
 from __future__ import annotations
 
