@@ -82,3 +82,30 @@ def test_a_leaf_ask_when_adds_to_its_groups():
 def test_an_unknown_ask_when_does_not_ask():
     define = {"has-cancer": Expr(fact="cancer", present=True)}
     assert asked(tree(), {"cancer": Fact("unknown"), "frail": Fact("unknown")}, define) == ("B",)
+
+
+def test_ind_1_is_asked_once_the_record_shows_an_abnormal_serum_screen(tmp_path, monkeypatch, capsys):
+    """Prenatal IND-1 ('follow-up to abnormal maternal serum screen results') is asked only when
+    the record has such a screen: its ask_when reads pregnancy.abnormal_serum_screen."""
+    import shutil
+    from pathlib import Path
+
+    from cdshooks.cli import main as cli
+
+    root = Path(__file__).resolve().parents[1]
+    for folder in ("policies", "mappings", "valuesets"):
+        shutil.copytree(root / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    suite = tmp_path / "policies" / "prenatal-cfdna-screening_test.yaml"
+    case = """
+  - name: {name}
+    orders: [cfdna-order-81420]
+    record: [cfdna-patient, cfdna-coverage, cfdna-ga-10wk-on-0301{extra}]
+    expect:
+      criteria: {{IND-1: unknown}}
+      documentation: {asked}
+"""
+    suite.write_text(suite.read_text(encoding="utf-8") + case.format(
+        name="ask-when-screen", extra=", cfdna-cond-abnormal-serum-screen", asked="[IND-1]") + case.format(
+        name="ask-when-none", extra="", asked="[]"), encoding="utf-8")
+    assert cli.main(["test", "-q", "-k", "ask-when-"]) == 0, capsys.readouterr().out
