@@ -290,13 +290,15 @@ def taken(brand, start, status="completed"):
     return regimen.Taken(f"MedicationRequest/{brand.lower()}", product, dt.date.fromisoformat(start), status)
 
 
-def test_prophylaxis_gap_looks_21_days_back_from_the_complication():
+def test_the_last_csf_start_before_the_complication_counts_only_started_orders():
+    """The 21-day window is the policy's (A.b.c2); the fact finds the last start on or before Dc."""
     complication = dt.date(2025, 5, 1)
     statuses = frozenset({"active", "completed", "stopped"})
-    assert regimen.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-20")], 21, statuses)[0] == "not-met"
-    assert regimen.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-10")], 21, statuses)[0] == "not-met"
-    assert regimen.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-09")], 21, statuses)[0] == "met"
-    assert regimen.prophylaxis_gap(complication, [taken("Neulasta", "2025-04-20", "cancelled")], 21, statuses)[0] == "met"
+    orders = [taken("Neulasta", "2025-04-09"), taken("Neulasta", "2025-04-20", "cancelled"),
+              taken("Udenyca", "2025-04-10"), taken("Zarxio", "2025-05-02")]
+    last = regimen.last_start_before(complication, orders, statuses)
+    assert (last.product.brand, last.start) == ("Udenyca", dt.date(2025, 4, 10))    # 21 days before Dc
+    assert regimen.last_start_before(complication, orders[1:2] + orders[3:], statuses) is None
 
 
 def test_preferred_step():

@@ -17,8 +17,8 @@ from cdshooks.facts.calculators.oncology.readings import in_window
 from cdshooks.facts.calculators.oncology.readings import inputs_of
 from cdshooks.facts.calculators.oncology.readings import items_of
 from cdshooks.facts.facts import MET
-from cdshooks.facts.facts import NOT_MET
 from cdshooks.facts.facts import UNDECIDED
+from cdshooks.facts.facts import UNKNOWN
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import FactContext
@@ -52,12 +52,10 @@ def order_start(request: dict) -> dt.date | None:
         parse_date(request.get("authoredOn"))
 
 
-def prophylaxis_gap(complication: dt.date, taken: list[Taken], window_days: int,
-                    statuses: frozenset[str]) -> tuple[str, list[Taken]]:
-    """A.b.c2: met when no CSF order started in [Dc − window, Dc]; not-met (with them) otherwise."""
-    start = complication - dt.timedelta(days=window_days)
-    hits = [t for t in taken if t.status in statuses and in_window(t.start, start, complication)]
-    return (NOT_MET, hits) if hits else (MET, [])
+def last_start_before(complication: dt.date, taken: list[Taken], statuses: frozenset[str]) -> Taken | None:
+    """A.b.c2: the CSF order (of those statuses) that started last on or before the complication."""
+    started = [t for t in taken if t.status in statuses and t.start is not None and t.start <= complication]
+    return max(started, key=lambda t: (t.start, t.reference)) if started else None
 
 
 def preferred_step(preferred: list[str], ordered: Product | None, taken: list[Taken], today: dt.date,
@@ -138,20 +136,41 @@ def preferred(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     return Fact("known", result, _taken_evidence(tried), note)
 
 
-def no_primary_prophylaxis(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
-    """A.b.c2: no CSF order started in the 21 days up to the neutropenic complication."""
+def _last_before_complication(ctx: FactContext, at: dt.date, inputs, params) -> tuple[Fact | None, object]:
+    """(a fact to return as is, None) or (None, (complication fact, the last CSF order or None))."""
     (complication, history), unavailable = inputs_of(ctx, inputs, at, "complication", "history")
     if not complication.known or not isinstance(complication.value, dt.date):
-        return unavailable or Fact("unknown", note="no dated neutropenic complication")
+        return unavailable or Fact("unknown", note="no dated neutropenic complication"), None
     if unavailable:
-        return unavailable
-    result, hits = prophylaxis_gap(complication.value, items_of(history), int(params["window_days"]),
-                                   frozenset(params["statuses"]))
-    if hits:
-        return Fact("known", result, _taken_evidence(hits), f"CSF ordered within {params['window_days']} days "
-                    f"before the complication of {complication.value}")
-    return Fact("known", result, complication.evidence,
-                f"no CSF order in the {params['window_days']} days before {complication.value}")
+        return unavailable, None
+    return None, (complication, last_start_before(complication.value, items_of(history),
+                                                  frozenset(params["statuses"])))
+
+
+def started_before_complication(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
+    """A.b.c2: whether a CSF order started on or before the neutropenic complication (Dc)."""
+    early, found = _last_before_complication(ctx, at, inputs, params)
+    if early is not None:
+        return early
+    complication, last = found
+    if last is None:
+        return Fact("known", False, complication.evidence,
+                    f"no CSF order started before the complication of {complication.value}")
+    return Fact("known", True, _taken_evidence([last]))  # the days fact says when, in its note
+
+
+def days_before_complication(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
+    """A.b.c2: how many days before the neutropenic complication the last CSF order started (the
+    policy says how many make a cycle without prophylaxis)."""
+    early, found = _last_before_complication(ctx, at, inputs, params)
+    if early is not None:
+        return early
+    complication, last = found
+    if last is None:
+        return UNKNOWN  # no CSF order at all: the started-before fact says so
+    days = (complication.value - last.start).days
+    return Fact("known", days, _taken_evidence([last]),
+                f"{last.name} started {days} days before the complication of {complication.value}")
 
 
 CALCULATORS = (
@@ -162,5 +181,6 @@ CALCULATORS = (
                code_params=frozenset({"products"})),
     Calculator("csf_preferred_step", preferred, frozenset({"history"}), _prepare_products, order_scoped=True,
                code_params=frozenset({"products"})),
-    Calculator("csf_no_primary_prophylaxis", no_primary_prophylaxis, frozenset({"complication", "history"})),
+    Calculator("csf_started_before_complication", started_before_complication, frozenset({"complication", "history"})),
+    Calculator("csf_days_before_complication", days_before_complication, frozenset({"complication", "history"})),
 )
