@@ -66,6 +66,7 @@ def test_a_list_use_needs_its_ids_and_cite_templates():
 
 def test_list_problems_name_a_missing_or_unused_list_and_an_impossible_count():
     model = policy(lists={"other": FACTORS})
+    assert definitions.expand(model)[0].criteria.children()[0].children() == []   # reported, not raised
     assert list(definitions.list_problems(model)) == [
         (("criteria", "any", 0, "at_least", "of"), "no list 'risk-factors'"),
         (("criteria", "any", 1, "at_least", "of"), "no list 'risk-factors'"),

@@ -31,7 +31,9 @@ def expand(model: Policy) -> tuple[Policy, dict[str, tuple[str, ...]], dict[str,
         paths.setdefault(node.id, path)
         at_least = node.at_least
         if at_least is not None and isinstance(at_least.of, str):
-            items = model.lists.get(at_least.of, [])
+            items = model.lists.get(at_least.of)
+            if not items:
+                return node  # list_problems names the missing list
             of = [place_item(item, _fill(at_least.ids, i), _fill(at_least.cite, i), ("lists", at_least.of, i))
                   for i, item in enumerate(items)]
             return node.model_copy(update={"at_least": AtLeast(n=at_least.n, of=of)})
