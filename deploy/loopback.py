@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_DIR = ROOT / "deploy" / "nginx"
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
-_ACCESS = re.compile(r'"(?P<method>\S+) (?P<path>\S+)" (?P<status>\d{3}) .* upstream=(?P<upstream>.*?) upstream_status=')
+_ACCESS = re.compile(r'"(?P<method>\S+) (?P<path>\S+)" (?P<status>\d{3}) '
+                     r'.* upstream=(?P<upstream>.*?) upstream_status=')
 
 
 def nginx_binary() -> str | None:

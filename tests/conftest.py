@@ -116,7 +116,8 @@ def no_private_data_in_any_log_line():
     root.removeHandler(collector)
     root.setLevel(previous)
     from test_auth import TOKENS_SEEN
-    private = _private_values() | set(TOKENS_SEEN) | {t.split(".")[2] for t in TOKENS_SEEN if t.count(".") == 2 and t.split(".")[2]}
+    private = _private_values() | set(TOKENS_SEEN) | {t.split(".")[2] for t in TOKENS_SEEN
+                                                      if t.count(".") == 2 and t.split(".")[2]}
     leaks = sorted({value for line in collector.lines for value in private if value in line})
     assert not leaks, f"private values in logs: {leaks}"
 
