@@ -82,8 +82,9 @@ def ctx_of(facts):
 
 
 def test_bilirubin_in_micromoles_is_read_in_mg_per_dl():
-    result = labs.latest_lab(ctx_of({"o": observations(({"resourceType": "Observation", **quantity(15, "umol/L")}, T))}),
-                            T, {"observations": "o"}, {"lab": "bilirubin"})
+    bilirubin = {"resourceType": "Observation", **quantity(15, "umol/L")}
+    facts = {"o": observations((bilirubin, T))}
+    result = labs.latest_lab(ctx_of(facts), T, {"observations": "o"}, {"lab": "bilirubin"})
     assert result.value == pytest.approx(0.877, abs=1e-3)             # below the policy's 1.0
     assert result.evidence[0].value == "bilirubin 0.88 mg/dL (15 umol/L)"
 
@@ -278,8 +279,8 @@ def test_every_product_of_the_policy_has_a_family():
 
 
 def test_order_start_prefers_the_first_dose():
-    assert regimen.order_start({"dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2025-04-20"}}}}],
-                            "authoredOn": "2025-04-18"}) == dt.date(2025, 4, 20)
+    first_dose = {"timing": {"repeat": {"boundsPeriod": {"start": "2025-04-20"}}}}
+    assert regimen.order_start({"dosageInstruction": [first_dose], "authoredOn": "2025-04-18"}) == dt.date(2025, 4, 20)
     assert regimen.order_start({"authoredOn": "2025-04-18"}) == dt.date(2025, 4, 18)
     assert regimen.order_start({"dosageInstruction": "junk"}) is None
 
