@@ -36,7 +36,7 @@ class Policy:
         self.nodes = {n.id: n for n in nodes}
         self.order = {n.id: i for i, n in enumerate(nodes)}
         self.parents = {c.id: n.id for n in nodes for c in n.children()}
-        self.codesets, self.twins = {}, {}
+        self.codesets, self.twins, self.answered_by_facts = {}, {}, frozenset()
 
 
 def _walk(node):

@@ -91,3 +91,16 @@ def test_resolved_follows_definitions_once():
     define = {"old": Expr(fact="age", ge=66), "old-or-frail": Expr(any=[Expr(def_="old"), Expr(fact="ecog", ge=3)])}
     facts = [e.fact for e in definitions.resolved(Expr(not_=Expr(def_="old-or-frail")), define) if e.fact]
     assert facts == ["age", "ecog"]
+
+
+def test_the_shipped_csf_policy_places_its_risk_factors_twice_and_knows_which_answers_its_facts_read():
+    from pathlib import Path
+
+    from cdshooks.policy.loader import load_policy_set
+
+    root = Path(__file__).resolve().parents[1]
+    csf = load_policy_set(root / "policies", root / "mappings").by_id["colony-stimulating-factors"]
+    assert csf.twins["A.a.ii.2.b"] == ("A.a.ii.3.b.2",) and csf.twins["A.a.ii.3.b.11.or2"] == ("A.a.ii.2.k.or2",)
+    assert csf.nodes["A.a.ii.3.b.5"].cite == ("Policy A.a.ii.3.b 5) — 'Liver dysfunction, with bilirubin ≥ 1.0 or "
+                                               "liver enzymes ≥ 2x upper limit of normal'")
+    assert csf.answered_by_facts == {"A.a.ii.1", "A.a.ii.2.cat", "A.a.ii.3.cat"}

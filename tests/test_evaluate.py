@@ -39,6 +39,7 @@ class Policy:
         self.nodes = {n.id: n for n in _walk(root)}
         self.codesets = {}
         self.twins = twins or {}
+        self.answered_by_facts = frozenset()
 
 
 def _walk(node):
@@ -184,3 +185,25 @@ def test_without_twins_each_leaf_reads_only_its_own_answer():
     answers = {"A.1": Answer(True, Evidence("QuestionnaireResponse/q", "A.1 answered yes", "2025-06-01"))}
     _, results = run(root, {"f": Fact("unknown")}, answers)
     assert (results["A.1"].result, results["B.1"].result) == ("met", "unknown")
+
+
+def test_a_yes_its_fact_reads_itself_does_not_answer_the_leaf_but_a_no_does():
+    """f.1: the category fact reads the three 'yes' answers together (two → unknown); the leaf
+    must not take its own 'yes' back, while a 'no' still answers it."""
+    root = Node(id="R", text="r", cite="c", any=[leaf("HIGH", Expr(fact="category", is_="high"))])
+    yes = {"HIGH": Answer(True, Evidence("QuestionnaireResponse/q", "HIGH answered yes"))}
+    no = {"HIGH": Answer(False, Evidence("QuestionnaireResponse/q", "HIGH answered no"))}
+    conflict = Fact("unknown", note="documentation names several risk categories")
+    policy_run = {"answered_by_facts": frozenset({"HIGH"})}
+    assert run_with(root, {"category": conflict}, yes, **policy_run)["HIGH"].result == "unknown"
+    assert run_with(root, {"category": conflict}, no, **policy_run)["HIGH"].result == "not-met"
+    assert run_with(root, {"category": conflict}, yes)["HIGH"].result == "met"
+
+
+def run_with(root, facts, answers, answered_by_facts=frozenset()):
+    ctx = FactContext(MappingProxyType({k: Fixed(v) for k, v in facts.items()}), Record(), T, {}, settings={})
+    policy = Policy(root)
+    policy.answered_by_facts = answered_by_facts
+    evaluator = Evaluator(policy, ctx, answers, {"T": T, "E": T, "R": T})
+    evaluator.run(None)
+    return evaluator.results

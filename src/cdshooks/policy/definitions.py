@@ -1,4 +1,5 @@
-"""What a policy names once and uses by name: ``define`` (tests) and ``lists`` (criteria).
+"""What a policy names once and uses by name — ``define`` (tests) and ``lists`` (criteria) — and
+the walks over its criteria and tests that loading, checking and linting share.
 
 A named list is expanded into the tree where an ``at_least`` counts it: each item takes its id
 from the use's ``ids`` template (``A.a.ii.3.b.{1}`` numbers the items 1, 2, …; ``{a}`` letters
@@ -120,25 +121,50 @@ def _reachable(define: Mapping[str, Expr], name: str) -> set[str]:
     stack = [define[name]]
     while stack:
         expr = stack.pop()
-        for sub in sub_exprs(expr):
+        for sub, _ in sub_exprs(expr):
             if sub.def_ is not None and sub.def_ not in seen and sub.def_ in define:
                 seen.add(sub.def_)
                 stack.append(define[sub.def_])
     return seen
 
 
-def sub_exprs(expr: Expr) -> Iterator[Expr]:
-    """The expression and every expression inside it (definitions are not followed)."""
-    yield expr
-    for part in [*(expr.all or ()), *(expr.any or ())]:
-        yield from sub_exprs(part)
+def criteria(node: Node) -> Iterator[Node]:
+    """Every criterion of the tree, in pre-order."""
+    yield node
+    for child in node.children():
+        yield from criteria(child)
+
+
+def tests(model: Policy, paths: Mapping[str, tuple]) -> Iterator[tuple[Expr, tuple]]:
+    """Every test of the policy with its path: the criteria's, the definitions', the rules'."""
+    seen = set()  # a named-list item placed twice is checked once
+    for node in criteria(model.criteria):
+        path = paths[node.id]
+        for key in ("when", "ask_when"):
+            if getattr(node, key) is not None and path + (key,) not in seen:
+                seen.add(path + (key,))
+                yield from sub_exprs(getattr(node, key), path + (key,))
+    for name, expr in model.define.items():
+        yield from sub_exprs(expr, ("define", name))
+    for i, rule in enumerate(model.applicability):
+        for key in ("requires", "confirm"):
+            if getattr(rule, key) is not None:
+                yield from sub_exprs(getattr(rule, key), ("applicability", i, key))
+
+
+def sub_exprs(expr: Expr, path: tuple = ()) -> Iterator[tuple[Expr, tuple]]:
+    """The test and every test inside it, with their paths (definitions are not followed)."""
+    yield expr, path
+    for key in ("all", "any"):
+        for i, child in enumerate(getattr(expr, key) or ()):
+            yield from sub_exprs(child, path + (key, i))
     if expr.not_ is not None:
-        yield from sub_exprs(expr.not_)
+        yield from sub_exprs(expr.not_, path + ("not",))
 
 
 def resolved(expr: Expr, define: Mapping[str, Expr], seen: frozenset = frozenset()) -> Iterator[Expr]:
     """Every expression inside ``expr``, following definitions (each once per path)."""
-    for sub in sub_exprs(expr):
+    for sub, _ in sub_exprs(expr):
         yield sub
         if sub.def_ is not None and sub.def_ in define and sub.def_ not in seen:
             yield from resolved(define[sub.def_], define, seen | {sub.def_})

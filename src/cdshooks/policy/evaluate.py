@@ -107,8 +107,8 @@ class Evaluator:
             source = "documentation" if found.uses_doc and not found.by_data else "structured"
             return self._leaf_result(node, found.value, source, found, doc_leaf)
         answer = self._answer(node) if doc_leaf and not found.uses_doc else None
-        if answer is not None and answer.value and node.answered_by_fact:
-            answer = None  # the fact has read this "yes" along with the siblings' answers
+        if answer is not None and answer.value and node.id in self.policy.answered_by_facts:
+            answer = None  # the leaf's fact has read this "yes" along with the siblings' answers
         if answer is not None:
             value = MET if answer.value else NOT_MET
             return NodeResult(node.id, value, "documentation", (answer.evidence,), "", True, doc_leaf)

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterator
 from typing import Mapping
 
 from cdshooks.facts import loader as mapping_loader
@@ -53,6 +52,7 @@ class CompiledPolicy:
     parents: Mapping[str, str]    # criterion id -> the group it sits in (the root has none)
     twins: Mapping[str, tuple[str, ...]]   # criterion id -> the other expansions of its named-list item
     paths: Mapping[str, tuple]     # criterion id -> where the file writes it (for problems)
+    answered_by_facts: frozenset[str]   # leaves whose 'yes' their fact reads (calculator reads_answers)
     document: datafile.Document | None = None   # the parsed file, for problems found later (lint)
 
     def unfavourable(self, node_id: str, result: str) -> bool:
@@ -177,12 +177,14 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets
     codesets, applies, used, found = _compile_codes_and_facts(model, nodes, paths, facts, document, sets,
                                                                 local_codes, site)
     problems += found + _unanswered_decisions(model, settings, document)
-    order = {node.id: i for i, node in enumerate(_walk(model.criteria))}
+    tree = list(definitions.criteria(model.criteria))
+    order = {node.id: i for i, node in enumerate(tree)}
     policy = CompiledPolicy(model, MappingProxyType(nodes), MappingProxyType(settings),
                             MappingProxyType(codesets), applies, frozenset(used), document.file,
                             MappingProxyType(order), MappingProxyType(_negations(model.criteria)),
-                            MappingProxyType({c.id: n.id for n in _walk(model.criteria) for c in n.children()}),
-                            MappingProxyType(twins), MappingProxyType(paths), document)
+                            MappingProxyType({c.id: n.id for n in tree for c in n.children()}),
+                            MappingProxyType(twins), MappingProxyType(paths), _answered_by_facts(model, facts),
+                            document)
     return policy, problems
 
 
@@ -222,12 +224,12 @@ def _answers(when, root: str, decision: str, outcome: str, settings: Mapping) ->
 
 def _index(root: Node, document, paths: Mapping[str, tuple]) -> tuple[dict[str, Node], list[Problem]]:
     nodes, problems = {}, []
-    for node in _walk(root):
+    for node in definitions.criteria(root):
         if node.id in nodes:
             problems.append(document.problem(paths[node.id] + ("id",), "duplicate",
                                              f"criterion id '{node.id}' used twice"))
         nodes[node.id] = node
-    for node in _walk(root):
+    for node in definitions.criteria(root):
         path = paths[node.id]
         if node.ref is not None and node.ref not in nodes:
             problems.append(document.problem(path + ("ref",), "reference", f"no criterion '{node.ref}'"))
@@ -237,44 +239,19 @@ def _index(root: Node, document, paths: Mapping[str, tuple]) -> tuple[dict[str, 
     return nodes, problems
 
 
+def _answered_by_facts(model: Policy, facts: FactSet) -> frozenset[str]:
+    """Leaves a fact of theirs answers from documentation itself (f.1: one category of three)."""
+    def read(node: Node) -> bool:
+        tests = definitions.resolved(node.when, model.define) if node.when is not None else ()
+        return any(node.id in getattr(facts.facts.get(t.fact), "answers_read", lambda _: ())(model.id) for t in tests)
+    return frozenset(node.id for node in definitions.criteria(model.criteria) if read(node))
+
+
 def _negations(node: Node, negated: bool = False) -> dict[str, bool]:
     out = {node.id: negated}
     for child in node.children():
         out.update(_negations(child, negated != (node.op == "none")))
     return out
-
-
-def _walk(node: Node) -> Iterator[Node]:
-    """Every criterion of the tree, in pre-order."""
-    yield node
-    for child in node.children():
-        yield from _walk(child)
-
-
-def _exprs(model: Policy, paths: Mapping[str, tuple]) -> Iterator[tuple[Expr, tuple]]:
-    """Every test of the policy with its path: the criteria's, the definitions', the rules'."""
-    seen = set()  # a named-list item placed twice is checked once
-    for node in _walk(model.criteria):
-        path = paths[node.id]
-        for key in ("when", "ask_when"):
-            if getattr(node, key) is not None and path + (key,) not in seen:
-                seen.add(path + (key,))
-                yield from _sub_exprs(getattr(node, key), path + (key,))
-    for name, expr in model.define.items():
-        yield from _sub_exprs(expr, ("define", name))
-    for i, rule in enumerate(model.applicability):
-        for key in ("requires", "confirm"):
-            if getattr(rule, key) is not None:
-                yield from _sub_exprs(getattr(rule, key), ("applicability", i, key))
-
-
-def _sub_exprs(expr: Expr, path: tuple) -> Iterator[tuple[Expr, tuple]]:
-    yield expr, path
-    for key in ("all", "any"):
-        for i, child in enumerate(getattr(expr, key) or ()):
-            yield from _sub_exprs(child, path + (key, i))
-    if expr.not_ is not None:
-        yield from _sub_exprs(expr.not_, path + ("not",))
 
 
 def _compile_codes_and_facts(model: Policy, nodes, paths, facts: FactSet, document, sets: ValueSets,
@@ -296,7 +273,7 @@ def _compile_codes_and_facts(model: Policy, nodes, paths, facts: FactSet, docume
             if section not in [c.id for c in model.criteria.children()]:
                 problems.append(document.problem(("applicability", i, "sections"), "reference",
                                                  f"'{section}' is not a child of the root criterion"))
-    exprs = list(_exprs(model, paths))
+    exprs = list(definitions.tests(model, paths))
     problems += [document.problem(where, "reference", detail)
                  for where, detail in definitions.define_problems(model.define, iter(exprs))]
     for expr, path in exprs:

@@ -108,9 +108,6 @@ class Node(_Model):
     default: Result | None = None
     short: str | None = Field(None, description="phrase for a card summary when this decides")
     ask: bool = Field(True, description="list this leaf in 'documentation' while unknown")
-    answered_by_fact: bool = Field(False, description=(
-        "a 'yes' answer is read by the leaf's fact together with its siblings' (conflicting yeses stay "
-        "unknown) instead of answering the leaf; a 'no' still answers it"))
     ask_when: Expr | None = Field(None, description=(
         "ask the documentation questions of this criterion (of every leaf below it) only when this holds"))
     decisive: bool = Field(True, description="false: evaluated and reported, but not part of the group's value")

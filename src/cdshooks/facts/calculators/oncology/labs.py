@@ -232,7 +232,7 @@ def bmi(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 CALCULATORS = (
     Calculator("csf_fn_risk_category", fn_risk_category, frozenset({"observations"}),
-               resource_types=frozenset({"QuestionnaireResponse"})),
+               resource_types=frozenset({"QuestionnaireResponse"}), reads_answers="documentation"),
     Calculator("csf_latest_lab", latest_lab, frozenset({"observations"})),
     Calculator("csf_ecog", ecog, frozenset({"observations"})),
     Calculator("csf_times_upper_limit", times_upper_limit, frozenset({"observations"})),
