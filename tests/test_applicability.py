@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from types import MappingProxyType
-
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
-from cdshooks.facts.facts import FactContext
-from cdshooks.fhir.record import Record
 from cdshooks.policy.applicability import _documentation
-from cdshooks.policy.evaluate import Evaluator
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
+from policy_stubs import evaluator
 
-T = dt.date(2025, 6, 15)
 EVIDENCE = (Evidence("Condition/c1", "C50.9"),)
-
-
-class Fixed:
-    order_scoped = False
-    setting_refs = ()
-
-    def __init__(self, fact):
-        self.value = fact
-
-    def compute(self, ctx, at):
-        return self.value
-
-
-class Policy:
-    def __init__(self, root: Node, define):
-        self.model = type("M", (), {"criteria": root, "define": define})
-        nodes = list(_walk(root))
-        self.nodes = {n.id: n for n in nodes}
-        self.order = {n.id: i for i, n in enumerate(nodes)}
-        self.parents = {c.id: n.id for n in nodes for c in n.children()}
-        self.codesets, self.twins, self.answered_by_facts = {}, {}, frozenset()
-
-
-def _walk(node):
-    yield node
-    for child in node.children():
-        yield from _walk(child)
 
 
 def question(id_, ask_when=None):
@@ -51,11 +18,10 @@ def question(id_, ask_when=None):
 
 
 def asked(root, facts, define=None) -> tuple[str, ...]:
-    ctx = FactContext(MappingProxyType({k: Fixed(v) for k, v in facts.items()}), Record(), T, {}, settings={})
-    evaluator = Evaluator(Policy(root, define or {}), ctx, {}, {"T": T, "E": T, "R": T})
-    evaluator.run(None)
-    results = {k: v for k, v in evaluator.results.items() if v is not None}
-    return _documentation(evaluator.policy, results, evaluator)
+    evaluation = evaluator(root, facts, define=define)
+    evaluation.run(None)
+    results = {k: v for k, v in evaluation.results.items() if v is not None}
+    return _documentation(evaluation.policy, results, evaluation)
 
 
 def tree():

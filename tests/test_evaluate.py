@@ -2,62 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from types import MappingProxyType
-
 from cdshooks.facts.answers import Answer
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
-from cdshooks.facts.facts import FactContext
 from cdshooks.facts.facts import Interval
 from cdshooks.fhir.codes import CodeSet
-from cdshooks.fhir.record import Record
-from cdshooks.policy.evaluate import Evaluator
 from cdshooks.policy.evaluate import test as apply_test
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
-
-T = dt.date(2025, 6, 15)
-
-
-class Fixed:
-    """A fact definition that returns a fixed Fact."""
-
-    order_scoped = False
-    setting_refs = ()
-
-    def __init__(self, fact):
-        self.value = fact
-
-    def compute(self, ctx, at):
-        return self.value
-
-
-class Policy:
-    def __init__(self, root: Node, define=None, twins=None):
-        self.model = type("M", (), {"criteria": root, "define": define or {}})
-        self.nodes = {n.id: n for n in _walk(root)}
-        self.codesets = {}
-        self.twins = twins or {}
-        self.answered_by_facts = frozenset()
-
-
-def _walk(node):
-    yield node
-    for child in node.children():
-        yield from _walk(child)
+from policy_stubs import evaluator
 
 
 def leaf(id_, when=None, type_="structured+doc", default="unknown"):
     return Node(id=id_, text=id_, cite="test", type=type_, when=when, default=default)
 
 
-def run(root, facts, answers=None, settings=None, define=None, twins=None):
-    ctx = FactContext(MappingProxyType({k: Fixed(v) for k, v in facts.items()}), Record(), T, {},
-                      settings=settings or {})
-    evaluator = Evaluator(Policy(root, define, twins), ctx, answers or {}, {"T": T, "E": T, "R": T})
-    decision = evaluator.run(None)
-    return decision, {k: v for k, v in evaluator.results.items()}
+def run(root, facts, answers=None, settings=None, **policy):
+    evaluation = evaluator(root, facts, answers, settings, **policy)
+    decision = evaluation.run(None)
+    return decision, dict(evaluation.results)
 
 
 def present(name):
@@ -194,16 +157,7 @@ def test_a_yes_its_fact_reads_itself_does_not_answer_the_leaf_but_a_no_does():
     yes = {"HIGH": Answer(True, Evidence("QuestionnaireResponse/q", "HIGH answered yes"))}
     no = {"HIGH": Answer(False, Evidence("QuestionnaireResponse/q", "HIGH answered no"))}
     conflict = Fact("unknown", note="documentation names several risk categories")
-    policy_run = {"answered_by_facts": frozenset({"HIGH"})}
-    assert run_with(root, {"category": conflict}, yes, **policy_run)["HIGH"].result == "unknown"
-    assert run_with(root, {"category": conflict}, no, **policy_run)["HIGH"].result == "not-met"
-    assert run_with(root, {"category": conflict}, yes)["HIGH"].result == "met"
-
-
-def run_with(root, facts, answers, answered_by_facts=frozenset()):
-    ctx = FactContext(MappingProxyType({k: Fixed(v) for k, v in facts.items()}), Record(), T, {}, settings={})
-    policy = Policy(root)
-    policy.answered_by_facts = answered_by_facts
-    evaluator = Evaluator(policy, ctx, answers, {"T": T, "E": T, "R": T})
-    evaluator.run(None)
-    return evaluator.results
+    read_by_fact = {"answered_by_facts": frozenset({"HIGH"})}
+    assert run(root, {"category": conflict}, yes, **read_by_fact)[1]["HIGH"].result == "unknown"
+    assert run(root, {"category": conflict}, no, **read_by_fact)[1]["HIGH"].result == "not-met"
+    assert run(root, {"category": conflict}, yes)[1]["HIGH"].result == "met"
