@@ -37,7 +37,7 @@ class Taken:
     product: Product
     start: dt.date | None
     status: str
-    label: str = ""            # what the record calls it (brand or ingredient, csf_products.Found.label)
+    label: str = ""            # what the record calls it (brand or ingredient, products.Found.label)
 
     @property
     def name(self) -> str:
