@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdshooks.facts.answers import Answer
+from cdshooks.facts.answers import DocAnswer
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import Interval
@@ -33,13 +33,13 @@ EVIDENCE = (Evidence("Condition/c1", "F11.20"),)
 def test_structured_evidence_wins_over_documentation():
     root = Node(id="R", text="r", cite="c", none=[leaf("X", present("f"), default="not-met")])
     _, results = run(root, {"f": Fact("known", True, EVIDENCE)},
-                     {"X": Answer(False, Evidence("QuestionnaireResponse/q", "X answered no"))})
+                     {"X": DocAnswer(False, Evidence("QuestionnaireResponse/q", "X answered no"))})
     assert results["X"].result == "met" and results["X"].source == "structured"
 
 
 def test_documentation_answers_when_the_record_is_silent():
     root = Node(id="R", text="r", cite="c", all=[leaf("X", present("f"))])
-    decision, results = run(root, {"f": Fact("unknown")}, {"X": Answer(True, Evidence("QuestionnaireResponse/q", "yes"))})
+    decision, results = run(root, {"f": Fact("unknown")}, {"X": DocAnswer(True, Evidence("QuestionnaireResponse/q", "yes"))})
     assert results["X"].result == "met" and results["X"].source == "documentation" and decision == "met"
 
 
@@ -57,7 +57,7 @@ def test_unavailable_data_is_unknown_never_the_default():
 
 def test_structured_leaves_ignore_documentation():
     root = Node(id="R", text="r", cite="c", all=[leaf("X", present("f"), type_="structured")])
-    _, results = run(root, {"f": Fact("unknown")}, {"X": Answer(True, Evidence("QuestionnaireResponse/q", "yes"))})
+    _, results = run(root, {"f": Fact("unknown")}, {"X": DocAnswer(True, Evidence("QuestionnaireResponse/q", "yes"))})
     assert results["X"].result == "unknown"
 
 
@@ -136,8 +136,8 @@ def test_a_definition_is_evaluated_where_it_is_named():
 def test_a_twin_answers_the_leaf_and_the_latest_answer_wins():
     """The two placements of one named-list item share documentation: the latest answer decides."""
     root = Node(id="R", text="r", cite="c", all=[leaf("A.1", present("f")), leaf("B.1", present("f"))])
-    answers = {"A.1": Answer(True, Evidence("QuestionnaireResponse/old", "A.1 answered yes", "2025-06-01")),
-               "B.1": Answer(False, Evidence("QuestionnaireResponse/new", "B.1 answered no", "2025-06-10"))}
+    answers = {"A.1": DocAnswer(True, Evidence("QuestionnaireResponse/old", "A.1 answered yes", "2025-06-01")),
+               "B.1": DocAnswer(False, Evidence("QuestionnaireResponse/new", "B.1 answered no", "2025-06-10"))}
     _, results = run(root, {"f": Fact("unknown")}, answers, twins={"A.1": ("B.1",), "B.1": ("A.1",)})
     assert results["A.1"].result == results["B.1"].result == "not-met"
     assert results["A.1"].evidence[0].reference == "QuestionnaireResponse/new"
@@ -145,7 +145,7 @@ def test_a_twin_answers_the_leaf_and_the_latest_answer_wins():
 
 def test_without_twins_each_leaf_reads_only_its_own_answer():
     root = Node(id="R", text="r", cite="c", all=[leaf("A.1", present("f")), leaf("B.1", present("f"))])
-    answers = {"A.1": Answer(True, Evidence("QuestionnaireResponse/q", "A.1 answered yes", "2025-06-01"))}
+    answers = {"A.1": DocAnswer(True, Evidence("QuestionnaireResponse/q", "A.1 answered yes", "2025-06-01"))}
     _, results = run(root, {"f": Fact("unknown")}, answers)
     assert (results["A.1"].result, results["B.1"].result) == ("met", "unknown")
 
@@ -154,8 +154,8 @@ def test_a_yes_its_fact_reads_itself_does_not_answer_the_leaf_but_a_no_does():
     """f.1: the category fact reads the three 'yes' answers together (two → unknown); the leaf
     must not take its own 'yes' back, while a 'no' still answers it."""
     root = Node(id="R", text="r", cite="c", any=[leaf("HIGH", Expr(fact="category", is_="high"))])
-    yes = {"HIGH": Answer(True, Evidence("QuestionnaireResponse/q", "HIGH answered yes"))}
-    no = {"HIGH": Answer(False, Evidence("QuestionnaireResponse/q", "HIGH answered no"))}
+    yes = {"HIGH": DocAnswer(True, Evidence("QuestionnaireResponse/q", "HIGH answered yes"))}
+    no = {"HIGH": DocAnswer(False, Evidence("QuestionnaireResponse/q", "HIGH answered no"))}
     conflict = Fact("unknown", note="documentation names several risk categories")
     read_by_fact = {"answered_by_facts": frozenset({"HIGH"})}
     assert run(root, {"category": conflict}, yes, **read_by_fact)[1]["HIGH"].result == "unknown"

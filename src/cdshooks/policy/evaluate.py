@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from dataclasses import field
 
-from cdshooks.facts.answers import Answer
+from cdshooks.facts.answers import DocAnswer
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import FactContext
@@ -64,7 +64,7 @@ class _Outcome:
 class Evaluator:
     """Evaluates a compiled policy's tree for one order, keeping every node's result."""
 
-    def __init__(self, policy, ctx: FactContext, answers: dict[str, Answer], dates: dict[str, dt.date]):
+    def __init__(self, policy, ctx: FactContext, answers: dict[str, DocAnswer], dates: dict[str, dt.date]):
         self.policy = policy
         self.ctx = ctx
         self.answers = answers
@@ -118,7 +118,7 @@ class Evaluator:
             return self._leaf_result(node, UNKNOWN, "structured", found, doc_leaf)
         return self._leaf_result(node, node.default, "default", found, doc_leaf)
 
-    def _answer(self, node: Node) -> Answer | None:
+    def _answer(self, node: Node) -> DocAnswer | None:
         """The latest documentation answer for the leaf or one of its twins (named-list expansions)."""
         twins = self.policy.twins.get(node.id, ())
         answers = [a for i in (node.id, *twins) if (a := self.answers.get(i)) is not None]
