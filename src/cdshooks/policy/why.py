@@ -73,8 +73,11 @@ def _expr_text(expr) -> str:
     return f"documentation answer for {expr.doc}"
 
 
-def comparison(expr, ctx, dates) -> str:
-    """``pregnancy.gestational_age_days @E = 58 (8w2d), test ≥ 63``: each fact's value beside its test."""
+def comparison(expr, ctx, dates, define=None) -> str:
+    """``pregnancy.gestational_age_days @E = 58 (8w2d), test ≥ 63``: each fact's value beside its test
+    (a definition is shown by name, then what it tests)."""
+    if expr.def_ is not None and expr.def_ in (define or {}):
+        return f"{expr.def_}: {comparison(define[expr.def_], ctx, dates, define)}"
     if expr.fact is not None:
         at = expr.at or "T"
         fact = ctx.fact(expr.fact, dates.get(at))
@@ -83,10 +86,11 @@ def comparison(expr, ctx, dates) -> str:
         wanted = "" if op in ("present", "known", "result") else f" {_shown(getattr(expr, op))}"
         return f"{expr.fact} @{at} = {value}; test: {label}{wanted}"
     if expr.all or expr.any:
-        joined = (" AND " if expr.all else " OR ").join(comparison(p, ctx, dates) for p in (expr.all or expr.any))
+        joined = (" AND " if expr.all else " OR ").join(comparison(p, ctx, dates, define)
+                                                        for p in (expr.all or expr.any))
         return f"({joined})"
     if expr.not_ is not None:
-        return "not: " + comparison(expr.not_, ctx, dates)
+        return "not: " + comparison(expr.not_, ctx, dates, define)
     return _expr_text(expr)
 
 
