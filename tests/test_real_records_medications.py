@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cdshooks import registry
-from cdshooks.facts.calculators.csf_products import identify as identify_csf
+from cdshooks.facts.calculators.oncology.products import identify as identify_csf
 from cdshooks.facts.calculators.opioids.dose import opioid_ingredients
 from cdshooks.facts.calculators.opioids.tables import load_mme_tables
 from cdshooks.facts.calculators.orders import order_concepts

@@ -52,6 +52,9 @@ class Calculator:
     # input roles whose items' values the calculator reads as FHIR Quantities itself (a ``unit`` on
     # such an input turns each value into a bare number it cannot read: `cdshooks check` refuses it)
     quantity_inputs: frozenset[str] = frozenset()
+    # the param mapping (value -> criterion id of the ``questionnaire`` param's policy) whose
+    # documentation answers the calculator reads itself: a 'yes' to those criteria is the fact's
+    reads_answers: str | None = None
     # the model the mapping's ``params`` must fit; None: not typed yet (any mapping passes)
     params: type[Params] | None = None
 
