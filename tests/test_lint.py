@@ -117,7 +117,8 @@ def test_unused_facts_fixtures_and_settings_are_warnings(tree, capsys):
     edit(tree / "policies" / "si-joint-fusion-open.yaml", "settings:\n", "settings:\n  unusedKnob: 3\n")
     assert cli.main(["check"]) == 0
     out = capsys.readouterr().out
-    assert "warning: mappings/spine.yaml:" in out and "facts[spine.never_read]: no policy reads this fact [unused-fact]" in out
+    assert "warning: mappings/spine.yaml:" in out
+    assert "facts[spine.never_read]: no policy reads this fact [unused-fact]" in out
     assert "warning: policies/testdata/orphan.json:1: no test case names this fixture [unused-fixture]" in out
     assert "settings.unusedKnob: nothing reads this setting [unused-setting]" in out
 
