@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdshooks.fhir.record import ICD10CM
+from cdshooks.fhir.read import ICD10CM
 from conftest import full_prefetch
 from conftest import hook_request
 from conftest import make_app

@@ -13,7 +13,7 @@ import yaml
 from cdshooks.facts.calculators.oncology import readings
 from cdshooks.facts.calculators.oncology import risk
 from cdshooks.fhir import valuesets
-from cdshooks.fhir.record import ICD10CM
+from cdshooks.fhir.read import ICD10CM
 
 ROOT = Path(__file__).resolve().parents[1]
 FACTS = yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))["facts"]

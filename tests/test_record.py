@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from cdshooks.fhir import record
 from cdshooks.fhir.orders import DraftOrder
+from cdshooks.fhir.read import ICD10CM
 from cdshooks.fhir.record import Slot
 from conftest import bundle
 
-ICD = record.ICD10CM
+ICD = ICD10CM
 
 
 def condition(cid, code):

@@ -14,6 +14,9 @@ from cdshooks.fhir import units
     (35, "g/L", "g/dL", 3.5),
     (0.9, "mL/s", "mL/min", 54),
     (2, "wk", "d", 14),
+    (450, "{cells}/uL", "/uL", 450), (700, "10*6/L", "/uL", 700), (1.5, "10^3/uL", "/uL", 1500),
+    (55, "mL/min/{1.73_m2}", "mL/min", 55),
+    (100, "[lb_av]", "kg", 45.359237), (70, "kg", "g", 70000), (170, "cm", "m", 1.7), (65, "[in_i]", "cm", 165.1),
 ])
 def test_conversions(value, source, target, expected):
     assert units.convert(value, source, target) == pytest.approx(expected)
@@ -51,3 +54,11 @@ def test_time_units_and_their_spelled_out_forms_in_seconds(unit, seconds):
 @pytest.mark.parametrize("unit", ["mg", "fortnight", None, 3])
 def test_other_units_have_no_seconds(unit):
     assert units.seconds(unit) is None and units.time_unit(unit) is None
+
+
+def test_a_unit_converted_to_itself_is_the_value_exactly():
+    assert units.convert(3.46, "g/dL", "g/dL") == 3.46 and units.convert(70.3, "kg", "kg") == 70.3
+
+
+def test_length_and_mass_do_not_mix():
+    assert units.convert(1.0, "m", "kg") is None and units.convert(1.0, "kg", "mg/dL") is None

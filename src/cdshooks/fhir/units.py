@@ -12,17 +12,23 @@ _UNITS: dict[str, tuple[str, float]] = {
     "/uL": ("count/vol", 1.0), "/mm3": ("count/vol", 1.0), "cells/uL": ("count/vol", 1.0),
     "10*3/uL": ("count/vol", 1e3), "10*3/mm3": ("count/vol", 1e3), "K/uL": ("count/vol", 1e3),
     "10*9/L": ("count/vol", 1e3), "10^9/L": ("count/vol", 1e3), "/L": ("count/vol", 1e-6),
+    "10^3/uL": ("count/vol", 1e3), "10*6/L": ("count/vol", 1.0),
+    "{cells}/uL": ("count/vol", 1.0),   # a UCUM annotation ({cells}) is dimensionless
     # mass concentration, base mg/dL
     "mg/dL": ("mass/vol", 1.0), "mg/L": ("mass/vol", 0.1), "g/dL": ("mass/vol", 1e3),
     "g/L": ("mass/vol", 100.0), "ug/dL": ("mass/vol", 1e-3),
     # flow, base mL/min
     "mL/min": ("flow", 1.0), "mL/s": ("flow", 60.0),
+    "mL/min/{1.73_m2}": ("flow", 1.0),   # clearance normalised to 1.73 m² body surface: {…} is dimensionless
     # catalytic activity concentration, base U/L
     "U/L": ("activity/vol", 1.0), "[IU]/L": ("activity/vol", 1.0), "IU/L": ("activity/vol", 1.0),
     # body mass index, base kg/m2
     "kg/m2": ("bmi", 1.0), "kg/m^2": ("bmi", 1.0),
     # mass, base mg ("mcg" and "µg" are not UCUM but common in orders)
     "mg": ("mass", 1.0), "ug": ("mass", 0.001), "mcg": ("mass", 0.001), "µg": ("mass", 0.001), "g": ("mass", 1000.0),
+    "kg": ("mass", 1e6), "[lb_av]": ("mass", 453592.37),
+    # length, base m
+    "m": ("length", 1.0), "cm": ("length", 0.01), "[in_i]": ("length", 0.0254),
     # time, base day; a month is 30 days and a year 365 (supply and dosing periods count whole days)
     "s": ("time", 1 / 86400), "min": ("time", 1 / 1440), "h": ("time", 1 / 24), "d": ("time", 1.0),
     "wk": ("time", 7.0), "mo": ("time", 30.0), "a": ("time", 365.0),
@@ -55,7 +61,8 @@ def convert(value: float, from_unit: str | None, to_unit: str) -> float | None:
     source, target = _UNITS.get(from_unit or ""), _UNITS.get(to_unit)
     if source is None or target is None or source[0] != target[0]:
         return None
-    return value * source[1] / target[1]
+    # the factor first: a unit converted to itself is the value exactly
+    return value * (source[1] / target[1])
 
 
 def quantity_unit(quantity: dict) -> str | None:

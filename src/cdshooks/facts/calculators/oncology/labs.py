@@ -14,7 +14,6 @@ from cdshooks.facts.calculators.oncology.readings import fmt2
 from cdshooks.facts.calculators.oncology.readings import inputs_of
 from cdshooks.facts.calculators.oncology.readings import latest
 from cdshooks.facts.calculators.oncology.readings import latest_in
-from cdshooks.facts.calculators.oncology.readings import number
 from cdshooks.facts.calculators.oncology.readings import quantity
 from cdshooks.facts.calculators.oncology.readings import reading_evidence
 from cdshooks.facts.calculators.oncology.readings import usable_readings
@@ -24,22 +23,15 @@ from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import FactContext
 from cdshooks.facts.facts import Interval
-from cdshooks.fhir.record import as_list
-from cdshooks.fhir.record import codings
+from cdshooks.fhir.read import codings
+from cdshooks.fhir.read import first
+from cdshooks.fhir.read import number
 from cdshooks.fhir.units import quantity_unit
 
-# Unit factors to the unit each rule is written in (spec f.2). UCUM codes compare exactly; any
-# other unit makes the reading unusable rather than guessed.
-ANC_PER_UL = {"10*3/uL": 1000.0, "10^3/uL": 1000.0, "K/uL": 1000.0, "10*9/L": 1000.0,
-              "/uL": 1.0, "/mm3": 1.0, "{cells}/uL": 1.0, "10*6/L": 1.0}
-BILIRUBIN_MG_DL = {"mg/dL": 1.0, "umol/L": 1 / 17.1}
-CREATININE_MG_DL = {"mg/dL": 1.0, "umol/L": 1 / 88.4}
-ALBUMIN_G_DL = {"g/dL": 1.0, "g/L": 0.1}
-WEIGHT_KG = {"kg": 1.0, "[lb_av]": 0.45359237}
-HEIGHT_M = {"cm": 0.01, "[in_i]": 0.0254, "m": 1.0}
-CRCL_ML_MIN = {"mL/min": 1.0, "mL/min/{1.73_m2}": 1.0}   # normalised clearance is taken as is
-BMI_KG_M2 = {"kg/m2": 1.0}
-PERCENT = {"%": 1.0}
+# Molar-mass factors (µmol/L -> mg/dL) are no unit conversion: they hold for one analyte only, so
+# they stay here, named by it, and not in the one unit table (fhir.units).
+BILIRUBIN_MOLAR = {"umol/L": 1 / 17.1}
+CREATININE_MOLAR = {"umol/L": 1 / 88.4}
 CATEGORIES = ("high", "intermediate", "low")
 
 
@@ -72,7 +64,7 @@ def risk_category(resource: dict, system: str) -> str | None:
     for coded_system, code in codings(resource.get("valueCodeableConcept")):
         if coded_system == system and code in CATEGORIES:
             return code
-    percent = convert(quantity(resource), PERCENT)
+    percent = convert(quantity(resource), "%")
     if percent is None or percent < 0:
         return None
     return "high" if percent >= 20 else "intermediate" if percent >= 10 else "low"
@@ -118,23 +110,22 @@ def _category_index(category: str | None) -> int | None:
 
 @dataclass(frozen=True)
 class Lab:
-    factors: dict[str, float]     # unit -> factor to the unit the policy's thresholds are written in
+    ucum: str                     # the unit the policy's thresholds are written in (spec f.2)
     label: str
     unit: str                     # as shown after the value
     digits: int = 1
+    molar: dict[str, float] | None = None   # the analyte's molar-mass factors to ``ucum``
 
 
-LABS = {"anc": Lab(ANC_PER_UL, "ANC", "/µL"), "bilirubin": Lab(BILIRUBIN_MG_DL, "bilirubin", " mg/dL", 2),
-        "albumin": Lab(ALBUMIN_G_DL, "albumin", " g/dL")}
-
-
+LABS = {"anc": Lab("/uL", "ANC", "/µL"), "bilirubin": Lab("mg/dL", "bilirubin", " mg/dL", 2, BILIRUBIN_MOLAR),
+        "albumin": Lab("g/dL", "albumin", " g/dL")}
 
 def latest_lab(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """F-NEUT and the labs of F-LIVER, F-NUTR: the latest usable value in [at − days, at] (any date
     up to ``at`` without ``days``) in the unit the policy's threshold is written in."""
     lab = LABS[params["lab"]]
     observations = ctx.fact(inputs["observations"], at)
-    best = latest_in(observations, lab.factors, window_start(at, params.get("days")), at)
+    best = latest_in(observations, lab.ucum, window_start(at, params.get("days")), at, lab.molar)
     if best is None:
         within = f" in the last {params['days']} days" if params.get("days") is not None else ""
         return observations if observations.status == "unavailable" else Fact(
@@ -174,8 +165,7 @@ def times_upper_limit(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 def _upper_limit(resource: dict) -> float | None:
     """referenceRange[0].high in the value's unit (a high in another unit is not comparable)."""
-    ranges = as_list(resource.get("referenceRange"))
-    high = ranges[0].get("high") if ranges and isinstance(ranges[0], dict) else None
+    high = first(resource.get("referenceRange")).get("high")
     if not isinstance(high, dict):
         return None
     value = number(high.get("value"))
@@ -183,19 +173,19 @@ def _upper_limit(resource: dict) -> float | None:
     high_unit = quantity_unit(high)
     if value is None or (high_unit and reading and reading[1] and high_unit != reading[1]):
         return None
-    return value
+    return float(value)
 
 
 def creatinine_clearance(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """F-RENAL: latest measured clearance, else Cockcroft–Gault from creatinine, weight, age and sex."""
     (measured, creatinine, weight), unavailable = inputs_of(ctx, inputs, at, "measured", "creatinine", "weight")
-    best = latest_in(measured, CRCL_ML_MIN, None, at)
+    best = latest_in(measured, "mL/min", None, at)
     if best is not None:
         shown = f"{fmt(best.value)} mL/min"
         return Fact("known", best.value, (reading_evidence(best, "creatinine clearance", shown),),
                     f"measured CrCl {shown}", f"CrCl {shown}")
-    scr = latest_in(creatinine, CREATININE_MG_DL, None, at)
-    kg = latest_in(weight, WEIGHT_KG, None, at)
+    scr = latest_in(creatinine, "mg/dL", None, at, CREATININE_MOLAR)
+    kg = latest_in(weight, "kg", None, at)
     age = ctx.fact(inputs["age"], at)
     patient = ctx.record.patient or {}
     sex = patient.get("gender") if isinstance(patient.get("gender"), str) else None
@@ -216,12 +206,12 @@ def creatinine_clearance(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 def bmi(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     """F-NUTR's BMI: the latest recorded (90 days), else the latest weight / height²."""
     (index, weight, height), unavailable = inputs_of(ctx, inputs, at, "bmi", "weight", "height")
-    recorded = latest_in(index, BMI_KG_M2, None, at)
+    recorded = latest_in(index, "kg/m2", None, at)
     if recorded is not None:
         value, evidence = recorded.value, (reading_evidence(recorded, "BMI", f"{fmt(recorded.value)} kg/m2"),)
     else:
-        kg = latest_in(weight, WEIGHT_KG, None, at)
-        metres = latest_in(height, HEIGHT_M, None, at)
+        kg = latest_in(weight, "kg", None, at)
+        metres = latest_in(height, "m", None, at)
         value = body_mass_index(kg.value, metres.value) if kg and metres else None
         if value is None:
             return unavailable or Fact("unknown", note="no BMI")

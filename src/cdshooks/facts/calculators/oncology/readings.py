@@ -6,7 +6,6 @@ Nothing here raises on malformed FHIR: a value that cannot be read is skipped.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -14,14 +13,9 @@ from cdshooks.facts.calculators import first_unavailable
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import FactContext
-from cdshooks.fhir.units import quantity_unit
-
-
-def number(value) -> float | None:
-    """A finite JSON number (booleans are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+from cdshooks.fhir import units
+from cdshooks.fhir.dates import latest_key
+from cdshooks.fhir.read import number
 
 
 def quantity(resource: dict) -> tuple[float, str | None] | None:
@@ -29,16 +23,20 @@ def quantity(resource: dict) -> tuple[float, str | None] | None:
     q = resource.get("valueQuantity")
     if isinstance(q, dict):
         value = number(q.get("value"))
-        return (value, quantity_unit(q)) if value is not None else None
+        return (float(value), units.quantity_unit(q)) if value is not None else None
     value = number(resource.get("valueInteger"))
-    return (value, None) if value is not None else None
+    return (float(value), None) if value is not None else None
 
 
-def convert(reading: tuple[float, str | None] | None, factors: dict[str, float]) -> float | None:
-    """A reading in the rule's unit, or None when its unit is not one the rule accepts."""
-    if reading is None or reading[1] not in factors:
+def convert(reading: tuple[float, str | None] | None, unit: str, molar: dict[str, float] | None = None) -> float | None:
+    """A reading in the rule's ``unit`` (the one unit table), else through an analyte's molar-mass
+    factor (``molar``: unit -> factor); None when its unit is neither."""
+    if reading is None:
         return None
-    return reading[0] * factors[reading[1]]
+    value, from_unit = reading
+    if molar and from_unit in molar:
+        return value * molar[from_unit]
+    return units.convert(value, from_unit, unit)
 
 
 @dataclass(frozen=True)
@@ -96,12 +94,13 @@ def usable_readings(fact: Fact, read, start: dt.date | None, end: dt.date) -> li
 
 def latest(readings: list[Reading]) -> Reading | None:
     """D4: greatest date, then later issued, then greater id."""
-    return max(readings, key=lambda r: (r.date, r.issued, r.reference)) if readings else None
+    return max(readings, key=lambda r: latest_key(r.date, r.issued, r.reference)) if readings else None
 
 
-def latest_in(fact: Fact, factors: dict[str, float], start: dt.date | None, end: dt.date) -> Reading | None:
+def latest_in(fact: Fact, unit: str, start: dt.date | None, end: dt.date,
+              molar: dict[str, float] | None = None) -> Reading | None:
     """The latest usable quantity reading in [start, end], converted to the rule's unit."""
-    return latest(usable_readings(fact, lambda r: convert(quantity(r), factors), start, end))
+    return latest(usable_readings(fact, lambda r: convert(quantity(r), unit, molar), start, end))
 
 
 def reading_evidence(reading: Reading, label: str, value: str) -> Evidence:

@@ -23,9 +23,10 @@ from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import FactContext
 from cdshooks.fhir import medications
-from cdshooks.fhir.dates import get_path
+from cdshooks.fhir.dates import ORDER_START_PATHS
+from cdshooks.fhir.dates import latest_key
 from cdshooks.fhir.dates import parse_date
-from cdshooks.fhir.record import as_list
+from cdshooks.fhir.read import get_path
 from cdshooks.fhir.record import reference_of
 
 
@@ -46,16 +47,14 @@ class Taken:
 
 def order_start(request: dict) -> dt.date | None:
     """Start of a MedicationRequest: first dosage's boundsPeriod.start, else authoredOn (spec c.2)."""
-    dosage = as_list(request.get("dosageInstruction"))
-    first = dosage[0] if dosage and isinstance(dosage[0], dict) else {}
-    return parse_date(get_path(first, ("timing", "repeat", "boundsPeriod", "start"))) or \
-        parse_date(request.get("authoredOn"))
+    # the first readable of the two (the MME spec's dispense validity is no start here)
+    return next(filter(None, (parse_date(get_path(request, path)) for path in ORDER_START_PATHS[:2])), None)
 
 
 def last_start_before(complication: dt.date, taken: list[Taken], statuses: frozenset[str]) -> Taken | None:
     """A.b.c2: the CSF order (of those statuses) that started last on or before the complication."""
     started = [t for t in taken if t.status in statuses and t.start is not None and t.start <= complication]
-    return max(started, key=lambda t: (t.start, t.reference)) if started else None
+    return max(started, key=lambda t: latest_key(t.start, "", t.reference)) if started else None
 
 
 def preferred_step(preferred: list[str], ordered: Product | None, taken: list[Taken], today: dt.date,
@@ -76,7 +75,7 @@ def preferred_step(preferred: list[str], ordered: Product | None, taken: list[Ta
     tried = [t for t in taken if t.product.tokens & wanted and t.status not in ("entered-in-error", "cancelled")
              and in_window(t.start, since, today)]
     if tried:
-        latest = max(tried, key=lambda t: (t.start, t.reference))
+        latest = max(tried, key=lambda t: latest_key(t.start, "", t.reference))
         return MET, tried, f"preferred product tried: {latest.name} from {latest.start}"
     return UNDECIDED, [], f"no preferred product ({', '.join(preferred)}) ordered in the last {lookback_days} days"
 

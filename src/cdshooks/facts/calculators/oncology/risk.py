@@ -25,11 +25,12 @@ from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import FactContext
 from cdshooks.facts.select import written_code
-from cdshooks.fhir.dates import get_path
+from cdshooks.fhir.dates import latest_key
 from cdshooks.fhir.dates import parse_date
-from cdshooks.fhir.record import ICD10CM
-from cdshooks.fhir.record import codings
-from cdshooks.fhir.record import normalize_code
+from cdshooks.fhir.read import ICD10CM
+from cdshooks.fhir.read import codings
+from cdshooks.fhir.read import get_path
+from cdshooks.fhir.read import normalize_code
 
 
 def stage_result(texts: list[str], advanced: re.Pattern, early: re.Pattern) -> str | None:
@@ -70,7 +71,7 @@ def prior_febrile_neutropenia(episodes: list[Dated], neutropenia: list[Dated], f
 def latest_dated(records: list[Dated], cutoff: dt.date) -> Dated | None:
     """The latest non-refuted record dated on or before ``cutoff``."""
     dated = [r for r in records if not r.refuted and r.date and r.date <= cutoff]
-    return max(dated, key=lambda r: (r.date, r.reference)) if dated else None
+    return max(dated, key=lambda r: latest_key(r.date, "", r.reference)) if dated else None
 
 
 def prior_fn(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -159,8 +160,8 @@ def advanced_cancer(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
                                      params["advanced"], params["early"])) for i in items]
         readings = [(i, r) for i, r in readings if r is not None]
         if readings:
-            item, result = max(readings, key=lambda p: (p[0].date, str(p[0].resource.get("issued", "")),
-                                                         p[0].reference))
+            item, result = max(readings, key=lambda p: latest_key(p[0].date, str(p[0].resource.get("issued", "")),
+                                                                  p[0].reference))
             results.append(result)
             text = (orders.texts(item.resource.get("valueCodeableConcept")) or ["staged"])[0]
             evidence.append(Evidence(item.reference, f"{'stage' if is_group else 'M class'} {text}",
