@@ -48,7 +48,8 @@ def test_unknown_key_is_reported_with_its_line(tree):
 def test_every_problem_in_every_file_is_collected_and_sorted(tree):
     edit(tree / "policies" / "intrathecal-pain-pump.yaml", "when: {fact: pain.origin, is: malignant}",
          "when: {fact: pain.origins, is: malignant}")
-    edit(tree / "policies" / "prenatal-cfdna-screening.yaml", "codes: [cfdna-microdeletion]", "codes: [cfdna-microdeletions]")
+    edit(tree / "policies" / "prenatal-cfdna-screening.yaml",
+         "codes: [cfdna-microdeletion]", "codes: [cfdna-microdeletions]")
     edit(tree / "mappings" / "default.yaml", "calculator: pain_origin", "calculator: pain_source")
     found = problems(tree)
     assert found == sorted(found)
@@ -80,7 +81,8 @@ def test_yaml_syntax_errors_give_the_line(tree):
 
 
 def test_duplicate_yaml_keys_are_refused(tree):
-    edit(tree / "policies" / "prenatal-cfdna-screening.yaml", "jurisdiction: US\n", "jurisdiction: US\njurisdiction: US\n")
+    edit(tree / "policies" / "prenatal-cfdna-screening.yaml",
+         "jurisdiction: US\n", "jurisdiction: US\njurisdiction: US\n")
     (problem,) = problems(tree)
     assert "duplicate key" in problem.detail
 

@@ -111,7 +111,8 @@ def test_an_unknown_key_gets_a_did_you_mean_and_an_id_breadcrumb(tree, capsys):
 
 
 def test_unused_facts_fixtures_and_settings_are_warnings(tree, capsys):
-    edit(tree / "mappings" / "spine.yaml", "facts:\n", "facts:\n  spine.never_read:\n    description: Nothing reads it.\n"
+    edit(tree / "mappings" / "spine.yaml", "facts:\n",
+         "facts:\n  spine.never_read:\n    description: Nothing reads it.\n"
          "    source: Condition\n    codes: [sepsis]\n    pick: exists\n")
     (tree / "policies" / "testdata" / "orphan.json").write_text('{"resourceType": "Patient", "id": "x"}')
     edit(tree / "policies" / "si-joint-fusion-open.yaml", "settings:\n", "settings:\n  unusedKnob: 3\n")

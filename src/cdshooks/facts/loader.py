@@ -263,8 +263,9 @@ def _compile_calculator(name, m: FactMapping, document, calculators, valuesets: 
     path = ("facts", name)
     calculator = calculators.get(m.calculator)
     if calculator is None:
+        known = ", ".join(sorted(calculators))
         return None, [document.problem(path + ("calculator",), "calculator",
-                                       f"unknown calculator '{m.calculator}' (known: {', '.join(sorted(calculators))})")]
+                                       f"unknown calculator '{m.calculator}' (known: {known})")]
     missing = calculator.inputs - set(m.inputs)
     extra = set(m.inputs) - calculator.inputs
     if missing or extra:

@@ -131,7 +131,8 @@ class SelectFact:
 
 def component_view(observation: dict, component: dict) -> dict:
     """The Observation as if the component were its code and value (D9): same id, status and date."""
-    view = {k: v for k, v in observation.items() if not k.startswith("value") and k not in ("component", "referenceRange")}
+    view = {k: v for k, v in observation.items()
+            if not k.startswith("value") and k not in ("component", "referenceRange")}
     view.update({k: v for k, v in component.items() if k == "code" or k.startswith("value") or k == "referenceRange"})
     return view
 

@@ -95,7 +95,8 @@ def diagnosis(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if "unless" in params:
         other_reasons, other_hits = _matches(ctx, params["unless"], at, params, reasons)
         if other_reasons or _live(other_hits):
-            return Fact("known", "not-met", _evidence(ctx, other_reasons, other_hits), "a code of the other set is present")
+            evidence = _evidence(ctx, other_reasons, other_hits)
+            return Fact("known", "not-met", evidence, "a code of the other set is present")
     evidence = _evidence(ctx, reason_hits, live or hits)
     if "within_days" in params:
         return _windowed(ctx, at, int(params["within_days"]), reason_hits, live, evidence)
@@ -161,7 +162,8 @@ def order_element(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     pairs = codings(value)
     if not pairs:
         return Fact("unknown", note=f"the order's {params['element']} carries no code")
-    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, ", ".join(display_code(s, c) for s, c in pairs)),))
+    shown = ", ".join(display_code(s, c) for s, c in pairs)
+    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, shown),))
 
 
 def _prepare_course(params: dict) -> dict:

@@ -63,7 +63,8 @@ def prior_screen(records, start: dt.date | None, today: dt.date, earlier_drafts)
     MN-coded cfDNA orders that come before this one in the same draftOrders.
     """
     if earlier_drafts:
-        return "not-met", [(ref, None) for ref in earlier_drafts], "another cfDNA screen is ordered earlier in this request"
+        return ("not-met", [(ref, None) for ref in earlier_drafts],
+                "another cfDNA screen is ordered earlier in this request")
     if start is not None:
         hits = [r for r in records if r[1] is not None and start <= r[1] <= today]
         if hits:
