@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from cdshooks.cli import main as cli
+from cdshooks.facts.calculators import oncology
+from cdshooks.facts.calculators.oncology import labs
 from cdshooks.fhir.read import ICD10CM
 from conftest import full_prefetch
 from conftest import hook_request
@@ -45,3 +55,76 @@ def test_a_malformed_oncology_record_is_answered_not_raised(tmp_path):
              if c.get("extension", {}).get("cdshooks.evaluation", {}).get("policy", {}).get("id")
              == "colony-stimulating-factors"]
     assert len(cards) == 1 and cards[0]["extension"]["cdshooks.evaluation"]["decision"] == "unknown"
+
+
+# ----------------------------------------------------------------------- typed params
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """A copy of policies/, mappings/ and valuesets/ to break; `cdshooks check` runs in it."""
+    for name in ("policies", "mappings", "valuesets"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def break_mapping(tree, old: str, new: str) -> int:
+    """Replace ``old`` by ``new`` in mappings/oncology.yaml; the line of ``new``."""
+    path = tree / "mappings" / "oncology.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) >= 1, old
+    text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    return text[:text.index(new)].count("\n") + 1
+
+
+def test_every_oncology_calculator_declares_its_params():
+    untyped = [c.name for c in oncology.CALCULATORS if c.params is None]
+    assert untyped == [] and len(oncology.CALCULATORS) == 17
+    assert all(c.params.model_config.get("extra") == "forbid" for c in oncology.CALCULATORS)
+    assert set(get_args(labs.LabParams.model_fields["lab"].annotation)) == set(labs.LABS)
+
+
+@pytest.mark.parametrize("fact, old, new, key, known", [
+    ("labs.anc_per_ul", "params: {lab: anc, days: 30}", "params: {lab: anc, dayz: 30}", "dayz", "days"),
+    ("csf.prior_febrile_neutropenia", "{before_days: 8, pair_days: 7}", "{before_days: 8, pair_dayz: 7}",
+     "pair_dayz", "pair_days"),
+    ("csf.preferred_step", "      lookback_days: 365", "      lookback_day: 365", "lookback_day", "lookback_days"),
+    ("labs.ast_times_uln", "params: {label: AST}", "params: {lable: AST}", "lable", "label"),
+])
+def test_a_misspelt_oncology_param_fails_check_at_its_file_and_line(tree, capsys, fact, old, new, key, known):
+    line = break_mapping(tree, old, new)
+    assert cli.main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert (f"mappings/oncology.yaml:{line}: facts[{fact}].params.{key}: "
+            f"unknown key '{key}' (did you mean '{known}'?)") in out
+
+
+def test_a_misspelt_key_of_a_drug_list_row_fails_check_at_the_row(tree, capsys):
+    line = break_mapping(tree, "codes: [neupogen], brand_codes:", "codes: [neupogen], brand_code:")
+    assert cli.main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(rf"mappings/oncology\.yaml:{line}: facts\[csf\.product_family\]\.params\.products\S*"
+                     rf"\.brand_code: unknown key 'brand_code' \(did you mean 'brand_codes'\?\)", out), out
+
+
+@pytest.mark.parametrize("fact, old, new, key", [
+    ("labs.anc_per_ul", "params: {lab: anc, days: 30}", "params: {lab: anx, days: 30}", "lab"),
+    ("csf.started_before_complication", "      statuses: [active, completed, stopped]",
+     "      statuses: [active, complete, stopped]", "statuses"),
+    ("csf.prior_febrile_neutropenia", "{before_days: 8, pair_days: 7}", "{before_days: soon, pair_days: 7}",
+     "before_days"),
+])
+def test_a_wrong_oncology_param_value_fails_check_at_its_line(tree, capsys, fact, old, new, key):
+    line = break_mapping(tree, old, new)
+    assert cli.main(["check"]) == 1
+    assert re.search(rf"mappings/oncology\.yaml:{line}: facts\[{re.escape(fact)}\]\.params\.{key}\S*: ",
+                     capsys.readouterr().out)
+
+
+def test_a_calculator_without_params_refuses_any(tree, capsys):
+    line = break_mapping(tree, "    calculator: csf_bmi\n", "    calculator: csf_bmi\n    params: {days: 90}\n") + 1
+    assert cli.main(["check"]) == 1
+    assert f"mappings/oncology.yaml:{line}: facts[labs.bmi].params.days: unknown key 'days'" in capsys.readouterr().out

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
 
 from cdshooks.facts.answers import answers_for
 from cdshooks.facts.calculators import Calculator
+from cdshooks.facts.calculators import NoParams
+from cdshooks.facts.calculators import Params
 from cdshooks.facts.calculators.oncology.readings import convert
 from cdshooks.facts.calculators.oncology.readings import fmt
 from cdshooks.facts.calculators.oncology.readings import fmt2
@@ -220,13 +225,33 @@ def bmi(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     return Fact("known", value, evidence, f"BMI {fmt(value)}")
 
 
+class FnRiskParams(Params):
+    system: str = Field(min_length=1)              # the code system of a coded risk category
+    questionnaire: str = Field(min_length=1)       # the policy whose documentation answers are read
+    documentation: dict[Literal["high", "intermediate", "low"], str]   # category -> criterion id
+
+
+class LabParams(Params):
+    lab: Literal["anc", "bilirubin", "albumin"]    # a key of LABS
+    days: int | None = Field(None, ge=0)           # the window; none: any date up to T
+
+
+class EcogParams(Params):
+    answers: dict[str, int]                        # LOINC answer code -> ECOG score
+
+
+class UpperLimitParams(Params):
+    label: str = Field(min_length=1)               # the enzyme, as the evidence names it
+
+
 CALCULATORS = (
     Calculator("csf_fn_risk_category", fn_risk_category, frozenset({"observations"}),
-               resource_types=frozenset({"QuestionnaireResponse"}), reads_answers="documentation"),
-    Calculator("csf_latest_lab", latest_lab, frozenset({"observations"})),
-    Calculator("csf_ecog", ecog, frozenset({"observations"})),
-    Calculator("csf_times_upper_limit", times_upper_limit, frozenset({"observations"})),
+               resource_types=frozenset({"QuestionnaireResponse"}), reads_answers="documentation",
+               params=FnRiskParams),
+    Calculator("csf_latest_lab", latest_lab, frozenset({"observations"}), params=LabParams),
+    Calculator("csf_ecog", ecog, frozenset({"observations"}), params=EcogParams),
+    Calculator("csf_times_upper_limit", times_upper_limit, frozenset({"observations"}), params=UpperLimitParams),
     Calculator("csf_creatinine_clearance", creatinine_clearance, frozenset({"measured", "creatinine", "weight", "age"}),
-               resource_types=frozenset({"Patient"})),
-    Calculator("csf_bmi", bmi, frozenset({"bmi", "weight", "height"})),
+               resource_types=frozenset({"Patient"}), params=NoParams),
+    Calculator("csf_bmi", bmi, frozenset({"bmi", "weight", "height"}), params=NoParams),
 )

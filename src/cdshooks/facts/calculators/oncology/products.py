@@ -16,6 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pydantic import Field
+
+from cdshooks.facts.calculators import Params
+from cdshooks.facts.calculators import ValueSetNames
 from cdshooks.facts.calculators import orders
 from cdshooks.fhir.codes import CodeSet
 from cdshooks.fhir.read import codings
@@ -40,6 +44,17 @@ class Product:
     brand_codes: CodeSet             # RxNorm brand-name (BN) codes
     ingredient_names: frozenset[str]  # lower case: the ingredient and its spellings in the drug list
     brand_names: frozenset[str]       # lower case: the brand and its spellings
+
+
+class CsfProductRow(Params):
+    """A row of the drug list as the mapping writes it (``product_table`` compiles it)."""
+
+    brand: str = Field(min_length=1)
+    ingredient: str = Field(min_length=1)
+    family: str = Field(min_length=1)
+    codes: ValueSetNames = []                 # ingredient-level and HCPCS codes
+    brand_codes: ValueSetNames = []           # RxNorm brand-name (BN) codes
+    names: list[str] = []                     # whole-word names in text, misspellings included
 
 
 @dataclass(frozen=True)

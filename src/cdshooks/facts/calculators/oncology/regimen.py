@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
 
 from cdshooks.facts.calculators import Calculator
+from cdshooks.facts.calculators import Params
 from cdshooks.facts.calculators import data_unavailable
 from cdshooks.facts.calculators import orders
 from cdshooks.facts.calculators import setting
+from cdshooks.facts.calculators.oncology.products import CsfProductRow
 from cdshooks.facts.calculators.oncology.products import Product
 from cdshooks.facts.calculators.oncology.products import identify
 from cdshooks.facts.calculators.oncology.products import product_table
@@ -22,6 +27,7 @@ from cdshooks.facts.facts import UNKNOWN
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import FactContext
+from cdshooks.facts.model import SettingRef
 from cdshooks.fhir import medications
 from cdshooks.fhir.dates import ORDER_START_PATHS
 from cdshooks.fhir.dates import latest_key
@@ -172,14 +178,34 @@ def days_before_complication(ctx: FactContext, at: dt.date, inputs, params) -> F
                 f"{last.name} started {days} days before the complication of {complication.value}")
 
 
+# MedicationRequest.status (FHIR R4 medicationrequest-status)
+MedicationStatus = Literal["active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft",
+                           "unknown"]
+
+
+class ProductsParams(Params):
+    products: list[CsfProductRow] = Field(min_length=1)   # the policy's drug list (spec §b)
+
+
+class PreferredParams(ProductsParams):
+    preferred: str | list[str] | SettingRef         # brands, ingredients, families or HCPCS codes
+    lookback_days: int = Field(365, ge=0)           # a preferred product ordered this recently was tried
+
+
+class StatusesParams(Params):
+    statuses: list[MedicationStatus] = Field(min_length=1)   # the CSF orders that count
+
+
 CALCULATORS = (
     Calculator("csf_product_family", product_family, prepare=_prepare_products, order_scoped=True,
-               code_params=frozenset({"products"})),
+               code_params=frozenset({"products"}), params=ProductsParams),
     Calculator("csf_medication_history", medication_history, prepare=_prepare_products,
                resource_types=frozenset({"MedicationRequest"}), optional_types=frozenset({"MedicationStatement"}),
-               code_params=frozenset({"products"})),
+               code_params=frozenset({"products"}), params=ProductsParams),
     Calculator("csf_preferred_step", preferred, frozenset({"history"}), _prepare_products, order_scoped=True,
-               code_params=frozenset({"products"})),
-    Calculator("csf_started_before_complication", started_before_complication, frozenset({"complication", "history"})),
-    Calculator("csf_days_before_complication", days_before_complication, frozenset({"complication", "history"})),
+               code_params=frozenset({"products"}), params=PreferredParams),
+    Calculator("csf_started_before_complication", started_before_complication, frozenset({"complication", "history"}),
+               params=StatusesParams),
+    Calculator("csf_days_before_complication", days_before_complication, frozenset({"complication", "history"}),
+               params=StatusesParams),
 )

@@ -9,7 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from pydantic import Field
+
 from cdshooks.facts.calculators import Calculator
+from cdshooks.facts.calculators import NoParams
+from cdshooks.facts.calculators import Params
+from cdshooks.facts.calculators import ValueSetNames
 from cdshooks.facts.calculators import orders
 from cdshooks.facts.calculators.oncology.readings import Dated
 from cdshooks.facts.calculators.oncology.readings import dated
@@ -217,13 +222,39 @@ def _occurrence(request: dict) -> dt.date | None:
     return parse_date(value)
 
 
+class BeforeParams(Params):
+    before_days: int = Field(ge=0)                 # dated at least this many days before T
+
+
+class PriorFnParams(BeforeParams):
+    pair_days: int = Field(ge=0)                   # neutropenia and fever at most this many days apart
+
+
+class MalignancyParams(Params):
+    cancer: ValueSetNames
+    myeloid: ValueSetNames
+    ambiguous: ValueSetNames                       # cell type unspecified: decides nothing
+
+
+class AdvancedParams(Params):
+    stage_groups: ValueSetNames                    # Observation codes of a stage group (others: M class)
+    advanced: str                                  # regex on a staging value: stage IV / M1
+    early: str                                     # regex on a staging value: stage 0–III / M0
+
+
+class WindowParams(Params):
+    done_days: tuple[int, int]                     # [from, to] days from T a procedure counts in
+    planned_days: tuple[int, int]                  # [from, to] days from T a request's occurrence counts in
+
+
 CALCULATORS = (
-    Calculator("csf_prior_fn", prior_fn, frozenset({"episodes", "neutropenia", "fever"})),
-    Calculator("csf_latest_before", latest_before, frozenset({"conditions"})),
+    Calculator("csf_prior_fn", prior_fn, frozenset({"episodes", "neutropenia", "fever"}), params=PriorFnParams),
+    Calculator("csf_latest_before", latest_before, frozenset({"conditions"}), params=BeforeParams),
     Calculator("csf_malignancy", malignancy, frozenset({"conditions", "reasons"}), _prepare_malignancy,
-               code_params=frozenset({"cancer", "myeloid", "ambiguous"})),
+               code_params=frozenset({"cancer", "myeloid", "ambiguous"}), params=MalignancyParams),
     Calculator("csf_advanced_cancer", advanced_cancer, frozenset({"metastases", "staging"}), _prepare_advanced,
-               code_params=frozenset({"stage_groups"})),
-    Calculator("csf_category_count", category_count, frozenset({"conditions"})),
-    Calculator("csf_planned_or_done", planned_or_done, frozenset({"procedures", "requests"}), _prepare_windows),
+               code_params=frozenset({"stage_groups"}), params=AdvancedParams),
+    Calculator("csf_category_count", category_count, frozenset({"conditions"}), params=NoParams),
+    Calculator("csf_planned_or_done", planned_or_done, frozenset({"procedures", "requests"}), _prepare_windows,
+               params=WindowParams),
 )
