@@ -214,11 +214,11 @@ def postgres_schema():
 
 def mapped_csf_products():
     """The CSF product table as the shipped mapping and value sets define it."""
-    from cdshooks.facts.calculators.oncology.products import product_table
+    from cdshooks.facts.calculators.oncology.products import csf_product_table
     from cdshooks.facts.loader import resolve_params
     from cdshooks.fhir import valuesets
 
     facts = yaml.safe_load((ROOT / "mappings" / "oncology.yaml").read_text(encoding="utf-8"))["facts"]
     params = resolve_params(facts["csf.product_family"]["params"], {"products"},
                             valuesets.load(ROOT / "valuesets")[0])
-    return product_table(params["products"])
+    return csf_product_table(params["products"])

@@ -32,7 +32,7 @@ _INGREDIENT_STEM = re.compile(r"gra+stim|gramostim", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class Product:
+class CsfProduct:
     """One product of the policy's drug list (spec §b)."""
 
     brand: str
@@ -47,7 +47,7 @@ class Product:
 
 
 class CsfProductRow(Params):
-    """A row of the drug list as the mapping writes it (``product_table`` compiles it)."""
+    """A row of the drug list as the mapping writes it (``csf_product_table`` compiles it)."""
 
     brand: str = Field(min_length=1)
     ingredient: str = Field(min_length=1)
@@ -61,13 +61,13 @@ class CsfProductRow(Params):
 class Found:
     """A product found in a medication, what identified it, and how to name it."""
 
-    product: Product
+    product: CsfProduct
     via: str                         # the code or the text that identified it
     label: str                       # the brand when the record names it, else the ingredient
     from_name: bool                  # identified from a name, not a code
 
 
-def product_table(rows: list[dict]) -> tuple[Product, ...]:
+def csf_product_table(rows: list[dict]) -> tuple[CsfProduct, ...]:
     """Compile the mapping's product rows: codes as code sets, names as one whole-word pattern."""
     products = []
     for row in rows:
@@ -81,7 +81,7 @@ def product_table(rows: list[dict]) -> tuple[Product, ...]:
         tokens = {brand, ingredient, str(row["family"]), *names, *(c.code for c in codes.include + brand_codes.include)}
         ingredient_names = {ingredient.lower(), *(n.lower() for n in names if _INGREDIENT_STEM.search(n))}
         brand_names = {brand.lower(), *(n.lower() for n in names if not _INGREDIENT_STEM.search(n))}
-        products.append(Product(brand, ingredient, str(row["family"]), codes, pattern,
+        products.append(CsfProduct(brand, ingredient, str(row["family"]), codes, pattern,
                                 frozenset(t.lower() for t in tokens), brand_codes,
                                 frozenset(ingredient_names), frozenset(brand_names)))
     return tuple(products)
@@ -92,7 +92,7 @@ def _code_set(codes) -> CodeSet:
     return codes if isinstance(codes, CodeSet) else CodeSet.of(str(c) for c in codes or ())
 
 
-def identify(concepts, products: tuple[Product, ...]) -> Found | None:
+def identify(concepts, products: tuple[CsfProduct, ...]) -> Found | None:
     """The product a medication concept names: by code first (HCPCS, RxNorm), else by name."""
     return _by_code(codings(concepts), products) or _by_name(orders.texts(concepts), products)
 

@@ -14,10 +14,10 @@ from cdshooks.facts.calculators import Params
 from cdshooks.facts.calculators import data_unavailable
 from cdshooks.facts.calculators import orders
 from cdshooks.facts.calculators import setting
+from cdshooks.facts.calculators.oncology.products import CsfProduct
 from cdshooks.facts.calculators.oncology.products import CsfProductRow
-from cdshooks.facts.calculators.oncology.products import Product
+from cdshooks.facts.calculators.oncology.products import csf_product_table
 from cdshooks.facts.calculators.oncology.products import identify
-from cdshooks.facts.calculators.oncology.products import product_table
 from cdshooks.facts.calculators.oncology.readings import in_window
 from cdshooks.facts.calculators.oncology.readings import inputs_of
 from cdshooks.facts.calculators.oncology.readings import items_of
@@ -41,7 +41,7 @@ class Taken:
     """A CSF MedicationRequest of the record."""
 
     reference: str
-    product: Product
+    product: CsfProduct
     start: dt.date | None
     status: str
     label: str = ""            # what the record calls it (brand or ingredient, products.Found.label)
@@ -63,7 +63,7 @@ def last_start_before(complication: dt.date, taken: list[Taken], statuses: froze
     return max(started, key=lambda t: latest_key(t.start, "", t.reference)) if started else None
 
 
-def preferred_step(preferred: list[str], ordered: Product | None, taken: list[Taken], today: dt.date,
+def preferred_step(preferred: list[str], ordered: CsfProduct | None, taken: list[Taken], today: dt.date,
                    lookback_days: int, ordered_label: str = "") -> tuple[str, list[Taken], str]:
     """A.e: met when no preferred list is configured, the product is preferred, or one was tried.
 
@@ -87,7 +87,7 @@ def preferred_step(preferred: list[str], ordered: Product | None, taken: list[Ta
 
 
 def _prepare_products(params: dict) -> dict:
-    return {**params, "products": product_table(params["products"])}
+    return {**params, "products": csf_product_table(params["products"])}
 
 
 def product_family(ctx: FactContext, at: dt.date, inputs, params) -> Fact:

@@ -9,7 +9,7 @@ import math
 from typing import Callable
 
 from cdshooks.facts.calculators.opioids.products import Drug
-from cdshooks.facts.calculators.opioids.products import Product
+from cdshooks.facts.calculators.opioids.products import OpioidProduct
 from cdshooks.facts.calculators.opioids.products import identify
 from cdshooks.facts.calculators.opioids.tables import MmeTables
 from cdshooks.fhir import units
@@ -175,7 +175,7 @@ def _unit(quantity: dict) -> str:
     return (quantity_unit(quantity) or "").lower()
 
 
-def _entry_mg_per_day(entry: dict, product: Product | None) -> tuple[float, str]:
+def _entry_mg_per_day(entry: dict, product: OpioidProduct | None) -> tuple[float, str]:
     """Return mg/day of one dosage entry: dose x administrations/day, capped by maxDosePerPeriod."""
     quantity = _dose_quantity(entry)
     per_day = _administrations_per_day(as_dict(entry.get("timing")))
@@ -198,7 +198,7 @@ def _missing(entry: dict, quantity: dict | None, per_day: float | None) -> str:
     return "no dose quantity" if quantity is None else "no timing"
 
 
-def _dose_mg(quantity: dict, product: Product | None) -> tuple[float, str]:
+def _dose_mg(quantity: dict, product: OpioidProduct | None) -> tuple[float, str]:
     """Convert an amount to mg using its unit and, for counts and mL, the product strength."""
     value = positive(quantity.get("value"))
     if value is None:
@@ -246,7 +246,7 @@ def _repeat_per_day(repeat: dict) -> float:
     return frequency * _SECONDS_PER_DAY / (period * seconds)
 
 
-def _cap_mg_per_day(ratio, product: Product | None) -> float | None:
+def _cap_mg_per_day(ratio, product: OpioidProduct | None) -> float | None:
     """Return maxDosePerPeriod scaled to mg/day; None when absent."""
     if ratio is None:
         return None
@@ -263,7 +263,7 @@ def _cap_mg_per_day(ratio, product: Product | None) -> float | None:
     return amount_mg * _SECONDS_PER_DAY / (length * seconds)
 
 
-def _entry_mcg_per_hour(entry: dict, product: Product | None) -> tuple[float, str]:
+def _entry_mcg_per_hour(entry: dict, product: OpioidProduct | None) -> tuple[float, str]:
     """Return mcg/h of one patch entry: strength x patches, or a dose given directly in mcg/h."""
     quantity = _dose_quantity(entry)
     if quantity is None and product is not None:

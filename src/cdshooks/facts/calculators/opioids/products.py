@@ -34,7 +34,7 @@ _MISSING = object()
 
 
 @dataclass(frozen=True)
-class Product:
+class OpioidProduct:
     """An opioid drug product: a row of the table, or what a drug name says."""
 
     code: str                    # RxNorm code ("" when read from a name without one)
@@ -51,15 +51,15 @@ class Drug:
     """The opioid of a medication, and the name it was identified from (None: by code)."""
 
     ingredient: str
-    product: Product | None
+    product: OpioidProduct | None
     from_name: str | None = None
 
 
 @dataclass(frozen=True)
-class ProductTable:
+class OpioidProductTable:
     """The product rows, the dose forms, and the policy's flagged products."""
 
-    products: Mapping[str, Product]
+    products: Mapping[str, OpioidProduct]
     dose_forms: Mapping[str, str]          # code -> name
     always_excluded: frozenset[str]
     neuraxial_excluded: frozenset[str]
@@ -70,7 +70,7 @@ class ProductTable:
 # --- loading -------------------------------------------------------------------------------------
 
 
-def load_products(doc: dict, path: pathlib.Path, names: Mapping[str, str]) -> ProductTable:
+def load_products(doc: dict, path: pathlib.Path, names: Mapping[str, str]) -> OpioidProductTable:
     """Build the table from the YAML document at ``path`` and the TSV it names."""
     dose_forms = {str(k): str(v) for k, v in _mapping(doc.get("dose_forms"), "dose_forms", path).items()}
     rows_file = doc.get("products_file")
@@ -78,7 +78,7 @@ def load_products(doc: dict, path: pathlib.Path, names: Mapping[str, str]) -> Pr
         raise ValueError(f"{path}: missing 'products_file'")
     products = _read_rows(path.parent / rows_file, names, dose_forms)
     hcpcs = as_dict(doc.get("excluded_hcpcs"))
-    return ProductTable(
+    return OpioidProductTable(
         products=products,
         dose_forms=dose_forms,
         always_excluded=_flagged(doc, "always_excluded", products, path),
@@ -95,13 +95,13 @@ def _mapping(value: Any, key: str, path: pathlib.Path) -> dict:
 
 
 def _read_rows(path: pathlib.Path, names: Mapping[str, str], dose_forms: Mapping[str, str]) -> dict:
-    """code -> Product; every row must name a known opioid, a strength and a known dose form."""
+    """code -> OpioidProduct; every row must name a known opioid, a strength and a known dose form."""
     with open(path, encoding="utf-8", newline="") as handle:
         lines = [line for line in handle if line.strip() and not line.startswith("#")]
     reader = csv.DictReader(lines, delimiter="\t")
     if tuple(reader.fieldnames or ()) != _COLUMNS:
         raise ValueError(f"{path}: header must be {' '.join(_COLUMNS)}")
-    products: dict[str, Product] = {}
+    products: dict[str, OpioidProduct] = {}
     for number, row in enumerate(reader, start=2):
         where = f"{path}: row {number}"
         match = _STRENGTH.match(row["strength"] or "")
@@ -113,12 +113,12 @@ def _read_rows(path: pathlib.Path, names: Mapping[str, str], dose_forms: Mapping
             raise ValueError(f"{where}: dose form {row['dose_form']} is not in dose_forms")
         if row["code"] in products:
             raise ValueError(f"{where}: code {row['code']} is listed twice")
-        products[row["code"]] = Product(row["code"], row["name"], row["ingredient"], float(match.group(1)),
+        products[row["code"]] = OpioidProduct(row["code"], row["name"], row["ingredient"], float(match.group(1)),
                                         match.group(2), row["dose_form"], dose_forms[row["dose_form"]])
     return products
 
 
-def _flagged(doc: dict, key: str, products: Mapping[str, Product], path: pathlib.Path) -> frozenset:
+def _flagged(doc: dict, key: str, products: Mapping[str, OpioidProduct], path: pathlib.Path) -> frozenset:
     """A list of flagged product codes; each must be a row of the table."""
     value = doc.get(key)
     codes = frozenset(str(code) for code in (value if isinstance(value, list) else ()))
@@ -200,7 +200,7 @@ def _from_name(parsed: DrugName, text: str, codes: list[str], tables) -> Drug | 
     strength, unit = _strength(opioids) if len(ingredients) == 1 else (None, "")
     form_name = parsed.dose_form or ""
     dose_form = tables.dose_form_codes.get(form_name.lower(), "")
-    product = Product(codes[0] if codes else "", text, ingredient, strength, unit, dose_form, form_name)
+    product = OpioidProduct(codes[0] if codes else "", text, ingredient, strength, unit, dose_form, form_name)
     return Drug(ingredient, product, text)
 
 

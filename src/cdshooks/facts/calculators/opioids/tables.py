@@ -11,7 +11,7 @@ from typing import Mapping
 
 import yaml
 
-from cdshooks.facts.calculators.opioids.products import Product
+from cdshooks.facts.calculators.opioids.products import OpioidProduct
 from cdshooks.facts.calculators.opioids.products import load_products
 from cdshooks.fhir.read import as_dict
 from cdshooks.fhir.read import positive
@@ -32,7 +32,7 @@ class MmeTables:
     names: Mapping[str, str]  # every opioid ingredient code -> name
     no_factor: frozenset[str]
     excluded_ingredients: frozenset[str]
-    products: Mapping[str, Product]
+    products: Mapping[str, OpioidProduct]
     always_excluded: frozenset[str]
     neuraxial_excluded: frozenset[str]
     hcpcs_system: str
