@@ -31,7 +31,7 @@ def quantity(value, unit):
     (450, "{cells}/uL", 450), (700, "10*6/L", 700), (45, "%", None), (3, None, None), (3, "g/dL", None),
 ])
 def test_anc_in_cells_per_microlitre(value, unit, per_ul):
-    result = readings.convert((value, unit), "/uL")
+    result = readings.in_unit((value, unit), "/uL")
     assert result == pytest.approx(per_ul) if per_ul is not None else result is None
 
 
@@ -99,24 +99,24 @@ def test_the_upper_limit_is_the_chosen_readings_own_even_when_observations_have_
 def test_cockcroft_gault_spec_examples():
     assert labs.cockcroft_gault(70, 60, 1.2, "female") == pytest.approx(41.3, abs=0.05)
     assert labs.cockcroft_gault(50, 80, 1.0, "male") == pytest.approx(100)
-    assert readings.convert((106, "umol/L"), "mg/dL", labs.CREATININE_MOLAR) == pytest.approx(1.20, abs=0.005)
+    assert readings.in_unit((106, "umol/L"), "mg/dL", labs.CREATININE_MOLAR) == pytest.approx(1.20, abs=0.005)
     assert labs.cockcroft_gault(70, 60, 1.2, "unknown") is None
     assert labs.cockcroft_gault(70, 60, 0, "female") is None
 
 
 def test_weight_and_clearance_units():
-    assert readings.convert((132.277, "[lb_av]"), "kg") == pytest.approx(60, abs=0.01)
-    assert readings.convert((55, "mL/min/{1.73_m2}"), "mL/min") == 55   # normalised taken as is
+    assert readings.in_unit((132.277, "[lb_av]"), "kg") == pytest.approx(60, abs=0.01)
+    assert readings.in_unit((55, "mL/min/{1.73_m2}"), "mL/min") == 55   # normalised taken as is
     # mL/s is the same dimension (the one unit table converts it); a unit of another is unusable
-    assert readings.convert((0.92, "mL/s"), "mL/min") == pytest.approx(55.2)
-    assert readings.convert((55, "mL"), "mL/min") is None
+    assert readings.in_unit((0.92, "mL/s"), "mL/min") == pytest.approx(55.2)
+    assert readings.in_unit((55, "mL"), "mL/min") is None
 
 
 # ------------------------------------------------------------------------------ F-NUTR
 def test_nutrition_spec_examples():
-    assert readings.convert((34, "g/L"), "g/dL") == pytest.approx(3.4)           # ≤ 3.5 → met
-    assert labs.body_mass_index(50, readings.convert((170, "cm"), "m")) == pytest.approx(17.30, abs=0.01)
-    assert labs.body_mass_index(70, readings.convert((65, "[in_i]"), "m")) == pytest.approx(25.6, abs=0.1)
+    assert readings.in_unit((34, "g/L"), "g/dL") == pytest.approx(3.4)           # ≤ 3.5 → met
+    assert labs.body_mass_index(50, readings.in_unit((170, "cm"), "m")) == pytest.approx(17.30, abs=0.01)
+    assert labs.body_mass_index(70, readings.in_unit((65, "[in_i]"), "m")) == pytest.approx(25.6, abs=0.1)
     assert labs.body_mass_index(70, 0) is None
 
 

@@ -13,9 +13,9 @@ from cdshooks.facts.answers import answers_for
 from cdshooks.facts.calculators import Calculator
 from cdshooks.facts.calculators import NoParams
 from cdshooks.facts.calculators import Params
-from cdshooks.facts.calculators.oncology.readings import convert
 from cdshooks.facts.calculators.oncology.readings import fmt
 from cdshooks.facts.calculators.oncology.readings import fmt2
+from cdshooks.facts.calculators.oncology.readings import in_unit
 from cdshooks.facts.calculators.oncology.readings import inputs_of
 from cdshooks.facts.calculators.oncology.readings import latest
 from cdshooks.facts.calculators.oncology.readings import latest_in
@@ -69,7 +69,7 @@ def risk_category(resource: dict, system: str) -> str | None:
     for coded_system, code in codings(resource.get("valueCodeableConcept")):
         if coded_system == system and code in CATEGORIES:
             return code
-    percent = convert(quantity(resource), "%")
+    percent = in_unit(quantity(resource), "%")
     if percent is None or percent < 0:
         return None
     return "high" if percent >= 20 else "intermediate" if percent >= 10 else "low"

@@ -28,7 +28,7 @@ def quantity(resource: dict) -> tuple[float, str | None] | None:
     return (float(value), None) if value is not None else None
 
 
-def convert(reading: tuple[float, str | None] | None, unit: str, molar: dict[str, float] | None = None) -> float | None:
+def in_unit(reading: tuple[float, str | None] | None, unit: str, molar: dict[str, float] | None = None) -> float | None:
     """A reading in the rule's ``unit`` (the one unit table), else through an analyte's molar-mass
     factor (``molar``: unit -> factor); None when its unit is neither."""
     if reading is None:
@@ -100,7 +100,7 @@ def latest(readings: list[Reading]) -> Reading | None:
 def latest_in(fact: Fact, unit: str, start: dt.date | None, end: dt.date,
               molar: dict[str, float] | None = None) -> Reading | None:
     """The latest usable quantity reading in [start, end], converted to the rule's unit."""
-    return latest(usable_readings(fact, lambda r: convert(quantity(r), unit, molar), start, end))
+    return latest(usable_readings(fact, lambda r: in_unit(quantity(r), unit, molar), start, end))
 
 
 def reading_evidence(reading: Reading, label: str, value: str) -> Evidence:
