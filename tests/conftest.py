@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import uuid
 from contextlib import contextmanager
@@ -222,3 +223,12 @@ def mapped_csf_products():
     params = resolve_params(facts["csf.product_family"]["params"], {"products"},
                             valuesets.load(ROOT / "valuesets")[0])
     return csf_product_table(params["products"])
+
+
+@pytest.fixture
+def shipped_tree(tmp_path, monkeypatch):
+    """A copy of the shipped policies/, mappings/ and valuesets/ to break; the working directory."""
+    for folder in ("policies", "mappings", "valuesets"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

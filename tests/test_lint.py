@@ -4,22 +4,16 @@ its file and line, on a copy of the shipped files with one mistake made."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from cdshooks.cli import main as cli
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
-def tree(tmp_path, monkeypatch):
-    for folder in ("policies", "mappings", "valuesets"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def tree(shipped_tree):
+    return shipped_tree
 
 
 def edit(path: Path, old: str, new: str, count: int = 1) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -58,16 +56,9 @@ def test_a_malformed_oncology_record_is_answered_not_raised(tmp_path):
 
 
 # ----------------------------------------------------------------------- typed params
-ROOT = Path(__file__).resolve().parents[1]
-
-
 @pytest.fixture
-def tree(tmp_path, monkeypatch):
-    """A copy of policies/, mappings/ and valuesets/ to break; `cdshooks check` runs in it."""
-    for name in ("policies", "mappings", "valuesets"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def tree(shipped_tree):
+    return shipped_tree
 
 
 def break_mapping(tree, old: str, new: str) -> int:
