@@ -205,14 +205,13 @@ def test_a_malformed_crd_configuration_is_422(client, app):
 
 
 def _answer_sign(app, orders, prefetch):
-    from flask import g
-
     from cdshooks import pipeline
+    from cdshooks import settings as config
     with app.app_context():
-        service = next(s for s in registry.get().services.values() if s.hook == "order-sign")
-    with app.test_request_context(SIGN, method="POST"):
-        g.started = 0.0
-        return pipeline.answer(service, hook_request(orders=orders, prefetch=prefetch), {})
+        loaded, conf = registry.get(), config.get()
+    service = next(s for s in loaded.services.values() if s.hook == "order-sign")
+    body = hook_request(orders=orders, prefetch=prefetch)
+    return pipeline.answer(loaded, conf, pipeline.offline_call(service, body, conf))
 
 
 def test_an_order_no_policy_covers_indexes_only_patient_and_coverage_and_still_gets_coverage_information(app):
