@@ -100,7 +100,7 @@ def _answer(loaded, config, call: Call) -> CallResult:
     deadline = _deadline(call.started, config)
     slots = prefetch.resolve(parsed.request, loaded.templates, required, config, deadline, coverage_keys)
     record = record_module.build(slots, loaded.slot_types, parsed.draft_orders, parsed.patient_id,
-                                 read=_read_keys(loaded, matches, required | coverage_keys))
+                                 read=_read_keys(loaded, matches, required | coverage_keys), defer_unread=not matches)
     if parsed.request.crd_version == "2.2" and coverage_keys:
         _payer_identified(slots, coverage_keys, record)
     base = FactContext(loaded.policies.facts.facts, record, today, loaded.policies.resources)

@@ -20,7 +20,6 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +54,7 @@ from sqlalchemy.pool import StaticPool
 from cdshooks import settings
 from cdshooks.cutoff import Cutoff
 from cdshooks.errors import StoreUnavailable
+from cdshooks.store import native
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "cdshooks.store.db"
@@ -202,6 +202,11 @@ class Store:
 
     def write_audit(self, rows: list[dict]) -> None:
         """Write audit rows now, in one transaction (the background writer calls this)."""
+        if native.patched():   # the writer is a greenlet: commit on a native thread, not the event loop
+            return self._native().submit(self._write_audit, rows).result()
+        return self._write_audit(rows)
+
+    def _write_audit(self, rows: list[dict]) -> None:
         with self.transaction("audit", durable=False) as conn:
             conn.execute(audit.insert(), [audit_values(row) for row in rows])
 
@@ -225,12 +230,16 @@ class Store:
         """
         if time.monotonic() < self._down_until:
             raise StoreUnavailable("the database is not answering; the form launch write was not tried")
-        if self._side_pid != os.getpid():  # threads do not survive a fork
-            self._side, self._side_pid = ThreadPoolExecutor(2, thread_name_prefix="store-forms"), os.getpid()
         try:
-            self._side.submit(self._write_forms, rows).result(timeout=HOOK_PATH_S)
+            self._native().submit(self._write_forms, rows).result(timeout=HOOK_PATH_S)
         except FutureTimeout:
             raise StoreUnavailable("the form launch write did not finish in time") from None
+
+    def _native(self):
+        """This process's pool of native threads for writes off the caller's path (see native.py)."""
+        if self._side_pid != os.getpid():  # threads do not survive a fork
+            self._side, self._side_pid = native.executor(2, "store"), os.getpid()
+        return self._side
 
     def _write_forms(self, rows: list[dict]) -> None:
         now = _utcnow()
