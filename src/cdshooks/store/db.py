@@ -226,7 +226,11 @@ class Store:
 
         On the hook call's path, so it waits at most ``HOOK_PATH_S`` (a connection attempt to a
         stopped server alone can take longer) and fails at once while the store is known to be
-        down; a write that runs late finishes in the background, harmlessly unlinked.
+        down; a write that runs late finishes in the background, harmlessly unlinked. Committed
+        before the card goes out, so its link works at once on any worker; on SQLite without the
+        log sync of a durable write (~5 ms of the call): a crash of the service loses nothing, a
+        power loss or OS crash can lose the last launches, whose links then show the "form gone"
+        page (the card's advice and the policy's blank form are unaffected).
         """
         if time.monotonic() < self._down_until:
             raise StoreUnavailable("the database is not answering; the form launch write was not tried")
@@ -243,7 +247,7 @@ class Store:
 
     def _write_forms(self, rows: list[dict]) -> None:
         now = _utcnow()
-        with self.transaction("form launch", fail_fast=True) as conn:
+        with self.transaction("form launch", durable=False, fail_fast=True) as conn:
             conn.execute(delete(forms).where(forms.c.expires_at < now))
             conn.execute(forms.update().where(forms.c.token_expires_at < now)
                          .values(token_cipher=None, token_expires_at=None))
@@ -272,7 +276,8 @@ class Store:
         """One transaction that commits within ``timeout_s`` or raises StoreUnavailable.
 
         ``durable``: the commit survives a power loss (SQLite syncs its log at this commit; the
-        audit trail and health row settle for surviving a crash of the process, which is cheaper).
+        audit trail, the health row and form launches settle for surviving a crash of the process,
+        which is cheaper).
         ``fail_fast``: for writes on a hook call's path, do not even try for ``DOWN_S`` seconds
         after the store failed to answer (each try could cost the whole ``timeout_s``), unless a
         write (the audit writer's, the health check's) has succeeded since.
