@@ -235,11 +235,20 @@ class _Own:
 
     def other(self, resource: dict) -> bool:
         """Whether ``resource`` names another patient than the call's."""
-        if self.plainly(resource):
-            return False
+        return not self.plainly(resource) and _whose(resource, self, self.patient_id) not in (None, self.patient_id)
+
+    # _whose() reads the fullUrl -> id map through these two: built on the first reference it asks
+    # about (a Coverage's beneficiary or a Patient never does), not for every call
+    def __contains__(self, full_url: str) -> bool:
+        return full_url in self._aliases()
+
+    def __getitem__(self, full_url: str) -> str:
+        return self._aliases()[full_url]
+
+    def _aliases(self) -> dict[str, str]:
         if self.aliases is None:
             self.aliases = _patient_urls(self.slots)
-        return _whose(resource, self.aliases, self.patient_id) not in (None, self.patient_id)
+        return self.aliases
 
     def plainly(self, resource: dict) -> bool:
         for element in ("subject", "patient"):
@@ -249,12 +258,12 @@ class _Own:
         return False
 
 
-def _whose(resource: dict, aliases: dict[str, str], patient_id: str) -> str | None:
+def _whose(resource: dict, aliases, patient_id: str) -> str | None:
     """The id of the patient a resource names (Patient/x, .../Patient/x, a Bundle fullUrl), else None.
 
     A ``urn:uuid:`` reference is Bundle-local: it names a patient only through the ``fullUrl`` of
     a Patient entry (or when the uuid is the patient's id); one that resolves to nothing is not
-    read as another patient.
+    read as another patient. ``aliases``: the Bundles' Patient ``fullUrl`` -> id (``in`` and ``[]``).
     """
     if resource["resourceType"] == "Patient":
         rid = resource.get("id")
