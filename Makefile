@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test check bench bench-topology schemas constraints clean
+.PHONY: install run test lint check bench bench-topology schemas constraints clean
 
 install: $(STAMP)
 
@@ -22,6 +22,12 @@ run: install
 test: install
 	$(BIN)/cdshooks check
 	$(BIN)/python -m pytest
+
+# Style and architecture: ruff (rules and line length in pyproject.toml) and the import-linter
+# layers contract (pyproject.toml, drawn in ARCHITECTURE.md). .ci/run runs it after the suite.
+lint: install
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/lint-imports
 
 check: install
 	$(BIN)/cdshooks check

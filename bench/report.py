@@ -41,8 +41,8 @@ def render(r: dict, machine: str, commit: str) -> str:
     for name, shape in shapes.items():
         for server in shape["latency"]:
             lat, thr = shape["latency"][server], shape["throughput"][server]
-            lines.append(f"| {name} | {shape['size']:,} | {shape['bytes'] / 1024:.0f} KiB | {server} | {lat.p50_ms:.2f} | "
-                         f"{lat.p99_ms:.2f} | {thr.rps:.0f} | {lat.errors + thr.errors} |")
+            lines.append(f"| {name} | {shape['size']:,} | {shape['bytes'] / 1024:.0f} KiB | {server} | "
+                         f"{lat.p50_ms:.2f} | {lat.p99_ms:.2f} | {thr.rps:.0f} | {lat.errors + thr.errors} |")
     lines += ["", "## Against the goals (p50 and p99 ÷ the floor's, same run)", "",
               "| shape | server | p50 ratio | goal | p99 ratio (goal ≤ 2.0) |", "|---|---|---:|---|---:|"]
     for name, shape in shapes.items():
@@ -83,7 +83,8 @@ def _sweep(rows: list[dict], servers: list[str]) -> list[str]:
               "|---|---:|---:|" + "---:|---:|" * len(servers) + "---:|" + "---:|" * len(servers)]
     for row in rows:
         cells = " | ".join(f"{row[f'{s}_p50']:.2f} | ×{row[f'{s}_p50'] / row['floor_p50']:.2f}" for s in servers)
-        lines.append(f"| {row['file']} | {row['resources']:,} | {row['floor_p50']:.2f} | {cells} | {row['floor_p99']:.2f} | "
+        lines.append(f"| {row['file']} | {row['resources']:,} | {row['floor_p50']:.2f} | {cells} | "
+                     f"{row['floor_p99']:.2f} | "
                      + " | ".join(f"{row[f'{s}_p99']:.2f}" for s in servers) + " |")
     return lines
 
@@ -99,5 +100,6 @@ def _memory(r: dict) -> list[str]:
     rows = list(zip(r["rss_start"], r["rss_end"]))
     requests = r["requests_for_rss"]
     title = f"after the shapes and {requests:,} more calls" if requests else "after the shapes"
-    return ["## Worker memory (RSS)", "", f"| worker | after start-up (MB) | {title} (MB) | growth |", "|---|---:|---:|---:|",
+    return ["## Worker memory (RSS)", "", f"| worker | after start-up (MB) | {title} (MB) | growth |",
+            "|---|---:|---:|---:|",
             *(f"| {i + 1} | {a:.1f} | {b:.1f} | {(b - a) / a * 100:+.1f} % |" for i, (a, b) in enumerate(rows))]

@@ -107,7 +107,8 @@ def alternate(ports: dict[str, int], path: str, body: bytes, rounds: int, reques
         for name, port in ports.items():
             got = load.drive("127.0.0.1", port, path, body, requests, concurrency)
             was = pooled[name]
-            pooled[name] = load.Result(was.latencies + got.latencies, was.errors + got.errors, was.elapsed + got.elapsed)
+            pooled[name] = load.Result(was.latencies + got.latencies, was.errors + got.errors,
+                                       was.elapsed + got.elapsed)
     return pooled
 
 
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     started = time.monotonic()
-    results: dict = {"quick": args.quick, "baseline": None, "load_before": os.getloadavg(), "engine": measure_engine(plan["engine"])}
+    results: dict = {"quick": args.quick, "baseline": None, "load_before": os.getloadavg(),
+                     "engine": measure_engine(plan["engine"])}
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "CDSHOOKS_TODAY": "2025-06-15", "CDSHOOKS_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
                "CDSHOOKS_PUBLIC_BASE_URL": "https://cds.example.org", "CDSHOOKS_MAX_BODY_BYTES": str(200 * 1024 * 1024)}
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                 body = json.dumps(records.request(size, **options)).encode()
                 latency = alternate(ports, path, body, plan["rounds"], plan["per_round"], 1)
                 throughput = alternate(ports, path, body, 2, plan["throughput"] // 2, 8)
-                results["shapes"][name] = {"size": size, "bytes": len(body), "latency": latency, "throughput": throughput}
+                results["shapes"][name] = {"size": size, "bytes": len(body), "latency": latency,
+                                           "throughput": throughput}
                 print(f"{name}: p50 floor {latency['floor'].p50_ms:.2f} ms, service {latency['service'].p50_ms:.2f} ms "
                       f"(×{latency['service'].p50_ms / latency['floor'].p50_ms:.2f})", flush=True)
             results["sweep"] = sweep.run(ports, SIGN, plan["sweep_calls"], alternate)

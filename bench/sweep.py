@@ -41,7 +41,8 @@ def body(record: dict, keys: dict[str, str]) -> tuple[bytes, int]:
              "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "27280"}]}}
     request = {"hook": "order-sign", "hookInstance": "7c2b9a70-0d8e-4f5e-9d2c-1f3b5a6e8d90",
                "context": {"userId": "Practitioner/bench", "patientId": patient["id"],
-                           "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}},
+                           "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                                           "entry": [{"resource": order}]}},
                "prefetch": prefetch}
     return json.dumps(request).encode(), count
 
@@ -58,7 +59,8 @@ def run(ports: dict[str, int], path: str, calls: int, alternate) -> list[dict]:
         if count < MIN_RESOURCES:
             continue
         got = alternate(ports, path, data, 2, max(1, calls // 2), 1)
-        rows.append({"file": file.name, "resources": count, "bytes": len(data), "errors": sum(r.errors for r in got.values()),
+        rows.append({"file": file.name, "resources": count, "bytes": len(data),
+                     "errors": sum(r.errors for r in got.values()),
                      **{f"{name}_{q}": getattr(got[name], f"{q}_ms") for name in got for q in ("p50", "p99")}})
     rows.sort(key=lambda row: row["resources"])
     return rows

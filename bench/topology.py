@@ -204,15 +204,18 @@ def write(r: dict, one_bytes: int, every_bytes: int) -> None:
     lines = [
         "# Topology benchmark", "",
         f"- **Machine:** {_machine()}",
-        f"- **Date:** {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · **commit** `{_commit()}` · whole run {r['seconds']:.0f} s",
+        f"- **Date:** {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · **commit** `{_commit()}` · "
+        f"whole run {r['seconds']:.0f} s",
         "- **Setup:** `python bench/topology.py`: Debian's nginx (`deploy/nginx`) on loopback in front of "
         "`cdshooks serve` instances sharing one PostgreSQL schema (audit row per call), closed loop, "
         f"{REQUESTS} requests at c={CONCURRENCY}; 200-resource record, one order ({one_bytes // 1024} KiB) "
-        f"or every policy ({every_bytes // 1024} KiB). Load generator, nginx, instances and PostgreSQL share the same 2 cores.",
+        f"or every policy ({every_bytes // 1024} KiB). "
+        "Load generator, nginx, instances and PostgreSQL share the same 2 cores.",
         "", "## Throughput", "",
         f"Load average (1 min) at start {r['load'][0]:.1f}, at end {r['load'][1]:.1f}: req/s depends on what the "
         "neighbours take; CPU per call (service: gunicorn master and workers; nginx: master and worker) does not.", "",
-        "| instances × workers | request | req/s | p50 (ms) | p99 (ms) | errors | service CPU per call (ms) | nginx CPU per call (ms) |",
+        "| instances × workers | request | req/s | p50 (ms) | p99 (ms) | errors "
+        "| service CPU per call (ms) | nginx CPU per call (ms) |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for (instances, workers), cells in r["throughput"].items():
@@ -221,18 +224,22 @@ def write(r: dict, one_bytes: int, every_bytes: int) -> None:
                 result, cpu, proxy = cell
                 lines.append(f"| {instances} × {workers} | {name} | {result.rps:.0f} | {result.p50_ms:.1f} | "
                              f"{result.p99_ms:.1f} | {result.errors} | {cpu:.2f} | {proxy:.2f} |")
-    lines += ["", "## Memory (RSS)", "", "| topology | nginx (MB) | per instance: master + workers (MB) |", "|---|---:|---:|"]
+    lines += ["", "## Memory (RSS)", "", "| topology | nginx (MB) | per instance: master + workers (MB) |",
+              "|---|---:|---:|"]
     for (instances, workers), cells in r["throughput"].items():
         lines.append(f"| {instances} × {workers} | {cells['rss']['nginx']:.1f} | {cells['rss']['instance']:.1f} |")
     f = r["failover"]
     lines += ["", "## Failover: SIGKILL of one of two instances under load (one order, c=8)", "",
-              f"- calls: {f['calls']}; failed: {f['failed']} (calls in flight on the killed instance: 502 from nginx, or a connection closed mid-answer)",
-              f"- last failure {f['last_failure_after_kill_ms']:.0f} ms after the kill; first success of a call sent after it "
-              f"{f['first_success_after_kill_ms']:.0f} ms after",
-              f"- slowest call answered within 0.5 s before to 1 s after the kill: {f['max_latency_around_kill_ms']:.0f} ms",
+              f"- calls: {f['calls']}; failed: {f['failed']} "
+              "(calls in flight on the killed instance: 502 from nginx, or a connection closed mid-answer)",
+              f"- last failure {f['last_failure_after_kill_ms']:.0f} ms after the kill; "
+              f"first success of a call sent after it {f['first_success_after_kill_ms']:.0f} ms after",
+              "- slowest call answered within 0.5 s before to 1 s after the kill: "
+              f"{f['max_latency_around_kill_ms']:.0f} ms",
               f"- throughput {f['rps_before']:.0f} req/s before, {f['rps_after']:.0f} req/s on the survivor after",
               f"- the last 50 calls all answered by the survivor: {'yes' if f['survivor_answers_last_50'] else 'NO'}",
-              "", "## Slow clients (4 connections sending headers 1 byte/s; 5 normal calls, 5 s timeout each)", "",
+              "", "## Slow clients (4 connections sending headers 1 byte/s; 5 normal calls, 5 s timeout each)",
+              "",
               "| target | answered | median (ms) | max (ms) |", "|---|---:|---:|---:|"]
     for target, s in r["slow"].items():
         median = f"{s['median_ms']:.1f}" if s["median_ms"] is not None else "—"

@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_DIR = ROOT / "deploy" / "nginx"
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
-_ACCESS = re.compile(r'"(?P<method>\S+) (?P<path>\S+)" (?P<status>\d{3}) .* upstream=(?P<upstream>.*?) upstream_status=')
+_ACCESS = re.compile(r'"(?P<method>\S+) (?P<path>\S+)" (?P<status>\d{3}) '
+                     r'.* upstream=(?P<upstream>.*?) upstream_status=')
 
 
 def nginx_binary() -> str | None:
@@ -85,7 +86,7 @@ def fresh_schema(postgres_url: str):
     drops it (and only it): every instance of a topology gets the same, empty store."""
     import sqlalchemy
 
-    from cdshooks.store.db import engine_url
+    from cdshooks.store.connect import engine_url
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sqlalchemy.create_engine(engine_url(postgres_url), connect_args={"connect_timeout": 2})

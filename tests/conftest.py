@@ -16,7 +16,7 @@ import yaml
 from flask.testing import FlaskClient
 
 from cdshooks import create_app
-from cdshooks.store import db as store
+from cdshooks.store import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))   # loopback: the topology harness, shared with bench/
@@ -116,7 +116,8 @@ def no_private_data_in_any_log_line():
     root.removeHandler(collector)
     root.setLevel(previous)
     from test_auth import TOKENS_SEEN
-    private = _private_values() | set(TOKENS_SEEN) | {t.split(".")[2] for t in TOKENS_SEEN if t.count(".") == 2 and t.split(".")[2]}
+    private = _private_values() | set(TOKENS_SEEN) | {t.split(".")[2] for t in TOKENS_SEEN
+                                                      if t.count(".") == 2 and t.split(".")[2]}
     leaks = sorted({value for line in collector.lines for value in private if value in line})
     assert not leaks, f"private values in logs: {leaks}"
 
@@ -189,7 +190,7 @@ def fresh_postgres_url():
     """
     from loopback import fresh_schema
 
-    probe = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
+    probe = sqlalchemy.create_engine(connect.engine_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
     try:
         with probe.connect():
             pass

@@ -24,20 +24,25 @@ def _values(ext: dict, url: str) -> list:
 # key -> (FHIRPath in the package, the same rule over our JSON)
 INVARIANTS = {
     "crd-ci-q1": ("extension.where(url='questionnaire' or url='response').exists() implies "
-                  "(extension.where(url = 'doc-needed').exists() and extension.where(url = 'doc-needed').all(value != 'no-doc'))",
+                  "(extension.where(url = 'doc-needed').exists() "
+                  "and extension.where(url = 'doc-needed').all(value != 'no-doc'))",
                   lambda e: not (_values(e, "questionnaire") or _values(e, "response"))
                   or (bool(_values(e, "doc-needed")) and all(v != "no-doc" for v in _values(e, "doc-needed")))),
-    "crd-ci-q2": ("extension.where(url = 'covered' and value != 'not-covered') implies extension.where(url = 'pa-needed').exists()",
-                  lambda e: not any(v != "not-covered" for v in _values(e, "covered")) or bool(_values(e, "pa-needed"))),
+    "crd-ci-q2": ("extension.where(url = 'covered' and value != 'not-covered') "
+                  "implies extension.where(url = 'pa-needed').exists()",
+                  lambda e: not any(v != "not-covered" for v in _values(e, "covered"))
+                  or bool(_values(e, "pa-needed"))),
     "crd-ci-q3": ("extension.where(url = 'info-needed').exists() implies extension.where((url = 'covered' or url = "
                   "'pa-needed' or url = 'doc-needed') and value = 'conditional').count() >= 1",
                   lambda e: not _values(e, "info-needed") or sum(
                       v == "conditional" for u in ("covered", "pa-needed", "doc-needed") for v in _values(e, u)) >= 1),
-    "crd-ci-q4": ("extension.where(url = 'pa-needed' and value = 'satisfied') and extension.where(url = 'doc-purpose').exists() "
+    "crd-ci-q4": ("extension.where(url = 'pa-needed' and value = 'satisfied') "
+                  "and extension.where(url = 'doc-purpose').exists() "
                   "implies extension.where(url = 'doc-purpose').all(value != 'PA')",
                   lambda e: not ("satisfied" in _values(e, "pa-needed") and _values(e, "doc-purpose"))
                   or all(v != "PA" for v in _values(e, "doc-purpose"))),
-    "crd-ci-q5": ("extension.where(url = 'pa-needed' and value = 'satisfied').exists() = extension.where(url = 'satisfied-pa-id').exists()",
+    "crd-ci-q5": ("extension.where(url = 'pa-needed' and value = 'satisfied').exists() "
+                  "= extension.where(url = 'satisfied-pa-id').exists()",
                   lambda e: ("satisfied" in _values(e, "pa-needed")) == bool(_values(e, "satisfied-pa-id"))),
 }
 
@@ -99,7 +104,8 @@ class CoverageInformationProfile:
             value = elements.get(f"{eid}.value[x]", {})
             out[name] = {"min": element["min"], "max": element["max"],
                          "types": [t["code"] for t in value.get("type", [])],
-                         "binding": value.get("binding") if value.get("binding", {}).get("strength") == "required" else None}
+                         "binding": (value.get("binding")
+                                     if value.get("binding", {}).get("strength") == "required" else None)}
         return out
 
     def problems(self, ext: dict) -> list[str]:

@@ -33,7 +33,8 @@ class Served:
                             "CDSHOOKS_TODAY": "2025-06-15"}, **env)
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
-                [str(BIN / "cdshooks"), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2", *args],
+                [str(BIN / "cdshooks"), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2",
+                 *args],
                 cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready()
 

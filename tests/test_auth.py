@@ -131,7 +131,8 @@ def test_unsigned_alg_none_is_refused(secured):
 
 
 def test_hs256_signed_with_the_public_key_as_secret_is_refused(secured):
-    public_pem = EC_KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = EC_KEY.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
     forged = unsigned("HS256", lambda data: hmac.new(public_pem, data, hashlib.sha256).digest())
     assert_refused(call(secured, forged))
 
@@ -160,7 +161,8 @@ def test_wrong_audience_is_refused(secured):
 
 def test_audience_with_a_doubled_or_trailing_slash_is_normalized_and_accepted(secured):
     assert call(secured, token({"aud": BASE + "/cds-services//medical-policy-order-sign/"})).status_code == 200
-    assert call(secured, token({"aud": ["https://other.example", "HTTPS://CDS.example.org:443" + SIGN]})).status_code == 200
+    assert call(secured, token({"aud": ["https://other.example",
+                                        "HTTPS://CDS.example.org:443" + SIGN]})).status_code == 200
 
 
 def test_unknown_issuer_is_refused(secured):
@@ -246,7 +248,8 @@ def test_the_sandbox_preset_accepts_a_token_signed_with_the_sandbox_key_pair(tmp
     private = jwt.PyJWK.from_dict(pair).key
     now = int(time.time())
     sandbox_token = jwt.encode(
-        {"iss": "https://sandbox.cds-hooks.org", "aud": BASE + SIGN, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())},
+        {"iss": "https://sandbox.cds-hooks.org", "aud": BASE + SIGN, "exp": now + 300, "iat": now,
+         "jti": str(uuid.uuid4())},
         private, algorithm="ES384",
         headers={"kid": pair["kid"], "typ": "JWT", "jku": "https://sandbox.cds-hooks.org/.well-known/jwks.json"})
     TOKENS_SEEN.append(sandbox_token)

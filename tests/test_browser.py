@@ -151,7 +151,8 @@ def test_the_policy_page_reads_as_a_document(chrome, service, screens):
     items = chrome.find_elements(By.CSS_SELECTOR, "ul.tree li")
     assert len(items) == len(document["criteria"])
     leaf = chrome.find_element(By.ID, "c-I.A.2.g")
-    assert leaf.find_element(By.CLASS_NAME, "cite").text == next(c["cite"] for c in document["criteria"] if c["id"] == "I.A.2.g")
+    assert leaf.find_element(By.CLASS_NAME, "cite").text == next(c["cite"] for c in document["criteria"]
+                                                                 if c["id"] == "I.A.2.g")
     assert chrome.find_element(By.XPATH, "//td/code[text()='opioid.baselineLookbackDays']")
     shoot(chrome, screens, "policy-page")
 
@@ -164,7 +165,8 @@ def test_the_documentation_loop_writes_to_the_ehr_and_decides_the_next_call(chro
     assert TOKEN not in link
 
     chrome.get(link)
-    assert chrome.find_element(By.TAG_NAME, "h1").text == "Documentation: Colony Stimulating Factors (CSFs) — medical benefit drug policy"
+    assert chrome.find_element(By.TAG_NAME, "h1").text == ("Documentation: Colony Stimulating Factors (CSFs) "
+                                                           "— medical benefit drug policy")
     assert not chrome.find_element(By.CSS_SELECTOR, "input[name='q:A.a.ii.1'][value='yes']").is_selected()
     assert chrome.find_element(By.CSS_SELECTOR, "input[name='q:A.a.i'][value='yes']").is_selected()  # from the record
     shoot(chrome, screens, "form")
@@ -189,7 +191,8 @@ def test_the_demo_orders_shows_cards_takes_feedback_and_closes_the_loop(chrome, 
     chrome.execute_script("localStorage.clear()")
     chrome.get(f"{service.url}/demo?patient=demo-csf-filgrastim-breast-cancer")
     wait(chrome).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#orders input:checked"))
-    assert Select(chrome.find_element(By.ID, "patient")).first_selected_option.text.startswith("Breast cancer, filgrastim")
+    assert Select(chrome.find_element(By.ID, "patient")).first_selected_option.text.startswith(
+        "Breast cancer, filgrastim")
 
     chrome.find_element(By.ID, "select-btn").click()
     card = wait(chrome).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#cards .card")))
@@ -221,7 +224,8 @@ def test_the_demo_orders_shows_cards_takes_feedback_and_closes_the_loop(chrome, 
     chrome.find_element(By.CSS_SELECTOR, "input[name='q:A.a.ii.1'][value='yes']").click()
     chrome.find_element(By.CSS_SELECTOR, "#documentation button[type=submit]").click()
     wait(chrome).until(ec.presence_of_element_located((By.ID, "use-in-demo"))).click()
-    assert chrome.find_element(By.ID, "download").get_attribute("download") == "QuestionnaireResponse-colony-stimulating-factors.json"
+    assert (chrome.find_element(By.ID, "download").get_attribute("download")
+            == "QuestionnaireResponse-colony-stimulating-factors.json")
     chrome.close()
     chrome.switch_to.window(demo_window)
 

@@ -64,7 +64,8 @@ def test_breast_cancer_with_unknown_regimen_risk_asks_the_risk_category_first():
 
 
 def test_a_met_card_shows_its_evidence_and_no_open_questions():
-    card = card_of("colony-stimulating-factors", "worked example 1 — Udenyca, breast cancer, intermediate risk, age 72 — met")
+    card = card_of("colony-stimulating-factors",
+                   "worked example 1 — Udenyca, breast cancer, intermediate risk, age 72 — met")
     detail = card["detail"]
     assert len(detail) <= 600 and not questions(detail) and "unknown" not in detail
     assert detail.startswith("**Meets BCBSM.**") and "age 72 on 2025-06-15" in detail
@@ -82,7 +83,8 @@ def test_non_malignant_pain_is_not_asked_the_malignant_branch_and_life_expectanc
 
 
 def test_a_failed_wean_says_what_decides_with_the_patients_numbers_and_that_it_is_not_covered():
-    card = card_of("intrathecal-pain-pump", "worked example 2 — opioids weaned only 28.6 % (140 → 100 MME/day) — not met")
+    card = card_of("intrathecal-pain-pump",
+                   "worked example 2 — opioids weaned only 28.6 % (140 → 100 MME/day) — not met")
     detail = card["detail"]
     assert "Were systemic opioids weaned by at least 50 % before the trial? **No** — baseline 140 MME/day" in detail
     assert "28.6 % reduction; ≥ 50 % required" in detail and "malignant origin" not in detail
@@ -91,12 +93,14 @@ def test_a_failed_wean_says_what_decides_with_the_patients_numbers_and_that_it_i
 
 
 def test_too_early_is_said_in_words_not_as_an_outcome_code():
-    card = card_of("prenatal-cfdna-screening", "worked example 1 — 8w4d on 2025-03-05 — too early, reschedule to 2025-03-08")
+    card = card_of("prenatal-cfdna-screening",
+                   "worked example 1 — 8w4d on 2025-03-05 — too early, reschedule to 2025-03-08")
     detail = card["detail"]
     assert "Too early: the policy covers cfDNA screening from 9 weeks 0 days" in detail
     assert "too-early" not in detail and "Outcome" not in detail
     assert "From 2025-03-08 this no longer stands in the way; the card's suggestion moves the order" in detail
-    assert "Will gestational age be at least 9 weeks 0 days on the service date? **No** — gestational age 8w4d" in detail
+    assert ("Will gestational age be at least 9 weeks 0 days on the service date? **No** "
+            "— gestational age 8w4d") in detail
 
 
 def test_a_recorded_fetal_demise_reads_as_an_answered_question():
@@ -115,7 +119,8 @@ def test_order_sign_says_prior_authorization_is_required_and_what_to_send_order_
 
 def test_unavailable_record_data_is_named_in_the_lead():
     detail = card_of("prenatal-cfdna-screening",
-                     "Condition and ServiceRequest data unavailable — demise and concurrent screening unknown")["detail"]
+                     "Condition and ServiceRequest data unavailable "
+                     "— demise and concurrent screening unknown")["detail"]
     assert "Some record data was unavailable" in detail
 
 

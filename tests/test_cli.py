@@ -78,7 +78,8 @@ def test_eval_of_a_bad_request_prints_the_operation_outcome(tmp_path, capsys):
 def test_schemas_writes_the_four_schema_files(tmp_path, capsys):
     (tmp_path / "policies").mkdir()
     (tmp_path / "mappings").mkdir()
-    assert cli.main(["schemas", "--policies", str(tmp_path / "policies"), "--mappings", str(tmp_path / "mappings")]) == 0
+    assert cli.main(["schemas", "--policies", str(tmp_path / "policies"),
+                     "--mappings", str(tmp_path / "mappings")]) == 0
     assert {p.name for p in tmp_path.glob("*/*.json")} == {"schema.json", "test-schema.json", "site-schema.json"}
 
 

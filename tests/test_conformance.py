@@ -25,7 +25,8 @@ SPEC_DIR = os.environ.get("CDSHOOKS_SPEC_DIR")
 SHARED = Path(SPEC_DIR).parent if SPEC_DIR else ROOT.parent / "shared"
 KIT = SHARED / "conformance" / "crd-kit-requests"
 PACKAGE = SHARED / "conformance" / "davinci-crd-2.0.1"
-pytestmark = pytest.mark.skipif(not SPEC_DIR and not KIT.is_dir(), reason="../shared/conformance is not beside the project")
+pytestmark = pytest.mark.skipif(not SPEC_DIR and not KIT.is_dir(),
+                                reason="../shared/conformance is not beside the project")
 
 BLUEBUTTON_HCPCS = "https://bluebutton.cms.gov/resources/codesystem/hcpcs"
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -229,12 +230,16 @@ def _ext(*parts):
     ([{"url": "covered", "valueCode": "covered"}, {"url": "pa-needed", "valueCode": "no-auth"},
       {"url": "info-needed", "valueCode": "OTH"}], "crd-ci-q3"),
     ([{"url": "covered", "valueCode": "indeterminate"}], "not in required value set"),     # a 2.2-only code
-    ([{"url": "covered", "valueCode": "not-covered"}, {"url": "doc-needed", "valueCode": "patient"}], "not in required"),
-    ([{"url": "covered", "valueString": "not-covered"}], "value type"),
-    ([{"url": "covered", "valueCode": "not-covered"}, {"url": "expiry-date", "valueDate": "2026-04-01"}], "not defined"),
-    ([{"url": "covered", "valueCode": "not-covered"}, {"url": "questionnaire", "valueCanonical": "https://q"}], "crd-ci-q1"),
     ([{"url": "covered", "valueCode": "not-covered"},
-      {"url": "detail", "extension": [{"url": "code", "valueCodeableConcept": {"text": "x"}}]}], "value: 0 repetitions"),
+      {"url": "doc-needed", "valueCode": "patient"}], "not in required"),
+    ([{"url": "covered", "valueString": "not-covered"}], "value type"),
+    ([{"url": "covered", "valueCode": "not-covered"},
+      {"url": "expiry-date", "valueDate": "2026-04-01"}], "not defined"),
+    ([{"url": "covered", "valueCode": "not-covered"},
+      {"url": "questionnaire", "valueCanonical": "https://q"}], "crd-ci-q1"),
+    ([{"url": "covered", "valueCode": "not-covered"},
+      {"url": "detail", "extension": [{"url": "code", "valueCodeableConcept": {"text": "x"}}]}],
+     "value: 0 repetitions"),
     ([{"url": "covered", "valueCode": "covered"}, {"url": "pa-needed", "valueCode": "satisfied"}], "crd-ci-q5"),
 ])
 def test_the_profile_validator_catches_what_the_package_forbids(profile, parts, problem):

@@ -24,7 +24,8 @@ INVALID = [
     ({"covered": "covered"}, "q2"),
     ({"covered": "conditional", "pa-needed": "auth-needed"}, "q3"),
     ({"covered": "covered", "pa-needed": "no-auth", "info-needed": "OTH", "reason": R}, "q3"),
-    ({"covered": "covered", "pa-needed": "no-auth", "doc-needed": "clinical", "doc-purpose": "withpa", "reason": R}, "q4"),
+    ({"covered": "covered", "pa-needed": "no-auth", "doc-needed": "clinical", "doc-purpose": "withpa",
+      "reason": R}, "q4"),
     ({"covered": "covered", "pa-needed": "auth-needed", "questionnaire": "q"}, "q1"),
     ({"covered": "conditional", "pa-needed": "auth-needed", "info-needed": "OTH"}, "q6"),
 ]
@@ -91,7 +92,8 @@ def test_the_update_keeps_the_draft_and_replaces_earlier_coverage_information_fo
 def test_a_single_extension_object_from_the_sandbox_is_kept_as_an_array_item():
     ours = coverage.extension(VALID[1], "Coverage/c", dt.date(2025, 6, 15), "a")
     draft = {"resourceType": "ServiceRequest", "id": "sr", "extension": {"url": "http://other", "valueString": "keep"}}
-    assert coverage.with_extensions(draft, [ours])["extension"] == [{"url": "http://other", "valueString": "keep"}, ours]
+    assert coverage.with_extensions(draft, [ours])["extension"] == [{"url": "http://other", "valueString": "keep"},
+                                                                     ours]
 
 
 def test_the_same_assertions_for_the_same_coverage_are_no_news():
@@ -102,7 +104,8 @@ def test_the_same_assertions_for_the_same_coverage_are_no_news():
     assert not coverage.is_news(draft, [again])
     assert coverage.is_news(draft, [changed])
     assert coverage.is_news({"resourceType": "ServiceRequest", "id": "sr"}, [again])
-    assert coverage.is_news({**draft, "extension": [coverage.extension(VALID[1], "Coverage/x", dt.date(2025, 6, 1), "i")]},
+    assert coverage.is_news({**draft,
+                             "extension": [coverage.extension(VALID[1], "Coverage/x", dt.date(2025, 6, 1), "i")]},
                             [again])
 
 

@@ -51,7 +51,8 @@ def test_an_order_no_policy_covers_gets_the_deployment_statement_and_one_instruc
     bed = next(a for a in response["systemActions"] if a["resource"]["id"] == "sr-bed")
     found = parts(bed)
     assert found["covered"]["valueCode"] == "conditional" and found["pa-needed"]["valueCode"] == "no-auth"
-    assert found["info-needed"]["valueCode"] == "OTH" and "No medical policy" in found["reason"]["valueCodeableConcept"]["text"]
+    assert (found["info-needed"]["valueCode"] == "OTH"
+            and "No medical policy" in found["reason"]["valueCodeableConcept"]["text"])
     (card,) = [c for c in response["cards"] if c["source"]["topic"]["code"] == "coverage-info"]
     assert "links" not in card and "suggestions" not in card          # an Instructions card
     assert card["source"]["label"] == "Medical policy check"          # the payer has no name in this record
@@ -67,7 +68,8 @@ def test_the_instructions_card_speaks_for_the_payer_named_in_the_coverage(app, c
     org = {"resourceType": "Organization", "id": "org-1", "name": "Plan from the record"}
     unnamed = covered_by(app, payor={"reference": "Organization/org-1"})
     unnamed["coverage"]["entry"].append({"resource": org})
-    assert sign(client, app, [BED], prefetch=unnamed).get_json()["cards"][0]["source"]["label"] == "Plan from the record"
+    assert (sign(client, app, [BED], prefetch=unnamed).get_json()["cards"][0]["source"]["label"]
+            == "Plan from the record")
 
 
 def test_under_2_2_the_statement_is_not_repeated_in_a_card(app, client):
@@ -101,7 +103,8 @@ def test_coverage_info_off_sends_neither_the_actions_nor_the_coverage_card(app, 
 def test_each_card_type_option_switches_its_cards_off_on_both_hooks(app, client, path):
     hook = "order-sign" if path == SIGN else "order-select"
     body = hook_request(hook, orders=[CFDNA], prefetch=covered_by(app))
-    assert [c["source"]["topic"]["code"] for c in client.post(path, json=body).get_json()["cards"]] == ["appropriate-use"]
+    assert [c["source"]["topic"]["code"]
+            for c in client.post(path, json=body).get_json()["cards"]] == ["appropriate-use"]
     body["extension"] = {"davinci-crd.configuration": {"appropriate-use": False, "guideline": True}}
     assert client.post(path, json=body).get_json()["cards"] == []
 
@@ -111,7 +114,8 @@ def test_the_data_unavailable_card_goes_with_the_cards_it_qualifies(app, client)
     prefetch = covered_by(app, observations=outcome)
     cards = sign(client, app, [CFDNA], prefetch=prefetch).get_json()["cards"]
     assert [c["source"]["topic"]["code"] for c in cards] == ["appropriate-use", "appropriate-use"]
-    off = sign(client, app, [CFDNA], prefetch=prefetch, extension={"davinci-crd.configuration": {"appropriate-use": False}})
+    off = sign(client, app, [CFDNA], prefetch=prefetch,
+               extension={"davinci-crd.configuration": {"appropriate-use": False}})
     assert off.get_json()["cards"] == []
 
 

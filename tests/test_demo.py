@@ -59,8 +59,8 @@ def test_shifted_records_decide_on_the_demo_date_as_the_originals_did_on_theirs(
 
 
 def test_shift_dates_moves_dates_and_date_times_only():
-    value = {"a": "2025-03-01", "b": ["2025-02-27T10:00:00+01:00"], "c": "2025-02-30", "d": "2025-03", "e": "x2025-03-01",
-             "f": 3}
+    value = {"a": "2025-03-01", "b": ["2025-02-27T10:00:00+01:00"], "c": "2025-02-30", "d": "2025-03",
+             "e": "x2025-03-01", "f": 3}
     assert demo.shift_dates(value, 2) == {"a": "2025-03-03", "b": ["2025-03-01T10:00:00+01:00"], "c": "2025-02-30",
                                           "d": "2025-03", "e": "x2025-03-01", "f": 3}
     assert demo.shift_dates(value, 0) is value
@@ -85,10 +85,12 @@ def _request(app, patient) -> dict:
         found = [r for r in resources if r["resourceType"] == t.resource_type
                  or (t.resource_type == "MedicationRequest" and r["resourceType"] == "Medication")]
         prefetch[t.key] = resources[0] if t.key == "patient" else (
-            {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in found]} if found else None)
+            {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in found]}
+            if found else None)
     return {"hook": "order-sign", "hookInstance": "7b3f6c2e-0f3a-4c55-9d8e-1a2b3c4d5e6f",
             "context": {"userId": "Practitioner/demo", "patientId": resources[0]["id"],
-                        "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": o} for o in patient["orders"]]}},
+                        "draftOrders": {"resourceType": "Bundle",
+                                        "entry": [{"resource": o} for o in patient["orders"]]}},
             "prefetch": prefetch}
 
 

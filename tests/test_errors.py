@@ -136,7 +136,8 @@ def test_required_prefetch_absent_without_fhir_server_is_412(client):
 
 
 def test_no_policy_applies_needs_only_the_patient(app, client):
-    body = hook_request(orders=[service_request("sr-1", "99213")], prefetch={"patient": {"resourceType": "Patient", "id": "pat-1"}})
+    body = hook_request(orders=[service_request("sr-1", "99213")],
+                        prefetch={"patient": {"resourceType": "Patient", "id": "pat-1"}})
     response = client.post(SIGN, json=body)
     assert response.status_code == 200
     assert response.get_json() == {"cards": [], "systemActions": []}
@@ -172,10 +173,12 @@ def test_a_questionnaire_response_nested_hundreds_deep_is_harmless(app, client):
     # 400 levels of items (≈ 800 JSON levels, under the parser's 1024) written as text: the
     # stdlib encoder would itself recurse too deep to build it
     levels = 400
-    item = '{"linkId": "g", "item": [' * levels + '{"linkId": "MN-3", "answer": [{"valueBoolean": true}]}' + "]}" * levels
+    item = ('{"linkId": "g", "item": [' * levels + '{"linkId": "MN-3", "answer": [{"valueBoolean": true}]}'
+            + "]}" * levels)
     qr = ('{"resourceType": "QuestionnaireResponse", "id": "deep", "status": "completed", '
           '"questionnaire": "https://x/fhir/Questionnaire/prenatal-cfdna-screening", "item": [' + item + "]}")
     body = hook_request(prefetch=full_prefetch(app, questionnaireResponses="QR"))
     text = json.dumps(body).replace('"questionnaireResponses": "QR"',
-                                    '"questionnaireResponses": {"resourceType": "Bundle", "entry": [{"resource": ' + qr + "}]}")
+                                    '"questionnaireResponses": {"resourceType": "Bundle", "entry": [{"resource": '
+                                    + qr + "}]}")
     assert client.post(SIGN, data=text, content_type="application/json").status_code == 200

@@ -32,9 +32,12 @@ def test_the_same_feedback_twice_is_stored_once(app, client):
     ({}, "feedback"),
     ({"feedback": []}, "feedback"),
     ({"feedback": [{"outcome": "accepted", "outcomeTimestamp": "2026-01-01T12:00:00Z"}]}, "feedback[0].card"),
-    ({"feedback": [{"card": "c", "outcome": "ignored", "outcomeTimestamp": "2026-01-01T12:00:00Z"}]}, "feedback[0].outcome"),
-    ({"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "yesterday"}]}, "feedback[0].outcomeTimestamp"),
-    ({"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-01-01T12:00:00"}]}, "feedback[0].outcomeTimestamp"),
+    ({"feedback": [{"card": "c", "outcome": "ignored", "outcomeTimestamp": "2026-01-01T12:00:00Z"}]},
+     "feedback[0].outcome"),
+    ({"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "yesterday"}]},
+     "feedback[0].outcomeTimestamp"),
+    ({"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-01-01T12:00:00"}]},
+     "feedback[0].outcomeTimestamp"),
     ({"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-01-01T12:00:00Z"}]}, "feedback[0]"),
 ])
 def test_malformed_feedback_is_422_naming_the_field(client, body, field):

@@ -139,7 +139,8 @@ def test_an_ingredient_code_takes_its_strength_from_the_products_name():
 
 
 def test_non_opioid_names_are_not_opioids():
-    for display in ("Acetaminophen 325 MG Oral Tablet", "Naloxone Hydrochloride 4 MG/ACTUAT Nasal Spray", "Simvistatin 10 MG"):
+    for display in ("Acetaminophen 325 MG Oral Tablet", "Naloxone Hydrochloride 4 MG/ACTUAT Nasal Spray",
+                    "Simvistatin 10 MG"):
         assert opioid_ingredients(request("mr", coded("1", display)), no_resolve, TABLES) == frozenset()
 
 
@@ -162,7 +163,8 @@ def test_name_candidates_put_rxnorm_displays_first_then_ndc_then_text():
 def test_a_statement_reads_as_an_order_with_its_effective_period_as_bounds():
     order = medications.as_order(statement("ms", coded("857005"), q6h(), effective=("2025-05-01", "2025-05-31")))
     assert order["resourceType"] == "MedicationStatement" and order["intent"] == "order"
-    assert order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] == {"start": "2025-05-01", "end": "2025-05-31"}
+    assert order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] == {"start": "2025-05-01",
+                                                                                 "end": "2025-05-31"}
     assert order["dosageInstruction"][0]["timing"]["repeat"]["frequency"] == 1
 
 

@@ -26,7 +26,8 @@ from conftest import make_app
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_DIR = os.environ.get("CDSHOOKS_SPEC_DIR")
 RECORDS = (Path(SPEC_DIR).parent if SPEC_DIR else ROOT.parent / "shared") / "real-records"
-pytestmark = pytest.mark.skipif(not SPEC_DIR and not RECORDS.is_dir(), reason="../shared/real-records is not beside the project")
+pytestmark = pytest.mark.skipif(not SPEC_DIR and not RECORDS.is_dir(),
+                                reason="../shared/real-records is not beside the project")
 
 CPT, SNOMED = "http://www.ama-assn.org/go/cpt", "http://snomed.info/sct"
 POLICY = {"si": "si-joint-fusion-open", "pump": "intrathecal-pain-pump", "cfdna": "prenatal-cfdna-screening",
@@ -49,12 +50,15 @@ NOT_PREGNANT_NOW = {("cfdna", "MN-1"): "unknown", ("cfdna", "NMN-2"): "not-met"}
 
 READINGS = {
     "Ali_Herman.json": Reading(
-        "prostate carcinoma in situ only (not invasive); creatinine 0.9 mg/dL → CrCl ≥ 50; albumin 4.6 g/dL; pain 1.8/10",
-        {**NO_CANCER, ("csf", "A.a.ii.2.g"): ("not-met", "creatinine 0.9"), ("csf", "A.a.ii.2.h"): ("not-met", "albumin 4.6"),
-         ("spine", "RF-8"): ("not-met", "1.84688"), **NO_CONTRAINDICATION}),
+        "prostate carcinoma in situ only (not invasive); creatinine 0.9 mg/dL → CrCl ≥ 50; albumin 4.6 g/dL; "
+        "pain 1.8/10",
+        {**NO_CANCER, ("csf", "A.a.ii.2.g"): ("not-met", "creatinine 0.9"),
+         ("csf", "A.a.ii.2.h"): ("not-met", "albumin 4.6"), ("spine", "RF-8"): ("not-met", "1.84688"),
+         **NO_CONTRAINDICATION}),
     "Austin_Franecki.json": Reading(
         "non-small cell lung cancer (SNOMED only), stage 1",
-        {("csf", "A.a.i"): ("met", "254637007"), ("spine", "RF-1"): "met", ("spine", "RF-2"): "met", **NO_CONTRAINDICATION}),
+        {("csf", "A.a.i"): ("met", "254637007"), ("spine", "RF-1"): "met", ("spine", "RF-2"): "met",
+         **NO_CONTRAINDICATION}),
     "Bambi_Murray.json": Reading(
         "malignant tumour of colon, active",
         {("csf", "A.a.i"): ("met", "363406005"), ("spine", "RF-2"): ("met", "Malignant tumor of colon")}),
@@ -83,9 +87,10 @@ READINGS = {
         "a 12-year-old: back pain under 20 is a red flag",
         {("spine", "RF-7"): ("met", "age 12"), **NO_CANCER}),
     "Fletcher_Hyatt.json": Reading(
-        "alcoholism (pump contraindication), non-small cell lung cancer; chronic pain with active cancer → origin unclear",
-        {("pump", "II.B.2"): ("met", "7200002"), ("pump", "I.A.2.dx"): "unknown", ("csf", "A.a.i"): ("met", "254637007"),
-         ("spine", "RF-1"): "met"}),
+        "alcoholism (pump contraindication), non-small cell lung cancer; "
+        "chronic pain with active cancer → origin unclear",
+        {("pump", "II.B.2"): ("met", "7200002"), ("pump", "I.A.2.dx"): "unknown",
+         ("csf", "A.a.i"): ("met", "254637007"), ("spine", "RF-1"): "met"}),
     "Gilbert_Wunsch.json": Reading(
         "non-small cell lung cancer",
         {("csf", "A.a.i"): ("met", "Non-small cell lung cancer"), ("spine", "RF-2"): "met", **NO_CONTRAINDICATION}),
@@ -124,10 +129,11 @@ READINGS = {
         {("pump", "I.A.2.dx"): "met", **NO_CANCER, **NO_CONTRAINDICATION}),
     "Sherman_McGlynn.json": Reading(
         "opioid abuse; small cell lung cancer",
-        {("pump", "II.B.2"): ("met", "Opioid abuse"), ("csf", "A.a.i"): ("met", "254632001"), ("spine", "RF-1"): "met"}),
+        {("pump", "II.B.2"): ("met", "Opioid abuse"), ("csf", "A.a.i"): ("met", "254632001"),
+         ("spine", "RF-1"): "met"}),
     "Thanh_Mosciski.json": Reading(
-        "colon cancer recorded as resolved (D2: not active, still a previous cancer); creatinine 3.09 mg/dL → CrCl < 50; "
-        "albumin 4.8 g/dL",
+        "colon cancer recorded as resolved (D2: not active, still a previous cancer); "
+        "creatinine 3.09 mg/dL → CrCl < 50; albumin 4.8 g/dL",
         {("spine", "RF-1"): ("met", "109838007"), ("spine", "RF-2"): "not-met",
          ("csf", "A.a.ii.2.g"): ("met", "creatinine 3.09"), ("csf", "A.a.ii.2.h"): ("not-met", "albumin 4.8")}),
     "Virginia_Mercado.json": Reading(
@@ -172,7 +178,8 @@ def as_of(name: str, record: dict) -> str:
     if given != "None":
         return given
     dates = [str(e["resource"].get(k))[:10] for e in record["entry"]
-             for k in ("effectiveDateTime", "onsetDateTime", "authoredOn", "recordedDate", "issued") if e["resource"].get(k)]
+             for k in ("effectiveDateTime", "onsetDateTime", "authoredOn", "recordedDate", "issued")
+             if e["resource"].get(k)]
     return (dt.date.fromisoformat(max(dates)) + dt.timedelta(days=1)).isoformat()
 
 
@@ -189,8 +196,8 @@ def orders(patient_id: str) -> list[dict]:
             service("rr-spine", "308481009", SNOMED, bodySite=[{"coding": [{"system": SNOMED, "code": "421060004"}]}],
                     **referral),
             service("rr-spine-dx", "308481009", SNOMED, **referral),
-            {"resourceType": "MedicationRequest", "id": "rr-csf", "status": "draft", "intent": "order", "subject": subject,
-             "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+            {"resourceType": "MedicationRequest", "id": "rr-csf", "status": "draft", "intent": "order",
+             "subject": subject, "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
                                                        "code": "338036", "display": "pegfilgrastim"}]}}]
 
 
@@ -206,10 +213,12 @@ def request(app, record: dict, hook: str) -> dict:
                 for t in templates}
     drafts = orders(patient["id"])
     context = {"userId": "Practitioner/pr-1", "patientId": patient["id"],
-               "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": o} for o in drafts]}}
+               "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                               "entry": [{"resource": o} for o in drafts]}}
     if hook == "order-select":
         context["selections"] = [f"{o['resourceType']}/{o['id']}" for o in drafts]
-    return {"hook": hook, "hookInstance": "7c2b9a70-0d8e-4f5e-9d2c-1f3b5a6e8d90", "context": context, "prefetch": prefetch}
+    return {"hook": hook, "hookInstance": "7c2b9a70-0d8e-4f5e-9d2c-1f3b5a6e8d90", "context": context,
+            "prefetch": prefetch}
 
 
 def evaluations(body: dict) -> dict[tuple[str, str], dict]:
@@ -249,7 +258,8 @@ def test_each_record_reads_as_a_clinician_reads_it(tmp_path, name):
         if got["result"] != result or (text and text not in shown):
             failures.append(f"{short} {criterion}: {got['result']} {shown[:300]} (wanted {result} {text or ''})")
     # order-select reads the same record the same way
-    assert {k: v["decision"] for k, v in answers["order-select"].items()} == {k: v["decision"] for k, v in found.items()}
+    assert ({k: v["decision"] for k, v in answers["order-select"].items()}
+            == {k: v["decision"] for k, v in found.items()})
     assert not failures, f"{name} ({reading.note}):\n" + "\n".join(failures)
 
 
@@ -264,7 +274,8 @@ def test_another_patients_diagnosis_inside_a_real_record_is_left_out_and_counted
     alzheimers["resource"]["subject"] = {"reference": "Patient/someone-else"}
     record["entry"].append(alzheimers)
     app = make_app(tmp_path, TODAY=as_of("Bambi_Murray.json", record))
-    response = app.test_client().post("/cds-services/medical-policy-order-sign", json=request(app, record, "order-sign"))
+    response = app.test_client().post("/cds-services/medical-policy-order-sign",
+                                      json=request(app, record, "order-sign"))
     pump = evaluations(response.get_json())[(POLICY["pump"], _ORDER["pump"])]
     assert next(c for c in pump["criteria"] if c["id"] == "II.B.3")["result"] == "not-met"
     assert "1 resource of another patient was left out (Condition 1)" in pump["detail"]

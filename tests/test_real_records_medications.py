@@ -84,9 +84,11 @@ def prefetch_for(app, items: list[dict]) -> tuple[str, dict]:
         if template.key == "patient":
             prefetch["patient"] = patient
             continue
-        types = {template.resource_type} | ({"Medication"} if template.resource_type.startswith("Medication") else set())
+        types = {template.resource_type} | (
+            {"Medication"} if template.resource_type.startswith("Medication") else set())
         found = [r for r in items if r["resourceType"] in types]
-        prefetch[template.key] = ({"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in found]}
+        prefetch[template.key] = ({"resourceType": "Bundle", "type": "searchset",
+                                   "entry": [{"resource": r} for r in found]}
                                   if found else None)
     return patient["id"], prefetch
 
@@ -94,7 +96,8 @@ def prefetch_for(app, items: list[dict]) -> tuple[str, dict]:
 def call(app, path: str, patient_id: str, prefetch: dict, orders: list[dict]) -> dict:
     hook = "order-select" if path == SELECT else "order-sign"
     context = {"userId": "Practitioner/pr-1", "patientId": patient_id,
-               "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": o} for o in orders]}}
+               "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                               "entry": [{"resource": o} for o in orders]}}
     if hook == "order-select":
         context["selections"] = [f"{o['resourceType']}/{o['id']}" for o in orders]
     body = {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch}
@@ -106,8 +109,8 @@ def call(app, path: str, patient_id: str, prefetch: dict, orders: list[dict]) ->
 def pump_trial(patient_id: str) -> list[dict]:
     subject = {"reference": f"Patient/{patient_id}"}
     return [
-        {"resourceType": "ServiceRequest", "id": "sr-it-trial", "status": "draft", "intent": "order", "subject": subject,
-         "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "62322"}]}},
+        {"resourceType": "ServiceRequest", "id": "sr-it-trial", "status": "draft", "intent": "order",
+         "subject": subject, "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "62322"}]}},
         {"resourceType": "MedicationRequest", "id": "mr-it-morphine", "status": "draft", "intent": "order",
          "subject": subject,
          "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "892652"}]},
@@ -127,7 +130,8 @@ def as_read(evidence: dict) -> tuple[str, float | None, bool]:
     """('oxycodone', 30.0, False) from 'oxycodone 5 mg × 4/day × 1.5 = 30'."""
     value = evidence["value"]
     mme = re.search(r"= (\d+(?:\.\d+)?)$", value)
-    return re.match(r"[a-z]+", value).group(0), float(mme.group(1)) if mme else None, "identified from its name" in value
+    return (re.match(r"[a-z]+", value).group(0), float(mme.group(1)) if mme else None,
+            "identified from its name" in value)
 
 
 @pytest.mark.parametrize("name", sorted(OPIOIDS))

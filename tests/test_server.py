@@ -17,7 +17,7 @@ import time
 import pytest
 import sqlalchemy
 
-from cdshooks.store import db as store
+from cdshooks.store import connect
 from conftest import POSTGRES_URL
 from netfaults import FreezableProxy
 from served import EXAMPLE
@@ -217,7 +217,7 @@ def test_the_served_process_is_patched_for_gevent_before_ssl_is_imported(served)
 
 # ----------------------------------------------------------------------------- frozen database
 def test_with_the_database_frozen_hook_calls_answer_and_feedback_is_503(tmp_path, postgres_schema):
-    parts = sqlalchemy.engine.make_url(store.engine_url(POSTGRES_URL))
+    parts = sqlalchemy.engine.make_url(connect.engine_url(POSTGRES_URL))
     proxy = FreezableProxy((parts.host or "127.0.0.1", parts.port or 5432))
     url = f"postgresql://{parts.username}@127.0.0.1:{proxy.port}/{parts.database}" \
           f"?options=-csearch_path%3D{postgres_schema}"
@@ -243,7 +243,7 @@ def test_with_the_database_frozen_hook_calls_answer_and_feedback_is_503(tmp_path
 
 
 def _audit_rows(schema: str) -> int:
-    engine = sqlalchemy.create_engine(store.engine_url(POSTGRES_URL))
+    engine = sqlalchemy.create_engine(connect.engine_url(POSTGRES_URL))
     try:
         with engine.connect() as conn:
             return conn.execute(sqlalchemy.text(f"SELECT count(*) FROM {schema}.cdshooks_audit")).scalar()

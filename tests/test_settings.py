@@ -60,12 +60,15 @@ def test_today_follows_the_configured_time_zone():
     assert abs((config.today() - dt.date.today()).days) <= 1
 
 
-def test_the_statement_for_orders_no_policy_covers_has_a_documented_default_and_is_set_per_deployment(tmp_path, monkeypatch):
+def test_the_statement_for_orders_no_policy_covers_has_a_documented_default_and_is_set_per_deployment(
+        tmp_path, monkeypatch):
     default = make_app(tmp_path).extensions[settings.EXTENSION_KEY].UNCOVERED_ORDERS
     assert (default.covered, default.pa_needed, default.info_needed) == ("conditional", "no-auth", "OTH")
     assert default.values()["reason"].text == ("No medical policy of this service applies to this order; "
-                                               "no prior authorization is needed; coverage follows the member's plan terms.")
-    monkeypatch.setenv("CDSHOOKS_UNCOVERED_ORDERS", '{"covered": "covered", "pa-needed": "auth-needed", "info-needed": null}')
+                                               "no prior authorization is needed; "
+                                               "coverage follows the member's plan terms.")
+    monkeypatch.setenv("CDSHOOKS_UNCOVERED_ORDERS",
+                       '{"covered": "covered", "pa-needed": "auth-needed", "info-needed": null}')
     statement = make_app(tmp_path).extensions[settings.EXTENSION_KEY].UNCOVERED_ORDERS
     assert statement.values()["covered"] == "covered" and "info-needed" not in statement.values()
     assert "; prior authorization is needed;" in statement.values()["reason"].text   # the words follow the values

@@ -91,7 +91,8 @@ def test_task_2_medication_statement_as_a_second_source_of_a_fact(project, capsy
 
 def test_task_3_a_local_applicability_code_through_the_policys_value_set(project, capsys):
     follow(project, "integration.md", "Task 1", "Task 2", "Task 3", capsys=capsys)
-    assert "expected one card for ServiceRequest/sr-ste-trial, got 0" in fails_without_site_yaml(project, "IT-TRIAL", capsys)
+    assert ("expected one card for ServiceRequest/sr-ste-trial, got 0"
+            in fails_without_site_yaml(project, "IT-TRIAL", capsys))
 
 
 def test_task_3_the_rule_only_variant_adds_codes_to_one_applicability_rule(project, capsys):
@@ -165,7 +166,8 @@ def test_a_leaf_never_seen_in_every_result_fails_the_new_policy(project, capsys)
     suite.write_text(text[:text.index("  - name: procedures could not be read")])
     assert cli.main(["test", "--site", "st-elsewhere", "--policy", "st-elsewhere-dxa", "-q"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL st-elsewhere/policies/st-elsewhere-dxa_test.yaml::every leaf" in out and "B.1: never checked unknown" in out
+    assert ("FAIL st-elsewhere/policies/st-elsewhere-dxa_test.yaml::every leaf" in out
+            and "B.1: never checked unknown" in out)
 
 
 def test_an_added_set_reaches_the_sets_that_include_the_extended_one_and_replace_swaps_it(project):

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy
 
 from cdshooks.errors import StoreUnavailable
+from cdshooks.store import connect
 from cdshooks.store import db as store
 from conftest import POSTGRES_URL
 from netfaults import FreezableProxy
@@ -97,16 +98,16 @@ def test_committed_rows_survive_a_new_process_connection(database_url):
 
 
 def test_postgres_urls_use_the_psycopg3_driver():
-    assert store.engine_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
-    assert store.engine_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
-    assert store.engine_url("sqlite:///x") == "sqlite:///x"
+    assert connect.engine_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert connect.engine_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert connect.engine_url("sqlite:///x") == "sqlite:///x"
 
 
 # ----------------------------------------------------------------------------- faults
 @pytest.fixture
 def frozen_able_postgres(postgres_schema):
     """A store reaching PostgreSQL through a proxy the test can freeze (as SIGSTOP would)."""
-    parts = sqlalchemy.engine.make_url(store.engine_url(POSTGRES_URL))
+    parts = sqlalchemy.engine.make_url(connect.engine_url(POSTGRES_URL))
     proxy = FreezableProxy((parts.host or "127.0.0.1", parts.port or 5432))
     url = parts.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     instance = store.Store(f"{url}?options=-csearch_path%3D{postgres_schema}", timeout_s=1.0)
@@ -180,7 +181,7 @@ def test_writes_to_a_removed_sqlite_folder_are_refused_not_silently_lost(tmp_pat
 def test_a_sqlite_folder_that_cannot_be_created_stops_start_up_with_advice(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    with pytest.raises(store.StoreStartError) as error:
+    with pytest.raises(connect.StoreStartError) as error:
         store.Store(f"sqlite:///{blocker / 'data' / 's.sqlite3'}")
     message = str(error.value)
     assert str(blocker / "data") in message and "CDSHOOKS_DATABASE_URL" in message and "chown" in message
@@ -192,7 +193,7 @@ def test_a_sqlite_folder_owned_by_someone_else_stops_start_up_with_advice(tmp_pa
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        with pytest.raises(store.StoreStartError, match="not writable"):
+        with pytest.raises(connect.StoreStartError, match="not writable"):
             store.Store(f"sqlite:///{folder / 's.sqlite3'}")
     finally:
         folder.chmod(0o700)

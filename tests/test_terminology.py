@@ -81,7 +81,8 @@ def _members(include: dict) -> list[str]:
 
 
 def _source(include: dict) -> str:
-    return next((e.get("valueString", "") for e in include.get("extension", []) if e.get("url") == valuesets.SOURCE_EXTENSION), "")
+    return next((e.get("valueString", "") for e in include.get("extension", [])
+                 if e.get("url") == valuesets.SOURCE_EXTENSION), "")
 
 
 def _corpus_codes() -> set[tuple[str, str]]:

@@ -40,7 +40,8 @@ def test_a_vsac_export_with_an_expansion_loads_unchanged(tmp_path):
         "compose": {"include": [{"valueSet": ["http://cts.nlm.nih.gov/fhir/ValueSet/2.16.840.1.113883.3.526.2.92"]}]},
         "expansion": {"timestamp": "2025-06-20T16:58:24-04:00", "contains": [
             {"system": SNOMED, "version": "http://snomed.info/sct/731000124108/version/20230901", "code": "399068003"},
-            {"system": ICD10CM, "version": "2024", "code": "C61", "contains": [{"system": ICD10CM, "code": "C61.9"}]}]}})
+            {"system": ICD10CM, "version": "2024", "code": "C61",
+             "contains": [{"system": ICD10CM, "code": "C61.9"}]}]}})
     write(tmp_path / "vs", "cancer", {"compose": {"include": [{"valueSet": [valuesets.BASE_URL + "prostate-cancer"]}]}})
     sets, problems = load(tmp_path / "vs")
     assert problems == []
@@ -54,22 +55,28 @@ def test_a_vsac_export_with_an_expansion_loads_unchanged(tmp_path):
 def test_compose_reads_concepts_hierarchies_blocks_patterns_and_exclusions(tmp_path):
     folder = tmp_path / "vs"
     write(folder, "skin", {"compose": {"include": [
-        {"extension": [SOURCE], "system": ICD10CM, "filter": [{"property": "concept", "op": "is-a", "value": "C44"}]}]}})
+        {"extension": [SOURCE], "system": ICD10CM,
+         "filter": [{"property": "concept", "op": "is-a", "value": "C44"}]}]}})
     write(folder, "cancer", {"compose": {"include": [
-        {"extension": [SOURCE], "system": ICD10CM, "filter": [{"property": "concept", "op": "is-a", "value": "C00-C96"}]},
+        {"extension": [SOURCE], "system": ICD10CM,
+         "filter": [{"property": "concept", "op": "is-a", "value": "C00-C96"}]},
         {"extension": [SOURCE], "system": SNOMED, "concept": [{"code": "254637007"}]}],
         "exclude": [{"valueSet": [valuesets.BASE_URL + "skin"]}]}})
     write(folder, "abuse", {"compose": {
-        "include": [{"extension": [SOURCE], "system": ICD10CM, "filter": [{"property": "concept", "op": "is-a", "value": "F11.2"}]}],
+        "include": [{"extension": [SOURCE], "system": ICD10CM,
+                     "filter": [{"property": "concept", "op": "is-a", "value": "F11.2"}]}],
         "exclude": [{"system": ICD10CM, "filter": [{"property": "code", "op": "regex", "value": "^F1[0-9][12]1$"}]}]}})
-    write(folder, "both", {"compose": {"include": [{"valueSet": [valuesets.BASE_URL + "cancer", valuesets.BASE_URL + "abuse"]}]}})
+    write(folder, "both", {"compose": {"include": [{"valueSet": [valuesets.BASE_URL + "cancer",
+                                                                  valuesets.BASE_URL + "abuse"]}]}})
     sets, problems = load(folder)
     assert problems == []
     cancer = sets.codes("cancer")
-    assert cancer.entry_for(ICD10CM, "C7A00") and cancer.entry_for(ICD10CM, "C3490") and cancer.entry_for(SNOMED, "254637007")
+    assert (cancer.entry_for(ICD10CM, "C7A00") and cancer.entry_for(ICD10CM, "C3490")
+            and cancer.entry_for(SNOMED, "254637007"))
     assert not cancer.entry_for(ICD10CM, "C4491") and not cancer.entry_for(ICD10CM, "C97")
     both = sets.codes(["both"])   # a union keeps each set's own exclusions
-    assert both.entry_for(ICD10CM, "F1120") and not both.entry_for(ICD10CM, "F1121") and not both.entry_for(ICD10CM, "C440")
+    assert (both.entry_for(ICD10CM, "F1120") and not both.entry_for(ICD10CM, "F1121")
+            and not both.entry_for(ICD10CM, "C440"))
     assert dict(sets.get("cancer").members) == {ICD10CM: 1, SNOMED: 1}
 
 
@@ -77,14 +84,18 @@ def test_broken_value_sets_are_reported_with_file_and_line(tmp_path):
     folder = tmp_path / "vs"
     write(folder, "no-source", {"compose": {"include": [{"system": SNOMED, "concept": [{"code": "5602001"}]}]}})
     write(folder, "snomed-hierarchy", {"compose": {"include": [
-        {"extension": [SOURCE], "system": SNOMED, "filter": [{"property": "concept", "op": "is-a", "value": "363346000"}]}]}})
+        {"extension": [SOURCE], "system": SNOMED,
+         "filter": [{"property": "concept", "op": "is-a", "value": "363346000"}]}]}})
     write(folder, "dangling", {"compose": {"include": [{"valueSet": [valuesets.BASE_URL + "nowhere"]}]}})
-    write(folder, "Bad_Name", {"compose": {"include": [{"extension": [SOURCE], "system": SNOMED, "concept": [{"code": "1"}]}]}})
+    write(folder, "Bad_Name", {"compose": {"include": [{"extension": [SOURCE], "system": SNOMED,
+                                                        "concept": [{"code": "1"}]}]}})
     (folder / "broken.json").write_text('{"resourceType": "ValueSet",\n  "compose": [\n', encoding="utf-8")
     _, problems = load(folder)
     text = "\n".join(problems)
-    assert re.search(r"valuesets?/no-source\.json:5: compose\.include\[0\]: say where the members come from", text.replace("vs/", "valuesets/"))
-    assert re.search(r"snomed-hierarchy\.json:\d+: compose\.include\[0\]\.filter\[0\]: filter 'concept is-a 363346000' is not computable", text)
+    assert re.search(r"valuesets?/no-source\.json:5: compose\.include\[0\]: say where the members come from",
+                     text.replace("vs/", "valuesets/"))
+    assert re.search(r"snomed-hierarchy\.json:\d+: compose\.include\[0\]\.filter\[0\]: "
+                     r"filter 'concept is-a 363346000' is not computable", text)
     assert "dangling.json" in text and "unknown value set 'http://example.org/fhir/ValueSet/nowhere'" in text
     assert "Bad_Name.json:1" in text and "broken.json:3" in text
 
@@ -105,8 +116,10 @@ def test_a_mapping_naming_an_unknown_set_or_a_code_is_a_problem_at_its_line(tree
     problems = [p for p in check(tree / "policies", tree / "mappings", {})[1] if p.kind == "code"]
     lines = text.splitlines()
     assert [(p.file, p.line, p.path) for p in problems] == [
-        ("mappings/default.yaml", lines.index("    codes: [narcotic-allergy]") + 1, "facts.conditions.narcotic_allergy.codes"),
-        ("mappings/default.yaml", lines.index("      reasons: [icd10cm|Z36.0]") + 1, "facts.order.cfdna_marker.params.reasons")]
+        ("mappings/default.yaml", lines.index("    codes: [narcotic-allergy]") + 1,
+         "facts.conditions.narcotic_allergy.codes"),
+        ("mappings/default.yaml", lines.index("      reasons: [icd10cm|Z36.0]") + 1,
+         "facts.order.cfdna_marker.params.reasons")]
     assert "unknown value set 'narcotic-allergy'" in problems[0].detail
     assert "is a code, not a value-set name" in problems[1].detail
 

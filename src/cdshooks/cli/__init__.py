@@ -1,0 +1,1 @@
+"""The ``cdshooks`` command: serve, health, check (with lint), eval, test, schemas, valuesets."""

@@ -116,7 +116,8 @@ def _paths(fact: SelectFact, name: str, where) -> list[Problem]:
     out = []
     if elements(fact.source) is not None and fact.element not in elements(fact.source):
         out.append(Problem(*where, f"facts.{name}.element", "never-matches",
-                           f"{fact.source} has no element '{fact.element}'{did_you_mean(fact.element, elements(fact.source))}"))
+                           f"{fact.source} has no element '{fact.element}'"
+                           f"{did_you_mean(fact.element, elements(fact.source))}"))
     names = _fields(fact.value) if fact.value is not None else None
     if names:
         error = _walk(fact.source, names)
@@ -181,7 +182,8 @@ def _operators(policy, facts) -> list[Problem]:
         kind = _kind(facts.facts.get(expr.fact)) if expr.fact else None
         detail = _mismatch(expr, kind) if kind else None
         if detail:
-            out.append(policy.document.problem(path, "never-matches", f"fact '{expr.fact}' is {_article(kind)}: {detail}"))
+            out.append(policy.document.problem(path, "never-matches",
+                                               f"fact '{expr.fact}' is {_article(kind)}: {detail}"))
     return out
 
 
@@ -229,7 +231,8 @@ def _unused_fixtures(suites, policies, site) -> list[Problem]:
     named = {n for _, suite in suites for case in suite.cases for n in (*case.orders, *case.record)}
     from cdshooks.files.datafile import read_name
 
-    folders = [(policies / "testdata", policies.parent)] + ([(site / "policies" / "testdata", site.parent)] if site else [])
+    folders = [(policies / "testdata", policies.parent)] + (
+        [(site / "policies" / "testdata", site.parent)] if site else [])
     return [Problem(read_name(path, root), 1, "", "unused-fixture", "no test case names this fixture")
             for folder, root in folders if folder.is_dir() for path in sorted(folder.glob("*.json"))
             if path.stem not in named]

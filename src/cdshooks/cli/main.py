@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except DataFileError as exc:  # a user's data files, not our code: the problems, no traceback
         if all(p.kind == "missing" for p in exc.problems):
-            print(f"cdshooks: {', '.join(p.file for p in exc.problems)}: not found" + _where_hint(args), file=sys.stderr)
+            print(f"cdshooks: {', '.join(p.file for p in exc.problems)}: not found" + _where_hint(args),
+                  file=sys.stderr)
             return 2
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -72,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     test = commands.add_parser("test", help="run every policies/<id>_test.yaml (and the site's *_test.yaml)")
     _folders(test)
     test.add_argument("--policy", help="only the suites of this policy id")
-    test.add_argument("-k", dest="keyword", help="only cases whose 'file::name' contains this text (no every-leaf rule)")
+    test.add_argument("-k", dest="keyword",
+                      help="only cases whose 'file::name' contains this text (no every-leaf rule)")
     test.add_argument("-q", "--quiet", action="store_true", help="print failures and the count only")
     test.set_defaults(run=_test)
     schemas = commands.add_parser("schemas", help="write the JSON Schemas of the data-file formats")

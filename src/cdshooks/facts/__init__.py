@@ -1,0 +1,1 @@
+"""Facts that policies read: mappings (JSONPath over the record) and calculators, loaded once and memoised per order."""

@@ -170,9 +170,11 @@ def load(folder: Path, site=None) -> tuple[ValueSets, list[Problem]]:
             model, found = datafile.validate(document, ValueSetFile)
             problems += found
             if not NAME.match(path.stem):
-                problems.append(document.problem((), "name", f"file name '{path.stem}' must be lower-case-with-hyphens"))
+                problems.append(document.problem((), "name",
+                                                 f"file name '{path.stem}' must be lower-case-with-hyphens"))
             elif path.stem in shipped:
-                problems.append(document.problem((), "name", f"'{path.stem}' is a shipped value set: give the site's set "
+                problems.append(document.problem((), "name",
+                                                 f"'{path.stem}' is a shipped value set: give the site's set "
                                                  f"its own name and add it in site.yaml (valuesets: {{{path.stem}: "
                                                  f"{{add: [...]}}}} or {{replace: ...}})"))
             elif model is not None:
@@ -206,7 +208,8 @@ def _site_changes(site, parsed) -> tuple[dict, list[Problem]]:
             problems.append(site.problem(path, "valueset", f"unknown value set '{name}'{_hint(name, parsed)}"))
         for j, other in enumerate(change.add):
             if other not in parsed:
-                problems.append(site.problem(path + ("add", j), "valueset", f"unknown value set '{other}'{_hint(other, parsed)}"))
+                problems.append(site.problem(path + ("add", j), "valueset",
+                                             f"unknown value set '{other}'{_hint(other, parsed)}"))
         if change.replace and change.replace not in parsed:
             problems.append(site.problem(path + ("replace",), "valueset",
                                          f"unknown value set '{change.replace}'{_hint(change.replace, parsed)}"))
@@ -244,7 +247,8 @@ def _compile(name, parsed, by_url, compiled, stack, changes) -> list[Problem]:
     model, document = parsed[name]
     change = changes.get(name)
     if name in stack:
-        return [document.problem(("compose",), "valueset", f"value sets include each other: {' -> '.join(stack + (name,))}")]
+        return [document.problem(("compose",), "valueset",
+                                 f"value sets include each other: {' -> '.join(stack + (name,))}")]
     problems: list[Problem] = []
     entries: list[Code] = []
     sources: list[str] = []
@@ -302,7 +306,8 @@ def _exact(system: str, code: str) -> Code:
     return Code(system, normalize_code(system, code), "exact", token=f"{system}|{code}")
 
 
-def _entries(part: Include, path, document, parsed, by_url, compiled, stack, sources: list, changes) -> tuple[list[Code], list[Problem]]:
+def _entries(part: Include, path, document, parsed, by_url, compiled, stack, sources: list,
+             changes) -> tuple[list[Code], list[Problem]]:
     """The entries of one include or exclude; the sources of included sets are added to ``sources``."""
     problems, entries = [], []
     for j, canonical in enumerate(part.valueSet):
@@ -342,12 +347,15 @@ def _system_problems(part: Include, path, document) -> list[Problem]:
         fixed = system.strip().rstrip("/")
         hint = f": write '{fixed}'" if canonical_system(fixed) in _KNOWN_SYSTEMS else ""
         problems.append(document.problem(path + ("system",), "never-matches",
-                                         f"system '{system}' has a trailing slash or space; records never carry it{hint}"))
+                                         f"system '{system}' has a trailing slash or space; "
+                                         f"records never carry it{hint}"))
     for j, concept in enumerate(part.concept):
-        if canonical_system(system) in _PREFIX_SYSTEMS and _BLOCK.match(concept.code.strip().upper().translate(_DASHES)):
+        if (canonical_system(system) in _PREFIX_SYSTEMS
+                and _BLOCK.match(concept.code.strip().upper().translate(_DASHES))):
             problems.append(document.problem(path + ("concept", j, "code"), "never-matches",
                                              f"'{concept.code}' is a range, not a code: write it as a filter "
-                                             f"{{property: concept, op: is-a, value: {concept.code.translate(_DASHES)}}}"))
+                                             "{property: concept, op: is-a, "
+                                             f"value: {concept.code.translate(_DASHES)}}}"))
     return problems
 
 

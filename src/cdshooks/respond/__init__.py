@@ -1,0 +1,1 @@
+"""Evaluations into CDS Hooks cards, explanations and Da Vinci CRD coverage-information."""

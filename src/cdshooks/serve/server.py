@@ -22,7 +22,7 @@ from cdshooks.errors import StoreUnavailable
 from cdshooks.files.datafile import DataFileError
 from cdshooks.settings import SettingsError
 from cdshooks.store import db as store
-from cdshooks.store.db import StoreStartError
+from cdshooks.store.connect import StoreStartError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from pathlib import Path
 
 from flask import Flask
 from flask import current_app
@@ -35,25 +34,20 @@ from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
-from sqlalchemy import create_engine
 from sqlalchemy import delete
-from sqlalchemy import event
 from sqlalchemy import select
-from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError
-from sqlalchemy.pool import StaticPool
 
 from cdshooks import settings
-from cdshooks.cutoff import Cutoff
 from cdshooks.errors import StoreUnavailable
+from cdshooks.store import connect
 from cdshooks.store import native
 
 log = logging.getLogger(__name__)
@@ -121,60 +115,24 @@ health = Table(  # one row, rewritten by /healthz to prove the store can write
 )
 
 
-class StoreStartError(RuntimeError):
-    """The store cannot be opened at start-up; the message says what to do."""
-
-
-def engine_url(url: str) -> str:
-    """Return ``url`` with PostgreSQL mapped to the psycopg 3 driver we install."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-_SCHEMA_LOCK = 0x63647368  # "cdsh": the advisory lock instances take while creating the tables
-
-
-def _create_schema(engine: Engine) -> None:
-    """Create missing tables; instances starting together on an empty database must not race.
-
-    PostgreSQL serialises them with a transaction-scoped advisory lock, so the second instance
-    sees the first one's tables. SQLite's driver commits each CREATE on its own, so a creator
-    that checked before another created a table fails with "already exists"; each retry sees at
-    least one more table, so one retry per table is enough.
-    """
-    postgres = engine.dialect.name == "postgresql"
-    for attempt in range(len(metadata.tables) + 1):
-        try:
-            with engine.begin() as conn:
-                if postgres:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-                metadata.create_all(conn)
-            return
-        except OperationalError:
-            if postgres or attempt == len(metadata.tables):
-                raise
-
-
 class Store:
     """The service's database: schema created on construction, one bounded transaction per write."""
 
     def __init__(self, url: str, timeout_s: float = 2.0, audit_capacity: int = 10_000):
         self.timeout_s = timeout_s
-        self.engine: Engine = _create_engine(engine_url(url), timeout_s)
-        self._sqlite_file = _sqlite_file(self.engine)
+        self.engine: Engine = connect.create(connect.engine_url(url), timeout_s)
+        self._sqlite_file = connect.sqlite_file(self.engine)
         if self._sqlite_file is not None:
-            _prepare_folder(self._sqlite_file.parent)
+            connect.prepare_folder(self._sqlite_file.parent)
         try:
-            _create_schema(self.engine)
+            connect.create_schema(self.engine, metadata)
         except SQLAlchemyError as exc:
-            raise StoreStartError(_start_advice(self._sqlite_file, exc)) from None
-        self._identity = _file_identity(self._sqlite_file)
+            raise connect.StoreStartError(connect.start_advice(self._sqlite_file, exc)) from None
+        self._identity = connect.file_identity(self._sqlite_file)
         self._down_until = 0.0
         self._side, self._side_pid = None, None
         # an in-memory SQLite database is one connection shared by every thread: one transaction at a time
-        self._one_at_a_time = threading.Lock() if _shared_connection(self.engine) else contextlib.nullcontext()
+        self._one_at_a_time = threading.Lock() if connect.shared_connection(self.engine) else contextlib.nullcontext()
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         from cdshooks.store.audit import AuditWriter  # the writer writes through this store
 
@@ -286,7 +244,7 @@ class Store:
             raise StoreUnavailable(f"the database is not answering; the {what} write was not tried")
         self._same_file(what)
         try:
-            with self._one_at_a_time, self.engine.connect() as conn, _watchdog(conn, self.timeout_s):
+            with self._one_at_a_time, self.engine.connect() as conn, connect.watchdog(conn, self.timeout_s):
                 if self._sqlite_file is not None:  # outside any transaction, on the driver itself
                     conn.connection.driver_connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 with conn.begin():
@@ -324,102 +282,11 @@ class Store:
     def _same_file(self, what: str) -> None:
         if self._sqlite_file is None:
             return
-        if _file_identity(self._sqlite_file) != self._identity:
+        if connect.file_identity(self._sqlite_file) != self._identity:
             self.engine.dispose()  # connections still point at the old, unlinked file
             log.error("store unavailable (%s): %s is gone or was replaced", what, self._sqlite_file)
             raise StoreUnavailable(f"the SQLite database {self._sqlite_file} is gone or was replaced; "
                                    f"the {what} write would not be kept; nothing was stored")
-
-
-@contextmanager
-def _watchdog(conn, timeout_s: float):
-    """Shut the connection's socket down if the transaction outlives ``timeout_s``.
-
-    A stopped or frozen PostgreSQL still has its kernel acknowledge every packet, so neither TCP
-    keep-alives nor ``tcp_user_timeout`` ever fire, and libpq has no client-side statement
-    timeout: closing the socket under the waiting call is the one way to end the wait.  (SQLite
-    is bounded by ``busy_timeout`` instead.)
-    """
-    pgconn = getattr(conn.connection.dbapi_connection, "pgconn", None)
-    if pgconn is None:
-        yield
-        return
-    cutoff = Cutoff()
-    try:
-        cutoff.watch(pgconn.socket)
-        cutoff.arm(timeout_s, "store-watchdog")
-        yield
-    finally:
-        cutoff.close()
-        if cutoff.fired:
-            log.error("store: a transaction outlived its %.1f s limit; its connection was closed", timeout_s)
-
-
-def _create_engine(url: str, timeout_s: float) -> Engine:
-    if url.startswith("sqlite"):
-        memory = make_url(url).database in (None, "", ":memory:")
-        # one in-memory database shared by every thread (the audit writer's too), not one per thread
-        shared = {"poolclass": StaticPool} if memory else {}
-        connect = {"timeout": timeout_s, **({"check_same_thread": False} if memory else {})}
-        engine = create_engine(url, connect_args=connect, hide_parameters=True, **shared)
-        event.listen(engine, "connect", lambda conn, _record: _sqlite_pragmas(conn, timeout_s))
-        return engine
-    # No pool_pre_ping: its SELECT 1 would run before the watchdog can guard it; a connection
-    # the server dropped fails its transaction once (503 / audit retry) and is replaced.
-    return create_engine(url, hide_parameters=True, pool_timeout=timeout_s, pool_recycle=1800,
-                         connect_args={"connect_timeout": max(1, round(timeout_s))})
-
-
-def _sqlite_pragmas(dbapi_connection, timeout_s: float) -> None:
-    # WAL lets several gunicorn workers write; each transaction chooses how hard it syncs
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")  # first: WAL itself may wait for a lock
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
-
-
-def _shared_connection(engine: Engine) -> bool:
-    return isinstance(engine.pool, StaticPool)
-
-
-def _sqlite_file(engine: Engine) -> Path | None:
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database).resolve()
-
-
-def _file_identity(path: Path | None) -> tuple[int, int] | None:
-    if path is None:
-        return None
-    try:
-        stat = path.stat()
-    except OSError:
-        return (-1, -1)
-    return stat.st_dev, stat.st_ino
-
-
-def _prepare_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreStartError(_folder_advice(folder, exc.strerror or str(exc))) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise StoreStartError(_folder_advice(folder, "not writable"))
-
-
-def _folder_advice(folder: Path, why: str) -> str:
-    return (f"cannot use the SQLite folder {folder}: {why} (this process runs as uid {os.getuid()}). "
-            f"Make it writable for that user (for a Docker bind mount: `chown {os.getuid()} <host folder>` "
-            f"or run the container with `--user $(id -u)`), or set CDSHOOKS_DATABASE_URL to another "
-            f"database.")
-
-
-def _start_advice(sqlite_file: Path | None, exc: SQLAlchemyError) -> str:
-    if sqlite_file is not None:
-        return _folder_advice(sqlite_file.parent, f"cannot create {sqlite_file.name} ({type(exc).__name__})")
-    return (f"cannot open the database named by CDSHOOKS_DATABASE_URL ({type(exc).__name__}: "
-            f"{getattr(exc, 'orig', exc)}); check that it is reachable and the user may create tables.")
 
 
 def audit_values(row: dict) -> dict:

@@ -20,10 +20,10 @@ from pydantic import Field
 
 from cdshooks.files import datafile
 from cdshooks.files.datafile import Problem
+from cdshooks.policy.model import Result
 from cdshooks.respond import card_rules
 from cdshooks.respond.coverage import COVERAGE_INFORMATION
 
-Result = Literal["met", "not-met", "unknown"]
 SCHEMA_FILE = "test-schema.json"
 
 
@@ -69,7 +69,7 @@ class Suite(_Model):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CaseRun:
     suite: str
     case: str
     failures: tuple[str, ...]

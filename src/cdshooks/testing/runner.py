@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cdshooks.files.datafile import DataFileError
 from cdshooks.testing import cases
-from cdshooks.testing.cases import Outcome
+from cdshooks.testing.cases import CaseRun
 
 EVALUABLE = ("structured", "structured+doc", "documentation")
 
@@ -28,18 +28,18 @@ class Selection:
 
 
 def run(policies: Path, mappings: Path, site: Path | None = None, selection: Selection = Selection(),
-        valuesets: Path | None = None) -> list[Outcome]:
+        valuesets: Path | None = None) -> list[CaseRun]:
     """Every selected case, then the every-leaf rule per policy (only when no ``-k`` narrows the cases)."""
     from cdshooks import create_app
     from cdshooks import registry as registry_module
 
-    apps, outcomes, loaded = {}, [], []
+    apps, runs, loaded = {}, [], []
     for path, root, shipped in cases.suite_files(policies, site):
         suite, problems = cases.load_suite(path, root, shipped, policies)
         name = path.name if shipped else str(path.relative_to(root))
         if problems or suite is None:
             if suite is None or selection.wants(name, suite):
-                outcomes.append(Outcome(name, "load", tuple(str(p) for p in sorted(problems))))
+                runs.append(CaseRun(name, "load", tuple(str(p) for p in sorted(problems))))
             continue
         if not selection.wants(name, suite):
             continue
@@ -54,20 +54,20 @@ def run(policies: Path, mappings: Path, site: Path | None = None, selection: Sel
                 try:
                     apps[key] = create_app(_config(policies, mappings, site, valuesets, today, suite, case))
                 except DataFileError as exc:
-                    return outcomes + [Outcome("(data files)", "load", tuple(str(p) for p in exc.problems))]
+                    return runs + [CaseRun("(data files)", "load", tuple(str(p) for p in exc.problems))]
             app = apps[key]
             with app.app_context():
                 registry = registry_module.get()
             if suite.policy not in registry.policies.by_id:
-                outcomes.append(Outcome(name, case.name, (f"no policy '{suite.policy}' is loaded",)))
+                runs.append(CaseRun(name, case.name, (f"no policy '{suite.policy}' is loaded",)))
                 continue
             failures = cases.run_case(app.test_client(), registry, folders, suite, case)
-            outcomes.append(Outcome(name, case.name, tuple(failures)))
+            runs.append(CaseRun(name, case.name, tuple(failures)))
     if apps and not selection.keyword:
         with next(iter(apps.values())).app_context():
             policy_set = registry_module.get().policies
-        outcomes += leaf_coverage(loaded, policy_set)
-    return outcomes
+        runs += leaf_coverage(loaded, policy_set)
+    return runs
 
 
 def _config(policies, mappings, site, valuesets, today, suite, case) -> dict:
@@ -90,7 +90,7 @@ def possible_results(node, unreachable: dict) -> set[str]:
     return results - set(unreachable.get(node.id, ()))
 
 
-def leaf_coverage(suites, policy_set) -> list[Outcome]:
+def leaf_coverage(suites, policy_set) -> list[CaseRun]:
     """Per policy, over all its suites (shipped and the site's): every evaluable leaf seen in every
     result it can take.  One outcome per policy, failing with the results never checked."""
     seen: dict[str, dict[str, set]] = {}
@@ -102,13 +102,14 @@ def leaf_coverage(suites, policy_set) -> list[Outcome]:
         for case in suite.cases:
             for node_id, result in case.expect.criteria.items():
                 seen.setdefault(suite.policy, {}).setdefault(node_id, set()).add(result)
-    outcomes = []
+    runs = []
     for policy_id, names in files.items():
         policy = policy_set.by_id.get(policy_id)
         if policy is None:
             continue
         missing = {n.id: sorted(possible_results(n, unreachable[policy_id]) - seen.get(policy_id, {}).get(n.id, set()))
                    for n in policy.nodes.values() if n.type in EVALUABLE}
-        failures = tuple(f"{node_id}: never checked {', '.join(results)}" for node_id, results in missing.items() if results)
-        outcomes.append(Outcome(" + ".join(names), f"every leaf of {policy_id} met / not met / unknown", failures))
-    return outcomes
+        failures = tuple(f"{node_id}: never checked {', '.join(results)}"
+                         for node_id, results in missing.items() if results)
+        runs.append(CaseRun(" + ".join(names), f"every leaf of {policy_id} met / not met / unknown", failures))
+    return runs

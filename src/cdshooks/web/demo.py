@@ -2,8 +2,9 @@
 
 It lists the synthetic patients of ``CDSHOOKS_DEMO_PATIENTS`` (hook requests, as in ``examples/``):
 the resources of each file's prefetch are the patient's record, from which the page answers every
-prefetch template as an EHR would, and its draft orders are what the page offers to order. The browser then makes the real calls an EHR makes — discovery, order-select, order-sign,
-feedback — against this service, and opens the documentation form from the cards.
+prefetch template as an EHR would, and its draft orders are what the page offers to order. The
+browser then makes the real calls an EHR makes — discovery, order-select, order-sign, feedback —
+against this service, and opens the documentation form from the cards.
 
 A file may say when its record was written (``extension["cdshooks.demo"].asOf``); every date in
 it is then moved by the days between that date and the service's evaluation date, so a pregnancy
@@ -98,7 +99,8 @@ def _patient(path: Path) -> Patient:
     resources = [prefetch["patient"]]
     for key, value in prefetch.items():
         if key != "patient" and isinstance(value, dict):
-            resources += [e["resource"] for e in value.get("entry", [])] if value.get("resourceType") == "Bundle" else [value]
+            resources += ([e["resource"] for e in value.get("entry", [])]
+                          if value.get("resourceType") == "Bundle" else [value])
     orders = tuple(e["resource"] for e in body["context"]["draftOrders"]["entry"])
     as_of = dt.date.fromisoformat(meta["asOf"]) if meta.get("asOf") else None
     return Patient(path.stem, meta.get("label") or path.stem.replace("-", " "), as_of, tuple(resources), orders)

@@ -65,7 +65,8 @@ def _code_words(names: list[str], shown: int = 8) -> str:
             codes = by_system.setdefault(_SYSTEM_WORDS.get(entry.system, entry.system), [])
             if _entry_code(entry) not in codes:
                 codes.append(_entry_code(entry))
-    return "; ".join(f"{system} {', '.join(codes[:shown])}" + (f" and {len(codes) - shown} more" if len(codes) > shown else "")
+    return "; ".join(f"{system} {', '.join(codes[:shown])}"
+                     + (f" and {len(codes) - shown} more" if len(codes) > shown else "")
                      for system, codes in by_system.items())
 
 
@@ -127,7 +128,8 @@ def _form(launch: forms.Launch):
         except forms.FormError as exc:
             write_error = str(exc)
     return render_template("form_done.html", model=policy.model, launch=launch, answered=len(qr["item"]),
-                           qr_json=json.dumps(qr, indent=2, ensure_ascii=False), written=written or None, write_error=write_error,
+                           qr_json=json.dumps(qr, indent=2, ensure_ascii=False), written=written or None,
+                           write_error=write_error,
                            filename=f"QuestionnaireResponse-{policy.id}.json", demo=settings.get().DEMO)
 
 
