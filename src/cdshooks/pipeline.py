@@ -48,7 +48,7 @@ class Call:
 
 
 @dataclass(frozen=True)
-class CallResult:
+class Answer:
     """Everything one call produced: the request, the evaluations behind the response, the response."""
 
     parsed: protocol.ParsedRequest
@@ -79,7 +79,7 @@ def parse(config, call: Call) -> protocol.ParsedRequest:
     return protocol.parse_request(call.body, call.service.hook, config.MAX_DRAFT_ORDERS, config.MAX_JSON_DEPTH)
 
 
-def answer(registry, config, call: Call) -> CallResult:
+def answer(registry, config, call: Call) -> Answer:
     """Run the whole pipeline for one request (CRD 2.2 turns every 422 into a 400, hook-13)."""
     try:
         return _answer(registry, config, call)
@@ -89,7 +89,7 @@ def answer(registry, config, call: Call) -> CallResult:
         raise
 
 
-def _answer(loaded, config, call: Call) -> CallResult:
+def _answer(loaded, config, call: Call) -> Answer:
     parsed = parse(config, call)
     today = config.today()
     matches = applicability.match_orders(loaded.policies, parsed.in_scope, parsed.draft_orders, today)
@@ -107,7 +107,7 @@ def _answer(loaded, config, call: Call) -> CallResult:
     evaluations = [applicability.evaluate(match, base, record) for match in applicability.confirmed(matches, base)]
     cards, actions = _respond(evaluations, record, parsed, loaded, config, call, today)
     body = protocol.response_body(parsed.hook, cards, actions, mirror=config.SANDBOX_SYSTEM_ACTIONS)
-    return CallResult(parsed, evaluations, base, cards, body)
+    return Answer(parsed, evaluations, base, cards, body)
 
 
 def _coverage_keys(loaded, parsed) -> frozenset[str]:

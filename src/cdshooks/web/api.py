@@ -32,7 +32,7 @@ class _HookCall:
 
     service: object
     call: pipeline.Call | None = None
-    result: pipeline.CallResult | None = None
+    result: pipeline.Answer | None = None
 
     def audit_fields(self) -> dict:
         if self.result is not None:
