@@ -32,11 +32,11 @@ class _HookCall:
 
     service: object
     call: pipeline.Call | None = None
-    result: pipeline.Answer | None = None
+    answer: pipeline.Answer | None = None
 
     def audit_fields(self) -> dict:
-        if self.result is not None:
-            return self.result.audit_fields()
+        if self.answer is not None:
+            return self.answer.audit_fields()
         try:  # the call failed: its ids if the request itself was valid (a 412, a 400 of CRD 2.2…)
             return pipeline.request_ids(pipeline.parse(settings.get(), self.call)) if self.call else {}
         except InvalidRequest:
@@ -54,8 +54,8 @@ def invoke(service_id: str):
     g.hook_call = traced = _HookCall(_service(service_id))   # from here on, the call is logged and audited
     traced.call = pipeline.Call(traced.service, http.read_json_object(), http.public_base_url(), g.started,
                                 forms.launches())
-    traced.result = pipeline.answer(registry.get(), settings.get(), traced.call)
-    return jsonio.response(traced.result.body)
+    traced.answer = pipeline.answer(registry.get(), settings.get(), traced.call)
+    return jsonio.response(traced.answer.body)
 
 
 @bp.after_request
@@ -68,10 +68,10 @@ def _log_and_audit(response):
     fields = traced.audit_fields()
     calls.info("hook=%s service=%s hookInstance=%s status=%s ms=%.1f", traced.service.hook, traced.service.id,
                fields.get("hook_instance", "-"), response.status_code, elapsed_ms)
-    store.get().add_audit({"service_id": traced.service.id, "hook": traced.service.hook, "hook_instance": None,
-                           "patient_id": None, "order_refs": [],
-                           "decisions": [], "card_ids": [], **fields, "latency_ms": round(elapsed_ms, 3),
-                           "status": response.status_code})   # queued: the answer never waits on the database
+    store.get().add_audit({  # queued: the answer never waits on the database (store/audit.py)
+        "service_id": traced.service.id, "hook": traced.service.hook, "hook_instance": None, "patient_id": None,
+        "order_refs": [], "decisions": [], "card_ids": [], **fields,
+        "latency_ms": round(elapsed_ms, 3), "status": response.status_code})
     return response
 
 
