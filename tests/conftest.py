@@ -214,7 +214,7 @@ def postgres_schema():
 
 def mapped_csf_products():
     """The CSF product table as the shipped mapping and value sets define it."""
-    from cdshooks.facts.calculators.csf_products import product_table
+    from cdshooks.facts.calculators.oncology.products import product_table
     from cdshooks.facts.loader import resolve_params
     from cdshooks.fhir import valuesets
 

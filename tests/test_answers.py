@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from cdshooks.facts.answers import answers_for
 from cdshooks.fhir import record
 from cdshooks.fhir.record import Slot
-from cdshooks.policy.answers import answers_for
 from conftest import bundle
 from conftest import patient
 

@@ -2,60 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from types import MappingProxyType
-
+from cdshooks.facts.answers import DocAnswer
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
-from cdshooks.facts.facts import FactContext
 from cdshooks.facts.facts import Interval
 from cdshooks.fhir.codes import CodeSet
-from cdshooks.fhir.record import Record
-from cdshooks.policy.answers import Answer
-from cdshooks.policy.evaluate import Evaluator
 from cdshooks.policy.evaluate import test as apply_test
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
-
-T = dt.date(2025, 6, 15)
-
-
-class Fixed:
-    """A fact definition that returns a fixed Fact."""
-
-    order_scoped = False
-    setting_refs = ()
-
-    def __init__(self, fact):
-        self.value = fact
-
-    def compute(self, ctx, at):
-        return self.value
-
-
-class Policy:
-    def __init__(self, root: Node):
-        self.model = type("M", (), {"criteria": root})
-        self.nodes = {n.id: n for n in _walk(root)}
-        self.codesets = {}
-
-
-def _walk(node):
-    yield node
-    for child in node.children():
-        yield from _walk(child)
+from policy_stubs import evaluator
 
 
 def leaf(id_, when=None, type_="structured+doc", default="unknown"):
     return Node(id=id_, text=id_, cite="test", type=type_, when=when, default=default)
 
 
-def run(root, facts, answers=None, settings=None):
-    ctx = FactContext(MappingProxyType({k: Fixed(v) for k, v in facts.items()}), Record(), T, {},
-                      settings=settings or {})
-    evaluator = Evaluator(Policy(root), ctx, answers or {}, {"T": T, "E": T, "R": T})
-    decision = evaluator.run(None)
-    return decision, {k: v for k, v in evaluator.results.items()}
+def run(root, facts, answers=None, settings=None, **policy):
+    evaluation = evaluator(root, facts, answers, settings, **policy)
+    decision = evaluation.run(None)
+    return decision, dict(evaluation.results)
 
 
 def present(name):
@@ -68,13 +33,13 @@ EVIDENCE = (Evidence("Condition/c1", "F11.20"),)
 def test_structured_evidence_wins_over_documentation():
     root = Node(id="R", text="r", cite="c", none=[leaf("X", present("f"), default="not-met")])
     _, results = run(root, {"f": Fact("known", True, EVIDENCE)},
-                     {"X": Answer(False, Evidence("QuestionnaireResponse/q", "X answered no"))})
+                     {"X": DocAnswer(False, Evidence("QuestionnaireResponse/q", "X answered no"))})
     assert results["X"].result == "met" and results["X"].source == "structured"
 
 
 def test_documentation_answers_when_the_record_is_silent():
     root = Node(id="R", text="r", cite="c", all=[leaf("X", present("f"))])
-    decision, results = run(root, {"f": Fact("unknown")}, {"X": Answer(True, Evidence("QuestionnaireResponse/q", "yes"))})
+    decision, results = run(root, {"f": Fact("unknown")}, {"X": DocAnswer(True, Evidence("QuestionnaireResponse/q", "yes"))})
     assert results["X"].result == "met" and results["X"].source == "documentation" and decision == "met"
 
 
@@ -92,7 +57,7 @@ def test_unavailable_data_is_unknown_never_the_default():
 
 def test_structured_leaves_ignore_documentation():
     root = Node(id="R", text="r", cite="c", all=[leaf("X", present("f"), type_="structured")])
-    _, results = run(root, {"f": Fact("unknown")}, {"X": Answer(True, Evidence("QuestionnaireResponse/q", "yes"))})
+    _, results = run(root, {"f": Fact("unknown")}, {"X": DocAnswer(True, Evidence("QuestionnaireResponse/q", "yes"))})
     assert results["X"].result == "unknown"
 
 
@@ -156,3 +121,43 @@ def test_a_proven_part_waiting_on_an_unproven_one_keeps_an_all_unknown():
                                                       default="not-met")])
     _, results = run(root, {"pain": Fact("known", "met", EVIDENCE), "score": Fact("unknown")})
     assert results["RF"].result == "unknown"
+
+
+def test_a_definition_is_evaluated_where_it_is_named():
+    """``{def: over-65}`` is the defined test itself: its value, evidence and note."""
+    define = {"over-65": Expr(fact="age", ge=66)}
+    root = Node(id="R", text="r", cite="c", any=[leaf("A", Expr(def_="over-65"), type_="structured"),
+                                                  leaf("B", Expr(not_=Expr(def_="over-65")), type_="structured")])
+    decision, results = run(root, {"age": Fact("known", 72, EVIDENCE, "age 72")}, define=define)
+    assert (results["A"].result, results["B"].result) == ("met", "not-met")
+    assert results["A"].evidence == EVIDENCE and results["A"].note == "age 72" and decision == "met"
+
+
+def test_a_twin_answers_the_leaf_and_the_latest_answer_wins():
+    """The two placements of one named-list item share documentation: the latest answer decides."""
+    root = Node(id="R", text="r", cite="c", all=[leaf("A.1", present("f")), leaf("B.1", present("f"))])
+    answers = {"A.1": DocAnswer(True, Evidence("QuestionnaireResponse/old", "A.1 answered yes", "2025-06-01")),
+               "B.1": DocAnswer(False, Evidence("QuestionnaireResponse/new", "B.1 answered no", "2025-06-10"))}
+    _, results = run(root, {"f": Fact("unknown")}, answers, twins={"A.1": ("B.1",), "B.1": ("A.1",)})
+    assert results["A.1"].result == results["B.1"].result == "not-met"
+    assert results["A.1"].evidence[0].reference == "QuestionnaireResponse/new"
+
+
+def test_without_twins_each_leaf_reads_only_its_own_answer():
+    root = Node(id="R", text="r", cite="c", all=[leaf("A.1", present("f")), leaf("B.1", present("f"))])
+    answers = {"A.1": DocAnswer(True, Evidence("QuestionnaireResponse/q", "A.1 answered yes", "2025-06-01"))}
+    _, results = run(root, {"f": Fact("unknown")}, answers)
+    assert (results["A.1"].result, results["B.1"].result) == ("met", "unknown")
+
+
+def test_a_yes_its_fact_reads_itself_does_not_answer_the_leaf_but_a_no_does():
+    """f.1: the category fact reads the three 'yes' answers together (two → unknown); the leaf
+    must not take its own 'yes' back, while a 'no' still answers it."""
+    root = Node(id="R", text="r", cite="c", any=[leaf("HIGH", Expr(fact="category", is_="high"))])
+    yes = {"HIGH": DocAnswer(True, Evidence("QuestionnaireResponse/q", "HIGH answered yes"))}
+    no = {"HIGH": DocAnswer(False, Evidence("QuestionnaireResponse/q", "HIGH answered no"))}
+    conflict = Fact("unknown", note="documentation names several risk categories")
+    read_by_fact = {"answered_by_facts": frozenset({"HIGH"})}
+    assert run(root, {"category": conflict}, yes, **read_by_fact)[1]["HIGH"].result == "unknown"
+    assert run(root, {"category": conflict}, no, **read_by_fact)[1]["HIGH"].result == "not-met"
+    assert run(root, {"category": conflict}, yes)[1]["HIGH"].result == "met"

@@ -94,7 +94,8 @@ def _print_evaluation(evaluation) -> None:
         print(line + (f" — {result.note}" if result.note else ""))
         node = policy.nodes[result.id]
         if node.when is not None and result.leaf:
-            print(f"{'':<18}compared: {why.comparison(node.when, evaluation.context, evaluation.dates)}")
+            compared = why.comparison(node.when, evaluation.context, evaluation.dates, policy.model.define)
+            print(f"{'':<18}compared: {compared}")
         for evidence in result.evidence:
             print(f"{'':<18}{evidence}")
     if evaluation.documentation:

@@ -175,10 +175,10 @@ def _kind(fact) -> str | None:
 
 
 def _operators(policy, facts) -> list[Problem]:
-    from cdshooks.policy.loader import _exprs
+    from cdshooks.policy import definitions
 
     out = []
-    for expr, path in _exprs(policy.model, policy.nodes):
+    for expr, path in definitions.tests(policy.model, policy.paths):
         kind = _kind(facts.facts.get(expr.fact)) if expr.fact else None
         detail = _mismatch(expr, kind) if kind else None
         if detail:

@@ -51,6 +51,10 @@ class Fact:
 
 UNKNOWN = Fact("unknown")
 
+# The values of a rule-like fact (a policy reads them with ``result: true``), the same strings the
+# policy's three-valued logic works with (policy/logic.py)
+MET, NOT_MET, UNDECIDED = "met", "not-met", "unknown"
+
 
 @dataclass(frozen=True)
 class Item:

@@ -51,6 +51,13 @@ class CalculatorFact:
     def compute(self, ctx, at):
         return self.calculator.compute(ctx, at, self.inputs, self.params)
 
+    def answers_read(self, policy_id: str) -> frozenset[str]:
+        """Criteria of ``policy_id`` whose documentation answers this fact reads itself."""
+        key = self.calculator.reads_answers
+        if key is None or self.params.get("questionnaire") != policy_id:
+            return frozenset()
+        return frozenset(self.params[key].values())
+
 
 @dataclass(frozen=True)
 class FactSet:

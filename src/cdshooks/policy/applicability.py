@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Mapping
 
+from cdshooks.facts.answers import answers_for
 from cdshooks.facts.calculators.orders import order_concepts
 from cdshooks.facts.facts import FactContext
 from cdshooks.fhir import record as record_module
@@ -14,7 +15,6 @@ from cdshooks.fhir.dates import parse_date
 from cdshooks.fhir.orders import DraftOrder
 from cdshooks.fhir.record import Record
 from cdshooks.policy import logic
-from cdshooks.policy.answers import answers_for
 from cdshooks.policy.evaluate import Evaluator
 from cdshooks.policy.evaluate import NodeResult
 from cdshooks.policy.evaluate import deciding
@@ -84,8 +84,6 @@ def _applicable_rule(policy: CompiledPolicy, order: DraftOrder, concepts, base: 
             continue
         if rule.requires is not None and not holds(rule.requires, policy, order, base):
             continue
-        if rule.unless is not None and holds(rule.unless, policy, order, base):
-            return None
         return rule
     return None
 
@@ -163,14 +161,19 @@ def recompute(policy: CompiledPolicy, node, results, overrides: Mapping[str, str
 
 
 def _documentation(policy: CompiledPolicy, results, evaluator: Evaluator) -> tuple[str, ...]:
-    """Unknown documentation-answerable leaves, in tree order, that the policy wants asked."""
-    wanted = []
-    for node_id, result in results.items():
-        node = policy.nodes[node_id]
-        if not (result.doc_leaf and result.result == logic.UNKNOWN and node.ask):
-            continue
-        if node.ask_if is not None:
-            if evaluator.expr(node.ask_if, evaluator.dates["T"], node).value != logic.MET:
-                continue
-        wanted.append(node_id)
+    """Unknown documentation-answerable leaves, in tree order, that the policy wants asked: the
+    ``ask_when`` of the leaf and of every group above it holds."""
+    asked: dict[str, bool] = {}
+
+    def ask(node_id: str | None) -> bool:
+        if node_id is None:
+            return True
+        if node_id not in asked:
+            node = policy.nodes[node_id]
+            asked[node_id] = ask(policy.parents.get(node_id)) and (node.ask_when is None or evaluator.expr(
+                node.ask_when, evaluator.dates["T"], node).value == logic.MET)
+        return asked[node_id]
+
+    wanted = [node_id for node_id, result in results.items()
+              if result.doc_leaf and result.result == logic.UNKNOWN and policy.nodes[node_id].ask and ask(node_id)]
     return tuple(sorted(wanted, key=policy.order.get))

@@ -13,12 +13,12 @@ import datetime as dt
 from dataclasses import dataclass
 from dataclasses import field
 
+from cdshooks.facts.answers import DocAnswer
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
 from cdshooks.facts.facts import FactContext
 from cdshooks.facts.facts import Interval
 from cdshooks.policy import logic
-from cdshooks.policy.answers import Answer
 from cdshooks.policy.logic import MET
 from cdshooks.policy.logic import NOT_MET
 from cdshooks.policy.logic import UNKNOWN
@@ -64,7 +64,7 @@ class _Outcome:
 class Evaluator:
     """Evaluates a compiled policy's tree for one order, keeping every node's result."""
 
-    def __init__(self, policy, ctx: FactContext, answers: dict[str, Answer], dates: dict[str, dt.date]):
+    def __init__(self, policy, ctx: FactContext, answers: dict[str, DocAnswer], dates: dict[str, dt.date]):
         self.policy = policy
         self.ctx = ctx
         self.answers = answers
@@ -107,8 +107,8 @@ class Evaluator:
             source = "documentation" if found.uses_doc and not found.by_data else "structured"
             return self._leaf_result(node, found.value, source, found, doc_leaf)
         answer = self._answer(node) if doc_leaf and not found.uses_doc else None
-        if answer is not None and answer.value and node.answered_by_fact:
-            answer = None  # the fact has read this "yes" along with the siblings' answers
+        if answer is not None and answer.value and node.id in self.policy.answered_by_facts:
+            answer = None  # the leaf's fact has read this "yes" along with the siblings' answers
         if answer is not None:
             value = MET if answer.value else NOT_MET
             return NodeResult(node.id, value, "documentation", (answer.evidence,), "", True, doc_leaf)
@@ -118,9 +118,10 @@ class Evaluator:
             return self._leaf_result(node, UNKNOWN, "structured", found, doc_leaf)
         return self._leaf_result(node, node.default, "default", found, doc_leaf)
 
-    def _answer(self, node: Node) -> Answer | None:
-        """The latest documentation answer for the leaf or one of its twins."""
-        answers = [a for i in (node.id, *node.answered_with) if (a := self.answers.get(i)) is not None]
+    def _answer(self, node: Node) -> DocAnswer | None:
+        """The latest documentation answer for the leaf or one of its twins (named-list expansions)."""
+        twins = self.policy.twins.get(node.id, ())
+        answers = [a for i in (node.id, *twins) if (a := self.answers.get(i)) is not None]
         return max(answers, key=lambda a: a.evidence.date or "") if answers else None
 
     @staticmethod
@@ -131,6 +132,8 @@ class Evaluator:
 
     # -------------------------------------------------------------------- expressions
     def expr(self, expr: Expr, on: dt.date, owner: Node) -> _Outcome:
+        if expr.def_ is not None:
+            return self.expr(self.policy.model.define[expr.def_], on, owner)
         if expr.fact is not None:
             return self._fact_test(expr, on)
         if expr.setting is not None:

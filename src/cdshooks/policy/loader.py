@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterator
 from typing import Mapping
 
 from cdshooks.facts import loader as mapping_loader
@@ -27,6 +26,7 @@ from cdshooks.files.datafile import DataFileError
 from cdshooks.files.datafile import Problem
 from cdshooks.files.suggest import did_you_mean
 from cdshooks.policy import assertions
+from cdshooks.policy import definitions
 from cdshooks.policy import questionnaire
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
@@ -35,7 +35,7 @@ from cdshooks.policy.model import Policy
 SCHEMA_FILE = "schema.json"
 TEST_SUFFIX = "_test.yaml"
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([^}]+))?\}")
-_PLACEHOLDERS = frozenset({"order", "policy", "deciding", "open", "fact", "note", "brief", "date", "met", "ids"})
+_PLACEHOLDERS = frozenset({"order", "policy", "deciding", "open", "fact", "brief", "date", "met"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,9 @@ class CompiledPolicy:
     order: Mapping[str, int]      # criterion id -> position in the tree (pre-order)
     negated: Mapping[str, bool]   # under an odd number of `none` groups: "met" is the bad news
     parents: Mapping[str, str]    # criterion id -> the group it sits in (the root has none)
+    twins: Mapping[str, tuple[str, ...]]   # criterion id -> the other expansions of its named-list item
+    paths: Mapping[str, tuple]     # criterion id -> where the file writes it (for problems)
+    answered_by_facts: frozenset[str]   # leaves whose 'yes' their fact reads (calculator reads_answers)
     document: datafile.Document | None = None   # the parsed file, for problems found later (lint)
 
     def unfavourable(self, node_id: str, result: str) -> bool:
@@ -154,7 +157,9 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets
         return None, problems + found
     if model.id != path.stem:
         problems.append(document.problem(("id",), "id", f"id '{model.id}' must match the file name '{path.stem}'"))
-    nodes, found = _index(model.criteria, document)
+    problems += [document.problem(where, "reference", detail) for where, detail in definitions.list_problems(model)]
+    model, twins, paths = definitions.expand(model)
+    nodes, found = _index(model.criteria, document, paths)
     problems += found
     settings = dict(model.settings)
     for key, value in (overrides.get(model.id) or {}).items():
@@ -169,13 +174,16 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets
                 f"'{key}' is a {type(settings[key]).__name__} in the policy, got {value!r}"))
         settings[key] = value
     local_codes = site.file.applicability.get(model.id, {}) if site else {}
-    codesets, applies, used, found = _compile_codes_and_facts(model, nodes, facts, document, sets, local_codes, site)
+    codesets, applies, used, found = _compile_codes_and_facts(model, nodes, paths, facts, document, sets,
+                                                                local_codes, site)
     problems += found + _unanswered_decisions(model, settings, document)
-    order = {node.id: i for i, (node, _) in enumerate(_walk(model.criteria, ()))}
+    tree = list(definitions.criteria(model.criteria))
+    order = {node.id: i for i, node in enumerate(tree)}
     policy = CompiledPolicy(model, MappingProxyType(nodes), MappingProxyType(settings),
                             MappingProxyType(codesets), applies, frozenset(used), document.file,
                             MappingProxyType(order), MappingProxyType(_negations(model.criteria)),
-                            MappingProxyType({c.id: n.id for n, _ in _walk(model.criteria, ()) for c in n.children()}),
+                            MappingProxyType({c.id: n.id for n in tree for c in n.children()}),
+                            MappingProxyType(twins), MappingProxyType(paths), _answered_by_facts(model, facts),
                             document)
     return policy, problems
 
@@ -214,21 +222,29 @@ def _answers(when, root: str, decision: str, outcome: str, settings: Mapping) ->
         and set(when.results) <= {root}
 
 
-def _index(root: Node, document) -> tuple[dict[str, Node], list[Problem]]:
+def _index(root: Node, document, paths: Mapping[str, tuple]) -> tuple[dict[str, Node], list[Problem]]:
     nodes, problems = {}, []
-    for node, path in _walk(root, ("criteria",)):
+    for node in definitions.criteria(root):
         if node.id in nodes:
-            problems.append(document.problem(path + ("id",), "duplicate", f"criterion id '{node.id}' used twice"))
+            problems.append(document.problem(paths[node.id] + ("id",), "duplicate",
+                                             f"criterion id '{node.id}' used twice"))
         nodes[node.id] = node
-    for node, path in _walk(root, ("criteria",)):
+    for node in definitions.criteria(root):
+        path = paths[node.id]
         if node.ref is not None and node.ref not in nodes:
             problems.append(document.problem(path + ("ref",), "reference", f"no criterion '{node.ref}'"))
-        problems += [document.problem(path + ("answered_with",), "reference", f"no criterion '{twin}'")
-                     for twin in node.answered_with if twin not in nodes]
         if node.type is not None and node.question is None:  # cards ask open criteria as questions
             problems.append(document.problem(path + ("question",), "missing",
                                              "a leaf needs a question a clinician can answer (yes = met)"))
     return nodes, problems
+
+
+def _answered_by_facts(model: Policy, facts: FactSet) -> frozenset[str]:
+    """Leaves a fact of theirs answers from documentation itself (f.1: one category of three)."""
+    def read(node: Node) -> bool:
+        tests = definitions.resolved(node.when, model.define) if node.when is not None else ()
+        return any(node.id in getattr(facts.facts.get(t.fact), "answers_read", lambda _: ())(model.id) for t in tests)
+    return frozenset(node.id for node in definitions.criteria(model.criteria) if read(node))
 
 
 def _negations(node: Node, negated: bool = False) -> dict[str, bool]:
@@ -238,37 +254,7 @@ def _negations(node: Node, negated: bool = False) -> dict[str, bool]:
     return out
 
 
-def _walk(node: Node, path: tuple) -> Iterator[tuple[Node, tuple]]:
-    yield node, path
-    key = node.op
-    if key is None:
-        return
-    base = path + (key, "of") if key == "at_least" else path + (key,)
-    for i, child in enumerate(node.children()):
-        yield from _walk(child, base + (i,))
-
-
-def _exprs(model: Policy, nodes) -> Iterator[tuple[Expr, tuple]]:
-    for node, path in _walk(model.criteria, ("criteria",)):
-        for key in ("when", "ask_if"):
-            if getattr(node, key) is not None:
-                yield from _sub_exprs(getattr(node, key), path + (key,))
-    for i, rule in enumerate(model.applicability):
-        for key in ("requires", "unless", "confirm"):
-            if getattr(rule, key) is not None:
-                yield from _sub_exprs(getattr(rule, key), ("applicability", i, key))
-
-
-def _sub_exprs(expr: Expr, path: tuple) -> Iterator[tuple[Expr, tuple]]:
-    yield expr, path
-    for key in ("all", "any"):
-        for i, child in enumerate(getattr(expr, key) or ()):
-            yield from _sub_exprs(child, path + (key, i))
-    if expr.not_ is not None:
-        yield from _sub_exprs(expr.not_, path + ("not",))
-
-
-def _compile_codes_and_facts(model: Policy, nodes, facts: FactSet, document, sets: ValueSets,
+def _compile_codes_and_facts(model: Policy, nodes, paths, facts: FactSet, document, sets: ValueSets,
                              local_codes=None, site=None):
     problems, codesets, used, applies = [], {}, set(), []
     for i, rule in enumerate(model.applicability):
@@ -287,16 +273,17 @@ def _compile_codes_and_facts(model: Policy, nodes, facts: FactSet, document, set
             if section not in [c.id for c in model.criteria.children()]:
                 problems.append(document.problem(("applicability", i, "sections"), "reference",
                                                  f"'{section}' is not a child of the root criterion"))
-    for expr, path in _exprs(model, nodes):
+    exprs = list(definitions.tests(model, paths))
+    problems += [document.problem(where, "reference", detail)
+                 for where, detail in definitions.define_problems(model.define, iter(exprs))]
+    for expr, path in exprs:
         problems += _check_expr(expr, path, nodes, facts, document)
         if expr.setting is not None and expr.setting not in model.settings:
             problems.append(document.problem(path + ("setting",), "reference", f"no setting '{expr.setting}'"))
         if expr.fact is not None and expr.fact in facts.facts:
             used.add(expr.fact)
-            if path[0] == "applicability" and path[2] != "confirm" and not _draft_safe(facts, expr.fact):
-                problems.append(document.problem(path + ("fact",), "applicability",
-                                                 f"fact '{expr.fact}' reads the record; applicability may "
-                                                 f"only read the draft orders"))
+        if path[0] == "applicability" and path[2] != "confirm":
+            problems += _draft_only(model, expr, path, facts, document)
         if expr.codes_in is not None:
             try:
                 codesets[tuple(expr.codes_in)] = sets.codes(expr.codes_in)
@@ -315,6 +302,20 @@ def _check_expr(expr: Expr, path, nodes, facts: FactSet, document) -> list[Probl
         if target is not None and target not in nodes:
             problems.append(document.problem(path + (key,), "reference", f"no criterion '{target}'"))
     return problems
+
+
+def _draft_only(model: Policy, expr: Expr, path: tuple, facts: FactSet, document) -> list[Problem]:
+    """An applicability test (and the definitions it uses) may read the draft orders only."""
+    if expr.fact is not None:
+        names, where = [expr.fact], path + ("fact",)
+    elif expr.def_ is not None and expr.def_ in model.define:
+        names = [sub.fact for sub in definitions.resolved(model.define[expr.def_], model.define) if sub.fact]
+        where = path + ("def",)
+    else:
+        return []
+    return [document.problem(where, "applicability",
+                             f"fact '{name}' reads the record; applicability may only read the draft orders")
+            for name in dict.fromkeys(names) if name in facts.facts and not _draft_safe(facts, name)]
 
 
 def _draft_safe(facts: FactSet, name: str) -> bool:
@@ -343,7 +344,7 @@ def _check_dates_and_responses(model: Policy, nodes, facts: FactSet, document, u
                      for n in row.when.results if n not in nodes]
         for name, arg in _PLACEHOLDER.findall(row.summary):
             if name not in _PLACEHOLDERS or (name == "fact" and arg not in facts.facts) or \
-                    (name in ("note", "brief", "met") and arg not in nodes) or (name == "date" and arg not in "TER"):
+                    (name in ("brief", "met") and arg not in nodes) or (name == "date" and arg not in "TER"):
                 problems.append(document.problem(("responses", i, "summary"), "template",
                                                  f"unknown placeholder '{{{name}{':' + arg if arg else ''}}}'"))
             if name == "fact" and arg in facts.facts:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-MET, NOT_MET, UNKNOWN = "met", "not-met", "unknown"
+from cdshooks.facts.facts import MET
+from cdshooks.facts.facts import NOT_MET
+from cdshooks.facts.facts import UNDECIDED as UNKNOWN
 
 
 def all_of(values) -> str:

@@ -19,6 +19,7 @@ from pydantic import model_validator
 
 Result = Literal["met", "not-met", "unknown"]
 DateName = Literal["T", "E", "R"]
+_FORMS = ("fact", "all", "any", "not_", "node", "doc", "setting", "def_")
 _FACT_OPS = ("present", "is_", "in_", "ge", "gt", "le", "lt", "codes_in", "result", "known")
 
 
@@ -48,12 +49,13 @@ class Expr(_Model):
     node: str | None = Field(None, description="the result of another criterion (or, with is/in, whether it is one of those results)")
     setting: str | None = Field(None, description="a policy setting (with 'is' or 'in')")
     doc: str | None = Field(None, description="the documentation answer for a criterion id")
+    def_: str | None = Field(None, alias="def", description="a test the policy defines by name (define:)")
 
     @model_validator(mode="after")
     def _one_form(self):
-        forms = [f for f in ("fact", "all", "any", "not_", "node", "doc", "setting") if getattr(self, f) is not None]
+        forms = [f for f in _FORMS if getattr(self, f) is not None]
         if len(forms) != 1:
-            raise ValueError("an expression is exactly one of fact / all / any / not / node / doc / setting")
+            raise ValueError("an expression is exactly one of fact / all / any / not / node / doc / setting / def")
         ops = [op for op in _FACT_OPS if getattr(self, op) is not None]
         if self.fact is not None and len(ops) != 1:
             raise ValueError(f"a fact test needs exactly one of {', '.join(o.rstrip('_') for o in _FACT_OPS)}")
@@ -67,8 +69,26 @@ class Expr(_Model):
 
 
 class AtLeast(_Model):
+    """At least ``n`` of some criteria: written here, or a named list (``lists:``) placed here."""
+
     n: int = Field(ge=1)
-    of: list[Node] = Field(min_length=1)
+    of: list[Node] | str = Field(description="the criteria, or the name of a list of them")
+    ids: str | None = Field(None, description=(
+        "with a named list: the items' ids, '{1}' numbering them 1, 2, … or '{a}' lettering them a, b, …"))
+    cite: str | None = Field(None, description="with a named list: the items' section, e.g. 'Policy A.2 {a})'")
+
+    @model_validator(mode="after")
+    def _named_list(self):
+        if isinstance(self.of, str):
+            for key in ("ids", "cite"):
+                value = getattr(self, key)
+                if value is None or ("{1}" in value) == ("{a}" in value):
+                    raise ValueError(f"a named list needs '{key}' with one of the tokens {{1}} or {{a}}")
+        elif not self.of:
+            raise ValueError("at_least needs at least one criterion")
+        elif self.ids is not None or self.cite is not None:
+            raise ValueError("'ids' and 'cite' name the items of a named list only")
+        return self
 
 
 class Node(_Model):
@@ -88,12 +108,8 @@ class Node(_Model):
     default: Result | None = None
     short: str | None = Field(None, description="phrase for a card summary when this decides")
     ask: bool = Field(True, description="list this leaf in 'documentation' while unknown")
-    answered_with: list[str] = Field(default_factory=list, description=(
-        "twin criteria whose documentation answer also answers this one (the latest answer wins)"))
-    answered_by_fact: bool = Field(False, description=(
-        "a 'yes' answer is read by the leaf's fact together with its siblings' (conflicting yeses stay "
-        "unknown) instead of answering the leaf; a 'no' still answers it"))
-    ask_if: Expr | None = Field(None, description="list it only when this holds")
+    ask_when: Expr | None = Field(None, description=(
+        "ask the documentation questions of this criterion (of every leaf below it) only when this holds"))
     decisive: bool = Field(True, description="false: evaluated and reported, but not part of the group's value")
     ref: str | None = Field(None, description="evaluate the subtree with this id here")
     at: DateName | None = Field(None, description="date the referenced subtree is evaluated at")
@@ -116,8 +132,8 @@ class Node(_Model):
         return self
 
     def children(self) -> list[Node]:
-        if self.at_least is not None:
-            return self.at_least.of
+        if self.at_least is not None:  # a named list is placed in the tree when the policy loads
+            return self.at_least.of if isinstance(self.at_least.of, list) else []
         return self.all or self.any or self.none or []
 
     def decisive_children(self) -> list[Node]:
@@ -138,7 +154,6 @@ class Applicability(_Model):
     codes: list[str] | None = Field(None, min_length=1, description=(
         "value sets (by name) of the ordered item; may be left out when 'requires' identifies the order"))
     requires: Expr | None = Field(None, description="further condition over draft-order facts")
-    unless: Expr | None = Field(None, description="the policy does not apply when this is met")
     confirm: Expr | None = Field(None, description=(
         "condition checked once the record is in (may read it); the policy applies only when met"))
     sections: list[str] | None = Field(None, description="children of the root evaluated for these orders")
@@ -202,7 +217,7 @@ class Response(_Model):
     when: RowWhen
     indicator: Literal["info", "warning", "critical"]
     summary: str = Field(min_length=1, description=(
-        "template: {order} {policy} {deciding} {open} {fact:NAME} {note:ID} {brief:ID} {date:T|E|R}"))
+        "template: {order} {policy} {deciding} {open} {fact:NAME} {brief:ID} {met:ID} {date:T|E|R}"))
     coverage: Coverage | None = None
     reschedule: Reschedule | None = None
     quote: str | None = Field(None, description="policy text quoted in the card detail")
@@ -213,7 +228,9 @@ class OverrideReason(_Model):
     display: str = Field(min_length=1)
 
 
-class Source(_Model):
+class PolicySource(_Model):
+    """Where the policy comes from: the source document and the issuer's reference."""
+
     document: str = Field(min_length=1, description="file in policy-sources/")
     reference: str = Field(min_length=1, description="the issuer's policy number")
     url: str | None = Field(None, description="public URL of the policy")
@@ -226,11 +243,15 @@ class Policy(_Model):
     issuer: str = Field(min_length=1, description="source.label of the cards")
     short: str = Field(min_length=1, description="short name for summaries, e.g. 'LHCC LA.CP.MP.173'")
     description: str = Field(min_length=1, description="When … Then … in prose")
-    source: Source
+    source: PolicySource
     effective: dt.date
     jurisdiction: Literal["US", "NHS"]
     topic: Literal["guideline", "off-guideline", "coverage-info", "appropriate-use"] = "guideline"
     settings: dict[str, bool | int | float | str | list[str]] = Field(default_factory=dict)
+    define: dict[str, Expr] = Field(default_factory=dict, description=(
+        "named tests, used in any test as {def: NAME} (as CQL 'define')"))
+    lists: dict[str, list[Node]] = Field(default_factory=dict, description=(
+        "named lists of criteria, written once and counted where used (at_least: {n, of: NAME, ids, cite})"))
     dates: dict[Literal["R"], DateRule] = Field(default_factory=dict)
     applicability: list[Applicability] = Field(min_length=1)
     criteria: Node

@@ -38,8 +38,6 @@ def _rules(policy, order, concepts, base) -> tuple[bool, str]:
             reasons.append(f"{label}: {'codes match, but ' if codes is not None else ''}'requires' is not met "
                            f"({_expr_text(rule.requires)})")
             continue
-        if rule.unless is not None and holds(rule.unless, policy, order, base):
-            return False, f"{label}: it matches, but 'unless' holds ({_expr_text(rule.unless)})"
         confirm = f"; applies once the record confirms {_expr_text(rule.confirm)}" if rule.confirm else ""
         return True, f"{label} matches{' (codes ' + ', '.join(rule.codes) + ')' if rule.codes else ''}{confirm}"
     return False, "; ".join(reasons) or "no applicability rule"
@@ -57,6 +55,8 @@ _OPS = (("present", "present"), ("is_", "is"), ("in_", "in"), ("ge", "≥"), ("g
 
 
 def _expr_text(expr) -> str:
+    if expr.def_ is not None:
+        return expr.def_
     if expr.fact is not None:
         op, label = next((op, label) for op, label in _OPS if getattr(expr, op) is not None)
         return f"{expr.fact} {label} {getattr(expr, op)}"
@@ -73,8 +73,11 @@ def _expr_text(expr) -> str:
     return f"documentation answer for {expr.doc}"
 
 
-def comparison(expr, ctx, dates) -> str:
-    """``pregnancy.gestational_age_days @E = 58 (8w2d), test ≥ 63``: each fact's value beside its test."""
+def comparison(expr, ctx, dates, define=None) -> str:
+    """``pregnancy.gestational_age_days @E = 58 (8w2d), test ≥ 63``: each fact's value beside its test
+    (a definition is shown by name, then what it tests)."""
+    if expr.def_ is not None and expr.def_ in (define or {}):
+        return f"{expr.def_}: {comparison(define[expr.def_], ctx, dates, define)}"
     if expr.fact is not None:
         at = expr.at or "T"
         fact = ctx.fact(expr.fact, dates.get(at))
@@ -83,10 +86,11 @@ def comparison(expr, ctx, dates) -> str:
         wanted = "" if op in ("present", "known", "result") else f" {_shown(getattr(expr, op))}"
         return f"{expr.fact} @{at} = {value}; test: {label}{wanted}"
     if expr.all or expr.any:
-        joined = (" AND " if expr.all else " OR ").join(comparison(p, ctx, dates) for p in (expr.all or expr.any))
+        joined = (" AND " if expr.all else " OR ").join(comparison(p, ctx, dates, define)
+                                                        for p in (expr.all or expr.any))
         return f"({joined})"
     if expr.not_ is not None:
-        return "not: " + comparison(expr.not_, ctx, dates)
+        return "not: " + comparison(expr.not_, ctx, dates, define)
     return _expr_text(expr)
 
 

@@ -76,17 +76,14 @@ def summary(evaluation: Evaluation, row: Response) -> str:
             return explain.open_items(evaluation)
         if name == "fact":
             return _fact_text(evaluation.context.fact(arg, evaluation.dates["E"]))
-        if name in ("note", "brief"):
+        if name == "brief":
             result = evaluation.results.get(arg)
-            text = getattr(result, name, "") if result else ""
-            return text or arg
+            return (result.brief if result else "") or arg
         if name == "date":
             return evaluation.dates[arg].isoformat()
         if name == "met":  # which red flags: their short phrases, not their ids
             nodes = [policy.nodes[i] for i in explain.met_under(evaluation, arg)]
             return ", ".join(dict.fromkeys(n.short or n.text for n in nodes)) or policy.nodes[arg].text
-        if name == "ids":
-            return ", ".join(explain.open_ids(evaluation)) or "none"
         return match.group(0)
 
     text = re.sub(r"\s+", " ", _PLACEHOLDER.sub(fill, row.summary)).strip()

@@ -82,12 +82,6 @@ def open_items(evaluation: Evaluation) -> str:
     return f"{node.short or node.text} not shown"
 
 
-def open_ids(evaluation: Evaluation) -> list[str]:
-    """Deciding criteria that count against the order, then documentation still needed."""
-    ids = _against(evaluation)
-    return ids + [i for i in evaluation.documentation if i not in ids]
-
-
 def met_under(evaluation: Evaluation, node_id: str) -> list[str]:
     """Leaves under ``node_id`` whose result is met (e.g. which red flags), in tree order."""
     policy, found = evaluation.match.policy, []

@@ -32,6 +32,9 @@ class Calculator:
     # input roles whose items' values the calculator reads as FHIR Quantities itself (a ``unit`` on
     # such an input turns each value into a bare number it cannot read: `cdshooks check` refuses it)
     quantity_inputs: frozenset[str] = frozenset()
+    # the param mapping (value -> criterion id of the ``questionnaire`` param's policy) whose
+    # documentation answers the calculator reads itself: a 'yes' to those criteria is the fact's
+    reads_answers: str | None = None
 
 
 def setting(ctx, value):

@@ -1,4 +1,7 @@
-"""Documentation answers from completed QuestionnaireResponses (policy specs README §4)."""
+"""Documentation answers from completed QuestionnaireResponses (policy specs README §4).
+
+A record reader below the policy layer: the evaluator reads a leaf's answer, and a fact may read
+answers too when its definition says so (the FN risk category of colony-stimulating-factors f.1)."""
 
 from __future__ import annotations
 
@@ -11,22 +14,25 @@ from cdshooks.fhir.record import reference_of
 
 
 @dataclass(frozen=True)
-class Answer:
+class DocAnswer:
+    """A clinician's yes/no to one criterion (the Questionnaire's linkId is the criterion id); not
+    the pipeline's answer to a hook call."""
+
     value: bool
     evidence: Evidence
 
 
-def answers_for(policy_id: str, record: Record) -> dict[str, Answer]:
+def answers_for(policy_id: str, record: Record) -> dict[str, DocAnswer]:
     """linkId → the answer of the latest ``authored`` QR for this policy (missing authored = oldest)."""
     patient_refs = _patient_refs(record)
-    chosen: dict[str, tuple[str, Answer]] = {}
+    chosen: dict[str, tuple[str, DocAnswer]] = {}
     for qr in record.of_type("QuestionnaireResponse"):
         if not _counts(qr, policy_id, patient_refs):
             continue
         authored = qr.get("authored") if isinstance(qr.get("authored"), str) else ""
         reference = reference_of(qr) or "QuestionnaireResponse"
         for link_id, value in _boolean_items(qr.get("item")):
-            answer = Answer(value, Evidence(reference, f"{link_id} answered {'yes' if value else 'no'}",
+            answer = DocAnswer(value, Evidence(reference, f"{link_id} answered {'yes' if value else 'no'}",
                                             authored[:10] or None))
             if link_id not in chosen or authored >= chosen[link_id][0]:
                 chosen[link_id] = (authored, answer)
