@@ -46,7 +46,8 @@ class Expr(_Model):
     all: list[Expr] | None = None
     any: list[Expr] | None = None
     not_: Expr | None = Field(None, alias="not")
-    node: str | None = Field(None, description="the result of another criterion (or, with is/in, whether it is one of those results)")
+    node: str | None = Field(None, description="the result of another criterion "
+                                               "(or, with is/in, whether it is one of those results)")
     setting: str | None = Field(None, description="a policy setting (with 'is' or 'in')")
     doc: str | None = Field(None, description="the documentation answer for a criterion id")
     def_: str | None = Field(None, alias="def", description="a test the policy defines by name (define:)")
