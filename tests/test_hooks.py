@@ -134,7 +134,8 @@ def test_system_actions_are_mirrored_under_extension_only_when_asked(tmp_path):
         folder.mkdir()
         app = make_app(folder, SANDBOX_SYSTEM_ACTIONS=mirror, TODAY="2025-03-05")
         coverage = bundle({"resourceType": "Coverage", "id": "cov-1", "status": "active"})
-        body = app.test_client().post(SIGN, json=hook_request(prefetch=full_prefetch(app, coverage=coverage))).get_json()
+        request = hook_request(prefetch=full_prefetch(app, coverage=coverage))
+        body = app.test_client().post(SIGN, json=request).get_json()
         assert len(body["systemActions"]) == 1
         assert ("extension" in body) is mirror
         if mirror:
