@@ -3,8 +3,9 @@
 ``--a DIR --b DIR``: two workers, each importing ``cdshooks`` from its own ``src`` folder (say a
 ``git archive`` of main and this checkout), answer the bench's one-order and every-policy
 200-resource requests with ``pipeline.answer`` (plus the response JSON); rounds alternate A, B,
-A, B… so that load from other work on the machine falls on both alike. Prints µs per call
-(median of every call of every round) per tree and shape.
+B, A… so that load from other work on the machine falls on both alike. Prints µs per call
+(median of every call of every round), wall and the worker thread's CPU time (steadier on a
+shared machine), and the median of the rounds' B/A ratios.
 
 ``--profile SHAPE``: cProfile that many calls in this process and print the share of the call's
 time spent under each room (cumulative time of the room's functions entered from outside it).
@@ -51,7 +52,7 @@ def _caller(size: int = 200):
 
 
 def child() -> int:
-    """Worker: one line ``SHAPE N`` in, the N call times (seconds) as JSON out."""
+    """Worker: one line ``SHAPE N`` in, the N calls' (wall, CPU) times in seconds as JSON out."""
     call = _caller()
     for shape in SHAPES:
         for _ in range(20):   # warm-up
@@ -62,9 +63,9 @@ def child() -> int:
         shape, n = line.split()
         times = []
         for _ in range(int(n)):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             call(shape)
-            times.append(time.perf_counter() - started)
+            times.append((time.perf_counter() - started, time.thread_time() - cpu))
         print(json.dumps(times), flush=True)
     return 0
 
@@ -77,7 +78,7 @@ def compare(trees: dict[str, str], rounds: int, calls: int) -> dict:
                                          stdout=subprocess.PIPE, text=True, env=env)
         assert json.loads(workers[name].stdout.readline())["ready"]
     times = {(name, shape): [] for name in trees for shape in SHAPES}
-    ratios = {shape: [] for shape in SHAPES}   # B's round median over A's, round by round
+    ratios = {shape: [] for shape in SHAPES}   # B's round median over A's, round by round (CPU time)
     for i in range(rounds):
         for shape in SHAPES:
             medians = {}
@@ -86,15 +87,15 @@ def compare(trees: dict[str, str], rounds: int, calls: int) -> dict:
                 workers[name].stdin.flush()
                 got = json.loads(workers[name].stdout.readline())
                 times[name, shape] += got
-                medians[name] = statistics.median(got)
+                medians[name] = statistics.median(cpu for _, cpu in got)
             ratios[shape].append(medians["B"] / medians["A"])
     for worker in workers.values():
         worker.stdin.close()
         worker.wait()
-    out = {f"{name} {shape} µs": round(statistics.median(t) * 1e6) for (name, shape), t in times.items()}
-    return out | {f"B/A {shape} (median of round ratios)": round(statistics.median(r), 3)
+    out = {f"{name} {shape} µs (wall, CPU)": [round(statistics.median(t[k] for t in got) * 1e6) for k in (0, 1)]
+           for (name, shape), got in times.items()}
+    return out | {f"B/A {shape} CPU (median of round ratios)": round(statistics.median(r), 3)
                   for shape, r in ratios.items()}
-
 
 ROOMS = ("cdshooks.policy.evaluate", "cdshooks.policy.compile", "cdshooks.policy.logic",
          "cdshooks.policy.applicability", "cdshooks.respond.explain",
