@@ -22,7 +22,7 @@ from cdshooks.policy.evaluate import UNKNOWN
 from cdshooks.policy.evaluate import NodeResult
 from cdshooks.policy.evaluate import Outcome
 from cdshooks.policy.evaluate import leaf_result
-from cdshooks.policy.evaluate import test
+from cdshooks.policy.evaluate import tester
 from cdshooks.policy.evaluate import tests_outcome
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
@@ -207,7 +207,7 @@ class _Compiler:
         return lambda ev, on: tests_outcome([part(ev, on) for part in parts], conjunction)
 
     def _fact_test(self, expr: Expr) -> ExprFn:
-        name, at, codesets = expr.fact, expr.at if expr.at != "T" else None, self.codesets
+        name, at, check = expr.fact, expr.at if expr.at != "T" else None, tester(expr, self.codesets)
 
         def run(ev, on):
             fact = ev.ctx.fact(name, ev.dates[at] if at else on)
@@ -215,7 +215,7 @@ class _Compiler:
                 return Outcome(UNKNOWN, [], [fact.note], [], unavailable=True)
             if not fact.known:
                 return Outcome(UNKNOWN, list(fact.evidence), [fact.note])
-            value, evidential = test(expr, fact, codesets)
+            value, evidential = check(fact.value)
             return Outcome(value, list(fact.evidence), [fact.note], [fact.brief], decided=evidential,
                            by_data=evidential)
         return run

@@ -10,6 +10,8 @@ evaluated tree is computed and reported.
 from __future__ import annotations
 
 import datetime as dt
+import operator
+from typing import Callable
 from typing import NamedTuple
 
 from cdshooks.facts.answers import DocAnswer
@@ -170,55 +172,69 @@ def _unknown_on_evidence(parts: list[Outcome], conjunction: bool) -> bool:
 
 
 def test(expr: Expr, fact: Fact, codesets) -> tuple[str, bool]:
-    """Apply the expression's operator to a known fact: (result, whether the record said so).
+    """Apply the expression's operator to a known fact: (result, whether the record said so)."""
+    return tester(expr, codesets)(fact.value)
+
+
+def tester(expr: Expr, codesets) -> Callable[[object], tuple[str, bool]]:
+    """The expression's operator, settled once (policy/compile), applied to a known fact's value.
 
     A known fact is evidence even when the test stays undecided ("≥ 2 fetuses" against "at most
     2"); only a failure that the policy maps to ``otherwise: unknown`` means "no evidence".
     """
-    value = _apply(expr, fact.value, codesets)
-    if value == "fail":
-        value = expr.otherwise or NOT_MET
-        return value, value != UNKNOWN
-    return value, True
+    apply = _operator(expr, codesets)
+    otherwise = expr.otherwise or NOT_MET
+    failed = (otherwise, otherwise != UNKNOWN)
+
+    def run(value) -> tuple[str, bool]:
+        found = apply(value)
+        return failed if found == "fail" else (found, True)
+    return run
 
 
-def _apply(expr: Expr, value, codesets) -> str:
+def _operator(expr: Expr, codesets) -> Callable[[object], str]:
     if expr.result is not None:
-        return value if value in (MET, NOT_MET, UNKNOWN) else UNKNOWN
+        return lambda value: value if value in (MET, NOT_MET, UNKNOWN) else UNKNOWN
     if expr.known is not None:
-        return MET if expr.known else "fail"
+        known = MET if expr.known else "fail"
+        return lambda value: known
     if expr.present is not None:
-        if not isinstance(value, bool):
-            return UNKNOWN
-        return (MET if value else NOT_MET) if expr.present else (NOT_MET if value else MET)
+        yes, no = (MET, NOT_MET) if expr.present else (NOT_MET, MET)
+        return lambda value: (yes if value else no) if isinstance(value, bool) else UNKNOWN
     if expr.codes_in is not None:
-        codes = codesets[tuple(expr.codes_in)]
-        return MET if any(codes.entry_for(s, c) for s, c in value) else "fail"
+        key = tuple(expr.codes_in)
+
+        def codes_in(value) -> str:
+            codes = codesets[key]
+            return MET if any(codes.entry_for(s, c) for s, c in value) else "fail"
+        return codes_in
     if expr.is_ is not None:
-        return MET if value == expr.is_ else "fail"
+        is_ = expr.is_
+        return lambda value: MET if value == is_ else "fail"
     if expr.in_ is not None:
-        return MET if value in expr.in_ else "fail"
-    return _compare(expr, value)
+        in_ = expr.in_
+        return lambda value: MET if value in in_ else "fail"
+    return _comparison(expr)
 
 
-def _compare(expr: Expr, value) -> str:
-    low, high = (value.low, value.high) if isinstance(value, Interval) else (value, value)
-    if not isinstance(low, (int, float)) or isinstance(low, bool):
-        return UNKNOWN
-    for op, bound in (("ge", expr.ge), ("gt", expr.gt), ("le", expr.le), ("lt", expr.lt)):
-        if bound is None:
-            continue
-        holds_low, holds_high = _holds(op, low, bound), _holds(op, high, bound)
+_HOLDS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
+
+
+def _comparison(expr: Expr) -> Callable[[object], str]:
+    """A bound (the first of ge, gt, le, lt given), compared at both ends of an interval."""
+    op, bound = next(((op, b) for op, b in (("ge", expr.ge), ("gt", expr.gt), ("le", expr.le), ("lt", expr.lt))
+                      if b is not None), (None, None))
+    holds = _HOLDS.get(op)
+
+    def compare(value) -> str:
+        low, high = (value.low, value.high) if isinstance(value, Interval) else (value, value)
+        if not isinstance(low, (int, float)) or isinstance(low, bool) or holds is None:
+            return UNKNOWN
+        holds_low, holds_high = holds(low, bound), holds(high, bound)
         if holds_low and holds_high:
             return MET
-        if not holds_low and not holds_high:
-            return "fail"
-        return UNKNOWN
-    return UNKNOWN
-
-
-def _holds(op: str, x: float, bound: float) -> bool:
-    return {"ge": x >= bound, "gt": x > bound, "le": x <= bound, "lt": x < bound}[op]
+        return "fail" if not holds_low and not holds_high else UNKNOWN
+    return compare
 
 
 def _deciding_children(op: str, value: str, children, out):
