@@ -37,15 +37,13 @@ class Program:
     """One policy's tree by pre-order position (the position of ``CompiledPolicy.order``)."""
 
     ids: tuple[str, ...]
-    index: Mapping[str, int]
-    run: tuple[NodeFn, ...]                  # evaluate the node (once per call; later calls read its result)
     op: tuple[str | None, ...]               # a group's operator; None for a leaf, "ref" for a reference
     target: tuple[int | None, ...]           # a reference's target position
     children: tuple[tuple[int, ...], ...]    # a group's decisive children (deciding criteria follow these)
     asks: tuple[bool, ...]                   # a leaf listed in 'documentation' while unknown (ask: true)
     ask_when: tuple[ExprFn | None, ...]
     gates: tuple[tuple[int, ...], ...]       # the node and its ancestors that have an ask_when, top down
-    root_run: Callable                       # the root, restricted to some of its children (sections)
+    root_run: Callable                       # (evaluator, date, sections): the root, on some of its children
     exprs: Mapping[int, ExprFn]              # id(expr) -> closure, for the policy's applicability tests
     compiler: "_Compiler"
 
@@ -68,15 +66,16 @@ def compile_policy(model: Policy, codesets, twins: Mapping[str, tuple[str, ...]]
         for child in node.children():
             parent[index[child.id]] = i
     exprs = {id(e): compiler.expr(e) for rule in model.applicability for e in (rule.requires, rule.confirm) if e}
+    root_run = run[0] if tree[0].op is not None else (lambda ev, on, only: run[0](ev, on))
     return Program(
-        ids=tuple(node.id for node in tree), index=index, run=run,
+        ids=tuple(node.id for node in tree),
         op=tuple("ref" if n.ref is not None else n.op for n in tree),
         target=tuple(index.get(n.ref) if n.ref is not None else None for n in tree),
         children=tuple(tuple(index[c.id] for c in n.decisive_children()) for n in tree),
         asks=tuple(n.ask for n in tree),
         ask_when=tuple(compiler.expr(n.ask_when) if n.ask_when is not None else None for n in tree),
         gates=_gates(tree, parent),
-        root_run=compiler.group(0, model.criteria, sections=True), exprs=exprs, compiler=compiler)
+        root_run=root_run, exprs=exprs, compiler=compiler)
 
 
 def _gates(tree: list[Node], parent: list[int | None]) -> tuple[tuple[int, ...], ...]:
@@ -121,8 +120,8 @@ class _Compiler:
             return _memo(i, self._leaf(node))
         return self.group(i, node)
 
-    def group(self, i: int, node: Node, sections: bool = False) -> NodeFn:
-        """A group's closure; the root's also takes the children the order's rule names (sections)."""
+    def group(self, i: int, node: Node) -> NodeFn:
+        """A group's closure; at the root, ``only`` names the children the order's rule evaluates (sections)."""
         runs, index = self.runs, self.index
         children = [(c.id, c.decisive, index.get(c.id)) for c in node.children()]
         every = tuple(j for _, _, j in children)

@@ -5,6 +5,10 @@ allows one); else the leaf's default — but only when the record gave no eviden
 leaf whose test is undecided *because of* data (a known fact with an unknown companion) stays
 unknown instead of falling back to a convenient default.  No short-circuit: every node of the
 evaluated tree is computed and reported.
+
+The tree is compiled when the policy loads (policy/compile: a closure per node and test, arrays
+by tree position); this module holds the per-call state, what the closures build (results and
+outcomes, the operators of fact tests) and the deciding criteria and documentation questions.
 """
 
 from __future__ import annotations
