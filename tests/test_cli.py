@@ -34,7 +34,7 @@ def test_check_prints_every_problem_sorted_and_exits_1(tmp_path, capsys):
     assert cli.main(["check", "--policies", str(tmp_path / "policies"), "--mappings", str(tmp_path / "mappings")]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines == sorted(lines) and len(lines) >= 2
-    assert lines[0].startswith("mappings/default.yaml:") and ": facts.procedures.last_trial_date.within:" in lines[0]
+    assert lines[0].startswith("mappings/default.yaml:") and ": facts[procedures.last_trial_date].within:" in lines[0]
     assert any(line.startswith("policies/prenatal-cfdna-screening.yaml:") for line in lines)
 
 

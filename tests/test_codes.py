@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cdshooks.fhir import codes
-from cdshooks.fhir.record import ICD10CM
+from cdshooks.fhir.read import ICD10CM
 
 
 @pytest.mark.parametrize("token, system, code, match, miss", [

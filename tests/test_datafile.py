@@ -41,14 +41,15 @@ def test_unknown_key_is_reported_with_its_line(tree):
     problem, consequence = problems(tree)  # the broken fact is left out; its one user says so
     line = path.read_text().splitlines().index("    picky: yes") + 1
     assert (problem.file, problem.kind) == ("mappings/default.yaml", "unknown-key")
-    assert problem.line == line and problem.path == "facts.orders.implant_companion.picky"
+    assert problem.line == line and problem.path == "facts[orders.implant_companion].picky"
     assert consequence.kind == "reference" and "orders.implant_companion" in consequence.detail
 
 
 def test_every_problem_in_every_file_is_collected_and_sorted(tree):
     edit(tree / "policies" / "intrathecal-pain-pump.yaml", "when: {fact: pain.origin, is: malignant}",
          "when: {fact: pain.origins, is: malignant}")
-    edit(tree / "policies" / "prenatal-cfdna-screening.yaml", "codes: [cfdna-microdeletion]", "codes: [cfdna-microdeletions]")
+    edit(tree / "policies" / "prenatal-cfdna-screening.yaml",
+         "codes: [cfdna-microdeletion]", "codes: [cfdna-microdeletions]")
     edit(tree / "mappings" / "default.yaml", "calculator: pain_origin", "calculator: pain_source")
     found = problems(tree)
     assert found == sorted(found)
@@ -80,7 +81,8 @@ def test_yaml_syntax_errors_give_the_line(tree):
 
 
 def test_duplicate_yaml_keys_are_refused(tree):
-    edit(tree / "policies" / "prenatal-cfdna-screening.yaml", "jurisdiction: US\n", "jurisdiction: US\njurisdiction: US\n")
+    edit(tree / "policies" / "prenatal-cfdna-screening.yaml",
+         "jurisdiction: US\n", "jurisdiction: US\njurisdiction: US\n")
     (problem,) = problems(tree)
     assert "duplicate key" in problem.detail
 
@@ -122,5 +124,50 @@ def test_a_leaf_without_a_question_is_reported_with_its_line(tree):
     path = tree / "policies" / "prenatal-cfdna-screening.yaml"
     edit(path, "      question: Is this the first cfDNA screen of this pregnancy?\n", "")
     (problem,) = problems(tree)
-    assert (problem.kind, problem.path) == ("missing", "criteria.all[GEN-1].question")
+    assert (problem.kind, problem.path) == ("missing", "criteria[GEN-1].question")
     assert "question" in problem.detail
+
+
+POLICY = {"id": "p", "criteria": {"id": "ROOT", "all": [{"id": "I.A"}, {"id": "I.B", "any": [
+    {"id": "I.B.1"}, {"id": "I.B.2"}, {"id": "I.B.3", "when": {"all": [{"fact": "x"}, {"fact": "y"}]}}]}]},
+    "applicability": [{"name": "trial", "requires": {"fact": "z"}}], "outcomes": [{"code": "EXCL", "when": {}}]}
+
+
+@pytest.mark.parametrize("path, breadcrumb", [
+    (("criteria", "all", 1, "any", 2, "when"), "criteria[I.B.3].when"),
+    (("criteria", "all", 1, "any", 2, "when", "all", 1, "fact"), "criteria[I.B.3].when.all[1].fact"),
+    (("criteria", "all", 0), "criteria[I.A]"),
+    (("applicability", 0, "requires"), "applicability[trial].requires"),
+    (("outcomes", 0, "when"), "outcomes[EXCL].when"),
+    (("criteria", "all", 7, "text"), "criteria.all[7].text"),   # no such item: numbered
+])
+def test_breadcrumbs_name_list_items_by_id_as_cfgv_does(path, breadcrumb):
+    assert datafile.format_path(path, POLICY) == breadcrumb
+
+
+def test_breadcrumbs_bracket_fact_names_and_number_items_without_data():
+    assert datafile.format_path(("facts", "opioids.daily_mme", "params", "withn_days")) == \
+        "facts[opioids.daily_mme].params.withn_days"
+    assert datafile.format_path(("criteria", "all", 1, "any", 2)) == "criteria.all[1].any[2]"
+
+
+def test_a_misspelt_calculator_param_is_refused_at_its_line_with_its_path(tree):
+    path = tree / "mappings" / "spine.yaml"
+    edit(path, "[spinal-fracture], within_days: 90}", "[spinal-fracture], withn_days: 90}")
+    found = [p for p in problems(tree) if p.kind == "unknown-key"]
+    line = path.read_text().splitlines().index("    params: {codes: [spinal-fracture], withn_days: 90}") + 1
+    assert [(p.file, p.line) for p in found] == [("mappings/spine.yaml", line)]
+    assert found[0].path.endswith("].params.withn_days") and found[0].path.startswith("facts[")
+    assert "did you mean 'within_days'?" in found[0].detail
+
+
+def test_a_calculator_param_of_the_wrong_type_or_missing_is_refused(tree):
+    path = tree / "mappings" / "default.yaml"
+    text = path.read_text()
+    edit(path, "lookback_days: {setting: ", "lookback_dayz: {setting: ")
+    found = {(p.path.split("].", 1)[-1], p.kind) for p in problems(tree) if p.file == "mappings/default.yaml"}
+    assert ("params.lookback_days", "schema") in found and ("params.lookback_dayz", "unknown-key") in found
+    path.write_text(text)
+    edit(path, "      days: 63\n", "      days: soon\n")
+    (problem, *_) = [p for p in problems(tree) if p.file == "mappings/default.yaml"]
+    assert problem.path.endswith("].params.days") and problem.kind == "schema"

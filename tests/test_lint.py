@@ -38,7 +38,7 @@ def test_a_value_path_fhir_does_not_have_is_named_with_the_nearest_element(tree,
          "    codes: [gestational-age]\n    value: $.valueQuantitiy")
     status, lines = check(capsys)
     assert status == 1 and lines == [
-        "mappings/default.yaml:158: facts.pregnancy.ga_observations.value: 'valueQuantitiy' is not an element of "
+        "mappings/default.yaml:158: facts[pregnancy.ga_observations].value: 'valueQuantitiy' is not an element of "
         "Observation (did you mean 'valueQuantity'?): this path never finds a value [never-matches]"]
 
 
@@ -82,7 +82,7 @@ def test_a_numeric_operator_on_a_true_false_fact_is_refused_at_its_criterion(tre
          "{fact: conditions.substance_use_active, ge: 1}")
     status, lines = check(capsys)
     assert status == 1 and lines == [
-        "policies/intrathecal-pain-pump.yaml:193: criteria.all[I].all[I.B].none[I.B.2].when: fact "
+        "policies/intrathecal-pain-pump.yaml:193: criteria[I.B.2].when: fact "
         "'conditions.substance_use_active' is true/false: 'ge' compares numbers; test it with 'present' or "
         "'is: true' [never-matches]"]
 
@@ -106,18 +106,20 @@ def test_an_unknown_key_gets_a_did_you_mean_and_an_id_breadcrumb(tree, capsys):
          "              whenn: {fact: conditions.dementia")
     status, lines = check(capsys)
     assert status == 1 and lines == [
-        "policies/intrathecal-pain-pump.yaml:201: criteria.all[I].all[I.B].none[I.B.3].whenn: unknown key 'whenn' "
+        "policies/intrathecal-pain-pump.yaml:201: criteria[I.B.3].whenn: unknown key 'whenn' "
         "(did you mean 'when'?) [unknown-key]"]
 
 
 def test_unused_facts_fixtures_and_settings_are_warnings(tree, capsys):
-    edit(tree / "mappings" / "spine.yaml", "facts:\n", "facts:\n  spine.never_read:\n    description: Nothing reads it.\n"
+    edit(tree / "mappings" / "spine.yaml", "facts:\n",
+         "facts:\n  spine.never_read:\n    description: Nothing reads it.\n"
          "    source: Condition\n    codes: [sepsis]\n    pick: exists\n")
     (tree / "policies" / "testdata" / "orphan.json").write_text('{"resourceType": "Patient", "id": "x"}')
     edit(tree / "policies" / "si-joint-fusion-open.yaml", "settings:\n", "settings:\n  unusedKnob: 3\n")
     assert cli.main(["check"]) == 0
     out = capsys.readouterr().out
-    assert "warning: mappings/spine.yaml:" in out and "spine.never_read: no policy reads this fact [unused-fact]" in out
+    assert "warning: mappings/spine.yaml:" in out
+    assert "facts[spine.never_read]: no policy reads this fact [unused-fact]" in out
     assert "warning: policies/testdata/orphan.json:1: no test case names this fixture [unused-fixture]" in out
     assert "settings.unusedKnob: nothing reads this setting [unused-setting]" in out
 

@@ -6,7 +6,7 @@ import pytest
 
 from cdshooks.facts.calculators import pain
 from cdshooks.fhir.codes import CodeSet
-from cdshooks.fhir.record import ICD10CM
+from cdshooks.fhir.read import ICD10CM
 
 SETS = pain.PainCodeSets(
     CodeSet.of(["icd10cm|G89.3"]),

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from cdshooks import registry
-from cdshooks.facts.calculators.mme import load_mme_tables
-from cdshooks.facts.calculators.mme import opioid_ingredients
 from cdshooks.facts.calculators.oncology.products import identify as identify_csf
+from cdshooks.facts.calculators.opioids.dose import opioid_ingredients
+from cdshooks.facts.calculators.opioids.tables import load_mme_tables
 from cdshooks.facts.calculators.orders import order_concepts
 from cdshooks.fhir import medications
 from cdshooks.fhir.record import Slot

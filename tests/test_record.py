@@ -27,7 +27,8 @@ def test_resources_are_indexed_by_type_reference_code_and_icd_category():
 def test_a_draft_and_its_prefetched_copy_count_once():
     draft = DraftOrder("ServiceRequest/sr-1", {"resourceType": "ServiceRequest", "id": "sr-1", "status": "draft"}, 0)
     prefetched = {"resourceType": "ServiceRequest", "id": "sr-1", "status": "active"}
-    rec = record.build({"serviceRequests": Slot("data", bundle(prefetched))}, {"serviceRequests": "ServiceRequest"}, (draft,))
+    slots = {"serviceRequests": Slot("data", bundle(prefetched))}
+    rec = record.build(slots, {"serviceRequests": "ServiceRequest"}, (draft,))
     assert rec.of_type("ServiceRequest") == [draft.resource] and rec.is_draft(draft.resource)
 
 

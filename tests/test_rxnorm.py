@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from cdshooks.facts.calculators.mme import DATA_DIR
-from cdshooks.facts.calculators.mme import load_mme_tables
+from cdshooks.facts.calculators.opioids.tables import DATA_DIR
+from cdshooks.facts.calculators.opioids.tables import load_mme_tables
 from cdshooks.fhir.rxnorm import base_ingredient
 from cdshooks.fhir.rxnorm import normalize_strength
 from cdshooks.fhir.rxnorm import parse_name

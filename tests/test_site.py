@@ -188,3 +188,14 @@ def test_an_added_set_reaches_the_sets_that_include_the_extended_one_and_replace
     assert twins.entry_for("http://st-elsewhere.example/fhir/CodeSystem/lab", "GA-WK") is not None
     assert twins.entry_for("http://hl7.org/fhir/sid/icd-10-cm", "O30009") is None
     assert "http://st-elsewhere.example/fhir/ValueSet/gestational-age" in sets.get("twin-pregnancy").sources
+
+
+def test_a_misspelt_param_in_site_yaml_is_reported_at_its_line_of_site_yaml(project, capsys):
+    follow(project, "integration.md", "Task 1", capsys=capsys)
+    site = project / "st-elsewhere" / "site.yaml"
+    site.write_text(site.read_text().replace("params: {unitless_weeks:", "params: {unitless_weekz:"))
+    line = site.read_text().splitlines().index("    params: {unitless_weekz: [st-elsewhere-gestational-age]}") + 1
+    assert cli.main(["check", "--site", "st-elsewhere"]) == 1
+    out = capsys.readouterr().out
+    assert (f"st-elsewhere/site.yaml:{line}: facts[pregnancy.gestational_age_days].params.unitless_weekz: "
+            f"unknown key 'unitless_weekz' (did you mean 'unitless_weeks'?)") in out

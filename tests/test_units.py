@@ -35,3 +35,19 @@ def test_a_score_without_a_unit_or_with_an_annotation_is_a_plain_number():
     assert units.convert(8.0, "{points}", "1") == 8.0
     assert units.convert(8.0, None, "mg/dL") is None      # a lab value without a unit stays unusable
     assert units.convert(8.0, "mg/dL", "1") is None
+
+
+@pytest.mark.parametrize("value, unit, mg", [(1, "g", 1000), (250, "ug", 0.25), (250, "mcg", 0.25), (5, "mg", 5)])
+def test_masses_convert_to_mg(value, unit, mg):
+    assert units.convert(value, unit, "mg") == pytest.approx(mg)
+
+
+@pytest.mark.parametrize("unit, seconds", [("h", 3600), ("hours", 3600), (" Hr ", 3600), ("d", 86400), ("wk", 604800),
+                                           ("mo", 2592000), ("a", 31536000), ("min", 60), ("sec", 1)])
+def test_time_units_and_their_spelled_out_forms_in_seconds(unit, seconds):
+    assert units.seconds(unit) == seconds
+
+
+@pytest.mark.parametrize("unit", ["mg", "fortnight", None, 3])
+def test_other_units_have_no_seconds(unit):
+    assert units.seconds(unit) is None and units.time_unit(unit) is None

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from cdshooks.fhir import valuesets
-from cdshooks.fhir.record import ICD10CM
-from cdshooks.fhir.record import normalize_code
+from cdshooks.fhir.read import ICD10CM
+from cdshooks.fhir.read import normalize_code
 from cdshooks.policy.loader import check
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,9 +117,9 @@ def test_a_mapping_naming_an_unknown_set_or_a_code_is_a_problem_at_its_line(tree
     lines = text.splitlines()
     assert [(p.file, p.line, p.path) for p in problems] == [
         ("mappings/default.yaml", lines.index("    codes: [narcotic-allergy]") + 1,
-         "facts.conditions.narcotic_allergy.codes"),
+         "facts[conditions.narcotic_allergy].codes"),
         ("mappings/default.yaml", lines.index("      reasons: [icd10cm|Z36.0]") + 1,
-         "facts.order.cfdna_marker.params.reasons")]
+         "facts[order.cfdna_marker].params.reasons")]
     assert "unknown value set 'narcotic-allergy'" in problems[0].detail
     assert "is a code, not a value-set name" in problems[1].detail
 

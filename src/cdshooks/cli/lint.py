@@ -20,8 +20,9 @@ from jsonpath_ng import jsonpath as jp
 
 from cdshooks.facts.loader import CalculatorFact
 from cdshooks.facts.select import SelectFact
-from cdshooks.fhir.record import canonical_system
+from cdshooks.fhir.read import canonical_system
 from cdshooks.files.datafile import Problem
+from cdshooks.files.datafile import format_path
 from cdshooks.files.suggest import did_you_mean
 
 WARNING_KINDS = ("unused-fact", "unused-fixture", "unused-setting")
@@ -115,7 +116,7 @@ def _walk(type_name: str, names: list[str]) -> str | None:
 def _paths(fact: SelectFact, name: str, where) -> list[Problem]:
     out = []
     if elements(fact.source) is not None and fact.element not in elements(fact.source):
-        out.append(Problem(*where, f"facts.{name}.element", "never-matches",
+        out.append(Problem(*where, format_path(("facts", name, "element")), "never-matches",
                            f"{fact.source} has no element '{fact.element}'"
                            f"{did_you_mean(fact.element, elements(fact.source))}"))
     names = _fields(fact.value) if fact.value is not None else None
@@ -125,7 +126,7 @@ def _paths(fact: SelectFact, name: str, where) -> list[Problem]:
         if error and fact.source == "Observation" and _walk("ObservationComponent", names) is None:
             error = None
         if error:
-            out.append(Problem(*where, f"facts.{name}.value", "never-matches",
+            out.append(Problem(*where, format_path(("facts", name, "value")), "never-matches",
                                f"{error}: this path never finds a value"))
     return out
 
@@ -139,7 +140,8 @@ def _quantity_inputs(facts, name: str, fact: CalculatorFact, where) -> list[Prob
         if not isinstance(target, SelectFact):
             continue
         if target.unit:
-            out.append(Problem(*_origin(facts, target.name), f"facts.{target.name}.unit", "never-matches",
+            where_unit = format_path(("facts", target.name, "unit"))
+            out.append(Problem(*_origin(facts, target.name), where_unit, "never-matches",
                                f"'{fact.calculator.name}' ({name}) reads the Quantity of each reading itself; "
                                f"unit: {target.unit} turns it into a bare number it cannot read: remove 'unit'"))
         if fact.calculator.name == "gestational_age":
@@ -153,7 +155,7 @@ def _unitless_local_codes(target: SelectFact, fact: CalculatorFact, name: str, w
     uncovered = [t for t in local if declared is None or not any(e.token == t for e in declared.include)]
     if not uncovered:
         return []
-    return [Problem(*where, f"facts.{name}.params", "never-matches",
+    return [Problem(*where, format_path(("facts", name, "params")), "never-matches",
                     f"gestational-age codes outside LOINC ({', '.join(uncovered)}): a reading without a UCUM "
                     f"unit (wk or d) would be read as nothing; if such readings are in weeks, name their value "
                     f"set in params.unitless_weeks")]
@@ -211,7 +213,7 @@ def _article(kind: str) -> str:
 def _unused_facts(loaded) -> list[Problem]:
     facts = loaded.facts
     read = facts.reachable(f for p in loaded.by_id.values() for f in p.facts)
-    return [Problem(*_origin(facts, name), f"facts.{name}", "unused-fact", "no policy reads this fact")
+    return [Problem(*_origin(facts, name), format_path(("facts", name)), "unused-fact", "no policy reads this fact")
             for name in facts.facts if name not in read]
 
 

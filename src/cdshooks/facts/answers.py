@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdshooks.facts.facts import Evidence
+from cdshooks.fhir.read import as_list
 from cdshooks.fhir.record import Record
-from cdshooks.fhir.record import as_list
 from cdshooks.fhir.record import reference_of
 
 

@@ -69,6 +69,11 @@ class Item:
     entry: Code | None
     refuted: bool = False
 
+    @property
+    def issued(self) -> str:
+        """When the resource was issued, as written: D4 breaks a tie of dates with it."""
+        return str(self.resource.get("issued", ""))
+
     def evidence(self, value: str | None = None) -> Evidence:
         text = value if value is not None else " ".join(p for p in (self.code, self.display) if p)
         return Evidence(self.reference, text or self.reference, self.date.isoformat() if self.date else None)

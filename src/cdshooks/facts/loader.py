@@ -123,7 +123,8 @@ def load(folder: Path, valuesets: ValueSets = EMPTY, site=None) -> tuple[FactSet
     for name, (mapping, document, _file) in raw.items():
         mapping, extra, found = site_changes.apply(site, name, mapping, changes.get(name))
         problems += found
-        fact, found = _compile(name, mapping, document, calculators, valuesets)
+        site_params = (site, frozenset(changes[name].params)) if name in changes else None
+        fact, found = _compile(name, mapping, document, calculators, valuesets, site_params)
         problems += found
         if fact is not None and extra:
             fact, found = site_changes.with_sources(fact, mapping, extra, site, name,
@@ -152,12 +153,9 @@ def _validate(document) -> tuple[MappingFile | None, list[Problem]]:
     if shell is None:
         return None, problems
     facts = {}
-    for name, body in shell.facts.items():
-        sub = datafile.Document(document.file, body, {k[2:]: v for k, v in document.lines.items()
-                                                      if k[:2] == ("facts", name)})
-        fact, found = datafile.validate(sub, FactMapping)
-        problems += [Problem(p.file, p.line, f"facts.{name}" + (f".{p.path}" if p.path else ""), p.kind, p.detail)
-                     for p in found]
+    for name in shell.facts:
+        fact, found = datafile.validate(document, FactMapping, at=("facts", name))
+        problems += found
         if fact is not None:
             facts[name] = fact
     try:
@@ -218,11 +216,11 @@ def resolve_params(params: dict, keys, valuesets: ValueSets) -> dict:
     return out
 
 
-def _compile(name: str, m: FactMapping, document, calculators, valuesets: ValueSets):
+def _compile(name: str, m: FactMapping, document, calculators, valuesets: ValueSets, site_params=None):
     path = ("facts", name)
     try:
         if m.calculator is not None:
-            return _compile_calculator(name, m, document, calculators, valuesets)
+            return _compile_calculator(name, m, document, calculators, valuesets, site_params)
         return _compile_select(name, m, valuesets), []
     except _CodeProblem as exc:
         return None, [document.problem(path + exc.path, "code", str(exc))]
@@ -260,19 +258,24 @@ def _compile_select(name: str, m: FactMapping, valuesets: ValueSets) -> SelectFa
     )
 
 
-def _compile_calculator(name, m: FactMapping, document, calculators, valuesets: ValueSets):
+def _compile_calculator(name, m: FactMapping, document, calculators, valuesets: ValueSets,
+                        site_params=None):
     path = ("facts", name)
     calculator = calculators.get(m.calculator)
     if calculator is None:
+        known = ", ".join(sorted(calculators))
         return None, [document.problem(path + ("calculator",), "calculator",
-                                       f"unknown calculator '{m.calculator}' (known: {', '.join(sorted(calculators))})")]
+                                       f"unknown calculator '{m.calculator}' (known: {known})")]
     missing = calculator.inputs - set(m.inputs)
     extra = set(m.inputs) - calculator.inputs
     if missing or extra:
         detail = "; ".join(filter(None, [missing and f"missing inputs {sorted(missing)}",
                                          extra and f"unexpected inputs {sorted(extra)}"]))
         return None, [document.problem(path + ("inputs",), "calculator", detail)]
-    resolved = resolve_params(dict(m.params), calculator.code_params, valuesets)
+    raw, found = _typed_params(m, calculator, document, path + ("params",), site_params)
+    if raw is None:
+        return None, found
+    resolved = resolve_params(raw, calculator.code_params, valuesets)
     try:
         params = calculator.prepare(resolved) if calculator.prepare else resolved
     except (KeyError, TypeError, ValueError, CodeError, re.error) as exc:
@@ -281,6 +284,30 @@ def _compile_calculator(name, m: FactMapping, document, calculators, valuesets: 
                  for v in m.params.values() if isinstance(v, dict) and "setting" in v)
     return CalculatorFact(name, calculator, MappingProxyType(dict(m.inputs)), params,
                           calculator.order_scoped, refs), []
+
+
+def _typed_params(m: FactMapping, calculator: Calculator, document, path: tuple, site_params=None):
+    """The params as the calculator's model reads them (absent and null keys left out), or the problems.
+
+    ``site_params``: (site, the keys its ``site.yaml`` sets); a problem with one of those keys is
+    reported at its line of ``site.yaml``."""
+    if calculator.params is None:
+        return dict(m.params), []
+    typed, problems = datafile.validate_value(document, calculator.params, dict(m.params), path)
+    if typed is None and site_params is not None:
+        site, keys = site_params
+        _, at_site = datafile.validate_value(site.document, calculator.params, dict(m.params), path)
+        problems = [p for p in problems if _param_key(p.path) not in keys] + \
+            [p for p in at_site if _param_key(p.path) in keys]
+    if typed is None:
+        return None, problems
+    return typed.model_dump(exclude_unset=True, exclude_none=True), []
+
+
+def _param_key(breadcrumb: str) -> str:
+    """The param a breadcrumb ``facts[x.y].params.KEY…`` names ('' for the params as a whole)."""
+    rest = breadcrumb.partition("].params.")[2]
+    return re.split(r"[.\[]", rest, maxsplit=1)[0]
 
 
 def _check_references(compiled, raw) -> list[Problem]:

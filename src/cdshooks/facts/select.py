@@ -14,8 +14,10 @@ from cdshooks.facts.facts import Item
 from cdshooks.fhir import units
 from cdshooks.fhir.codes import CodeSet
 from cdshooks.fhir.dates import condition_state
+from cdshooks.fhir.dates import latest_key
 from cdshooks.fhir.dates import resource_date
-from cdshooks.fhir.record import as_list
+from cdshooks.fhir.read import as_list
+from cdshooks.fhir.read import main_code_element
 from cdshooks.fhir.record import display_code
 from cdshooks.fhir.record import reference_of
 
@@ -26,8 +28,6 @@ DEFAULT_STATUS = {
     # D10: a statement counts as history unless entered in error, not taken or of unknown status.
     "MedicationStatement": frozenset({"active", "completed", "intended", "stopped", "on-hold"}),
 }
-_MAIN_ELEMENT = {"DeviceRequest": "codeCodeableConcept", "MedicationRequest": "medicationCodeableConcept",
-                 "MedicationStatement": "medicationCodeableConcept"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class SelectFact:
 
     @classmethod
     def main_element(cls, source: str) -> str:
-        return _MAIN_ELEMENT.get(source, "code")
+        return main_code_element(source)
 
     def compute(self, ctx: FactContext, at: dt.date) -> Fact:
         for source in self.sources:
@@ -131,7 +131,8 @@ class SelectFact:
 
 def component_view(observation: dict, component: dict) -> dict:
     """The Observation as if the component were its code and value (D9): same id, status and date."""
-    view = {k: v for k, v in observation.items() if not k.startswith("value") and k not in ("component", "referenceRange")}
+    view = {k: v for k, v in observation.items()
+            if not k.startswith("value") and k not in ("component", "referenceRange")}
     view.update({k: v for k, v in component.items() if k == "code" or k.startswith("value") or k == "referenceRange"})
     return view
 
@@ -172,8 +173,7 @@ def _pick_exists(fact: SelectFact, items) -> Fact:
 
 def _ordered(items):
     valued = [i for i in _usable(items) if i.value is not None]
-    return sorted(valued, key=lambda i: (i.date or dt.date.min, str(i.resource.get("issued", "")),
-                                         i.reference))
+    return sorted(valued, key=lambda i: latest_key(i.date, i.issued, i.reference))
 
 
 def _value_text(fact: SelectFact, item: Item) -> str:

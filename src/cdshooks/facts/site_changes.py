@@ -21,7 +21,8 @@ def fact_changes(site, raw: dict) -> tuple[dict, list]:
     changes, problems = {}, []
     for name, change in site.file.facts.items():
         if name not in raw:
-            problems.append(site.problem(("facts", name), "reference", f"unknown fact '{name}'{did_you_mean(name, raw)}"))
+            problems.append(site.problem(("facts", name), "reference",
+                                         f"unknown fact '{name}'{did_you_mean(name, raw)}"))
         elif raw[name][0].calculator is not None and (change.add_codes or change.add_sources or change.within):
             problems.append(site.problem(("facts", name), "site", f"'{name}' is computed by the calculator "
                                          f"'{raw[name][0].calculator}': set its params, or extend the facts or "

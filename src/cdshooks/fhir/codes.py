@@ -17,11 +17,11 @@ import re
 from dataclasses import dataclass
 from dataclasses import field
 
-from cdshooks.fhir.record import HCPCS
-from cdshooks.fhir.record import ICD10CM
+from cdshooks.fhir.read import HCPCS
+from cdshooks.fhir.read import ICD10CM
+from cdshooks.fhir.read import codings
+from cdshooks.fhir.read import normalize_code
 from cdshooks.fhir.record import Record
-from cdshooks.fhir.record import codings
-from cdshooks.fhir.record import normalize_code
 
 SYSTEMS = {
     "icd10cm": ICD10CM,

@@ -16,8 +16,10 @@ resolving to a MedicationRequest) is left out so the same medication is not coun
 
 from __future__ import annotations
 
+from cdshooks.fhir.read import as_dict
+from cdshooks.fhir.read import as_list
+from cdshooks.fhir.read import objects
 from cdshooks.fhir.record import Record
-from cdshooks.fhir.record import as_list
 
 HISTORY_TYPES = ("MedicationRequest", "MedicationStatement")
 _STATUS_AS_ORDER = {"active": "active", "completed": "completed", "intended": "active",
@@ -45,12 +47,12 @@ def as_order(statement: dict) -> dict | None:
         return None
     order = {key: statement[key] for key in _COPIED if key in statement}
     order.update(status=_STATUS_AS_ORDER[status], intent="order")
-    dosages = [d for d in as_list(statement.get("dosage")) if isinstance(d, dict)]
+    dosages = objects(statement.get("dosage"))
     bounds = _effective_bounds(statement)
     if bounds:
         first = dosages[0] if dosages else {}
-        timing = first.get("timing") if isinstance(first.get("timing"), dict) else {}
-        repeat = timing.get("repeat") if isinstance(timing.get("repeat"), dict) else {}
+        timing = as_dict(first.get("timing"))
+        repeat = as_dict(timing.get("repeat"))
         first = {**first, "timing": {**timing, "repeat": {**repeat, "boundsPeriod": bounds}}}
         dosages = [first, *dosages[1:]]
     if dosages:

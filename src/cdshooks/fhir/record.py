@@ -13,25 +13,11 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from cdshooks.fhir.orders import DraftOrder
-
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
-# Other URIs in use for a system we know, read as that system.  The Da Vinci CRD test kit (and
-# CMS Blue Button data) write HCPCS codes with the Blue Button code-system URI.
-SYSTEM_ALIASES = {"https://bluebutton.cms.gov/resources/codesystem/hcpcs": HCPCS}
-
-# The CodeableConcept(s) that say what a resource *is*, by resource type.
-_MAIN_CODE = {
-    "Condition": ("code",),
-    "Observation": ("code",),
-    "Procedure": ("code",),
-    "ServiceRequest": ("code",),
-    "DiagnosticReport": ("code",),
-    "DeviceRequest": ("codeCodeableConcept",),
-    "MedicationRequest": ("medicationCodeableConcept",),
-    "MedicationStatement": ("medicationCodeableConcept",),
-    "Medication": ("code",),
-}
+from cdshooks.fhir.read import ICD10CM
+from cdshooks.fhir.read import MAIN_CODE
+from cdshooks.fhir.read import as_list
+from cdshooks.fhir.read import codings
+from cdshooks.fhir.read import normalize_code
 
 
 @dataclass(frozen=True)
@@ -43,51 +29,12 @@ class Slot:
     reason: str = ""
 
 
-
-def normalize_code(system: str, code: str) -> str:
-    """Return the comparison form of a code (D1: ICD-10-CM without dots, case-insensitive)."""
-    if system == ICD10CM:
-        return code.replace(".", "").upper().strip()
-    return code.strip()
-
-
 def display_code(system: str | None, code: str) -> str:
     """How a code is shown to people: ICD-10-CM with its dot after the category (C50.911)."""
     if system == ICD10CM:
         bare = code.replace(".", "").upper().strip()
         return f"{bare[:3]}.{bare[3:]}" if len(bare) > 3 else bare
     return code
-
-
-def canonical_system(system):
-    """The system URI we match on: ``system`` itself unless it is a known alias."""
-    return SYSTEM_ALIASES.get(system, system)
-
-
-def as_list(value) -> list:
-    """Read an element that should be an array but may arrive as one object (sandbox shapes)."""
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def codings(concept) -> list[tuple[str, str]]:
-    """``(system, normalized code)`` pairs of a CodeableConcept (or a list of them); junk ignored."""
-    # Hot path (every resource is indexed by it): exact type checks, no helper calls.
-    if concept is None:
-        return []
-    pairs = []
-    for cc in concept if type(concept) is list else (concept,):
-        coding = cc.get("coding") if type(cc) is dict else None
-        if coding is None:
-            continue
-        for item in coding if type(coding) is list else (coding,):
-            if type(item) is dict:
-                system, code = item.get("system"), item.get("code")
-                if type(system) is str and type(code) is str and code.strip():
-                    system = SYSTEM_ALIASES.get(system, system)
-                    pairs.append((system, normalize_code(system, code)))
-    return pairs
 
 
 @dataclass
@@ -144,9 +91,8 @@ class Record:
             return  # a draft order and its prefetched copy count once; drafts come first
         resource_type = resource["resourceType"]
         self.by_type[resource_type].append(resource)
-        main = []
-        for element in _MAIN_CODE.get(resource_type, ()):
-            main += codings(resource.get(element))
+        element = MAIN_CODE.get(resource_type)
+        main = codings(resource.get(element)) if element is not None else []
         self._index(resource, main)
         if resource_type == "Observation" and "component" in resource:  # D9: values on components
             parts = {p for c in as_list(resource["component"]) if type(c) is dict for p in codings(c.get("code"))}

@@ -1,4 +1,8 @@
-"""UCUM unit conversion for lab and vital values (dimensional factors only, no molar masses)."""
+"""UCUM unit conversion for lab values, vitals, doses and durations (dimensional factors only, no molar masses).
+
+The one unit table: a select fact's ``unit``, a dose in mg, a dosing period or a supply duration
+are all converted through it.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +21,21 @@ _UNITS: dict[str, tuple[str, float]] = {
     "U/L": ("activity/vol", 1.0), "[IU]/L": ("activity/vol", 1.0), "IU/L": ("activity/vol", 1.0),
     # body mass index, base kg/m2
     "kg/m2": ("bmi", 1.0), "kg/m^2": ("bmi", 1.0),
-    # time, base day
-    "d": ("time", 1.0), "wk": ("time", 7.0), "h": ("time", 1 / 24), "min": ("time", 1 / 1440),
+    # mass, base mg ("mcg" and "µg" are not UCUM but common in orders)
+    "mg": ("mass", 1.0), "ug": ("mass", 0.001), "mcg": ("mass", 0.001), "µg": ("mass", 0.001), "g": ("mass", 1000.0),
+    # time, base day; a month is 30 days and a year 365 (supply and dosing periods count whole days)
+    "s": ("time", 1 / 86400), "min": ("time", 1 / 1440), "h": ("time", 1 / 24), "d": ("time", 1.0),
+    "wk": ("time", 7.0), "mo": ("time", 30.0), "a": ("time", 365.0),
     # percent and plain numbers
     "%": ("percent", 1.0), "1": ("number", 1.0), "{score}": ("number", 1.0),
+}
+
+
+# Spelled-out and abbreviated time units orders carry instead of UCUM's.
+_TIME_ALIASES = {
+    "sec": "s", "second": "s", "seconds": "s", "minute": "min", "minutes": "min",
+    "hr": "h", "hour": "h", "hours": "h", "day": "d", "days": "d", "week": "wk", "weeks": "wk",
+    "month": "mo", "months": "mo", "year": "a", "years": "a",
 }
 
 
@@ -49,3 +64,19 @@ def quantity_unit(quantity: dict) -> str | None:
         if isinstance(quantity.get(key), str) and quantity[key].strip():
             return quantity[key].strip()
     return None
+
+
+def time_unit(value) -> str | None:
+    """A UCUM time unit (s, min, h, d, wk, mo, a) for a UCUM or spelled-out one; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    unit = value.strip()
+    if _UNITS.get(unit, ("",))[0] == "time":
+        return unit
+    return _TIME_ALIASES.get(unit.lower())
+
+
+def seconds(value) -> float | None:
+    """Seconds in one ``value`` time unit (UCUM or spelled out); None when it is no time unit."""
+    unit = time_unit(value)
+    return _UNITS[unit][1] * 86400 if unit is not None else None

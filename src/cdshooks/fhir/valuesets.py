@@ -36,9 +36,9 @@ from cdshooks.fhir.codes import SYSTEMS
 from cdshooks.fhir.codes import Code
 from cdshooks.fhir.codes import CodeError
 from cdshooks.fhir.codes import CodeSet
-from cdshooks.fhir.record import ICD10CM
-from cdshooks.fhir.record import canonical_system
-from cdshooks.fhir.record import normalize_code
+from cdshooks.fhir.read import ICD10CM
+from cdshooks.fhir.read import canonical_system
+from cdshooks.fhir.read import normalize_code
 from cdshooks.files import datafile
 from cdshooks.files.datafile import Problem
 

@@ -62,19 +62,38 @@ _ITEM_NAMES = ("id", "name", "code")   # how a list item is named in a breadcrum
 
 
 def format_path(path: tuple, data=None) -> str:
-    """``criteria.all[2].when`` — or, when ``data`` is given and the item has an id (name, code),
-    ``criteria.all[I.B.3].when``, so the breadcrumb survives reordering and is found by search."""
-    out = ""
+    """The breadcrumb of ``path`` in ``data``, as cfgv writes it: a list item with an id (name,
+    code) is named by it, so the breadcrumb survives reordering and is found by search.
+
+    Items named by the same key nest under the first: criteria ids are unique in their tree, so
+    ``criteria.all.2.any.0.when`` reads ``criteria[I.B.3].when``; a key with a dot (a fact name)
+    is bracketed too: ``facts[opioids.daily_mme].params``.  Without ``data``, items are numbered.
+    """
+    out, anchors = "", {}   # label key -> the breadcrumb its named items hang from
     for part in path:
+        item = _step(data, part)
+        label_key = _label_key(item)
         if isinstance(part, int):
-            item = data[part] if isinstance(data, list) and 0 <= part < len(data) else None
-            label = next((item[k] for k in _ITEM_NAMES if isinstance(item, dict) and isinstance(item.get(k), str)), None)
-            out += f"[{label}]" if label else f"[{part}]"
-            data = item
+            if label_key is None:
+                out += f"[{part}]"
+            else:
+                out = anchors.setdefault(label_key, out) + f"[{item[label_key]}]"
         else:
-            out += f".{part}" if out else str(part)
-            data = data.get(part) if isinstance(data, dict) else None
+            out += f"[{part}]" if "." in str(part) else (f".{part}" if out else str(part))
+            if label_key is not None and out:   # a named node under a key (the root criterion)
+                anchors.setdefault(label_key, out)
+        data = item
     return out
+
+
+def _step(data, part):
+    if isinstance(part, int):
+        return data[part] if isinstance(data, list) and 0 <= part < len(data) else None
+    return data.get(part) if isinstance(data, dict) else None
+
+
+def _label_key(item) -> str | None:
+    return next((k for k in _ITEM_NAMES if isinstance(item, dict) and isinstance(item.get(k), str) and item[k]), None)
 
 
 def read_name(path: Path, root: Path | None) -> str:
@@ -118,10 +137,19 @@ def _construct(node, path: tuple, lines: dict, constructor):
     return constructor.construct_object(node, deep=True)
 
 
-def validate(document: Document, model: type[BaseModel], context: dict | None = None):
-    """Validate a document against a pydantic model; return (instance or None, problems)."""
+def validate(document: Document, model: type[BaseModel], context: dict | None = None, at: tuple = ()):
+    """Validate the node at ``at`` of a document (default: all of it) against a pydantic model;
+    return (instance or None, problems at their file, line and path)."""
+    data = document.data
+    for part in at:
+        data = _step(data, part)
+    return validate_value(document, model, data, at, context)
+
+
+def validate_value(document: Document, model: type[BaseModel], value, at: tuple, context: dict | None = None):
+    """Validate ``value`` (what the document holds at ``at``, perhaps with a site's changes) against a model."""
     try:
-        return model.model_validate(document.data, context=context), []
+        return model.model_validate(value, context=context), []
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -130,9 +158,9 @@ def validate(document: Document, model: type[BaseModel], context: dict | None = 
                 known = keys_at(model, path)
                 detail = f"unknown key '{path[-1]}'{did_you_mean(path[-1], known)}" + \
                     (f"; known keys: {', '.join(known)}" if known and len(known) <= 12 else "")
-                problems.append(document.problem(path, "unknown-key", detail))
+                problems.append(document.problem(at + path, "unknown-key", detail))
             else:
-                problems.append(document.problem(path, "schema", error["msg"]))
+                problems.append(document.problem(at + path, "schema", error["msg"]))
         return None, problems
 
 

@@ -10,8 +10,7 @@ from cdshooks.facts.answers import answers_for
 from cdshooks.facts.calculators.orders import order_concepts
 from cdshooks.facts.facts import FactContext
 from cdshooks.fhir import record as record_module
-from cdshooks.fhir.dates import get_path
-from cdshooks.fhir.dates import parse_date
+from cdshooks.fhir.dates import occurrence_date
 from cdshooks.fhir.orders import DraftOrder
 from cdshooks.fhir.record import Record
 from cdshooks.policy import logic
@@ -20,11 +19,6 @@ from cdshooks.policy.evaluate import NodeResult
 from cdshooks.policy.loader import CompiledPolicy
 from cdshooks.policy.loader import PolicySet
 from cdshooks.policy.model import Applicability
-
-_OCCURRENCE = {
-    "ServiceRequest": (("occurrenceDateTime",), ("occurrencePeriod", "start")),
-    "DeviceRequest": (("occurrenceDateTime",), ("occurrencePeriod", "start")),
-}
 
 
 @dataclass(frozen=True)
@@ -48,13 +42,7 @@ class Evaluation:
 
 def service_date(order: dict, today: dt.date) -> dt.date:
     """E: the order's occurrence (or first dose) date when later than T, else T."""
-    paths = _OCCURRENCE.get(order.get("resourceType"), ())
-    if order.get("resourceType") == "MedicationRequest":
-        dosage = order.get("dosageInstruction")
-        first = dosage[0] if isinstance(dosage, list) and dosage and isinstance(dosage[0], dict) else {}
-        when = parse_date(get_path(first, ("timing", "repeat", "boundsPeriod", "start")))
-    else:
-        when = next((parse_date(v) for p in paths if (v := get_path(order, p)) is not None), None)
+    when = occurrence_date(order)
     return when if when is not None and when > today else today
 
 

@@ -15,7 +15,7 @@ from typing import Mapping
 
 from cdshooks.facts import loader as mapping_loader
 from cdshooks.facts import site as site_module
-from cdshooks.facts.calculators.mme import load_mme_tables
+from cdshooks.facts.calculators.opioids.tables import load_mme_tables
 from cdshooks.facts.loader import FactSet
 from cdshooks.fhir import valuesets as valueset_loader
 from cdshooks.fhir.codes import CodeError

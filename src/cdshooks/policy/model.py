@@ -46,7 +46,8 @@ class Expr(_Model):
     all: list[Expr] | None = None
     any: list[Expr] | None = None
     not_: Expr | None = Field(None, alias="not")
-    node: str | None = Field(None, description="the result of another criterion (or, with is/in, whether it is one of those results)")
+    node: str | None = Field(None, description="the result of another criterion "
+                                               "(or, with is/in, whether it is one of those results)")
     setting: str | None = Field(None, description="a policy setting (with 'is' or 'in')")
     doc: str | None = Field(None, description="the documentation answer for a criterion id")
     def_: str | None = Field(None, alias="def", description="a test the policy defines by name (define:)")
@@ -228,7 +229,9 @@ class OverrideReason(_Model):
     display: str = Field(min_length=1)
 
 
-class Source(_Model):
+class PolicySource(_Model):
+    """Where the policy comes from: the source document and the issuer's reference."""
+
     document: str = Field(min_length=1, description="file in policy-sources/")
     reference: str = Field(min_length=1, description="the issuer's policy number")
     url: str | None = Field(None, description="public URL of the policy")
@@ -241,7 +244,7 @@ class Policy(_Model):
     issuer: str = Field(min_length=1, description="source.label of the cards")
     short: str = Field(min_length=1, description="short name for summaries, e.g. 'LHCC LA.CP.MP.173'")
     description: str = Field(min_length=1, description="When … Then … in prose")
-    source: Source
+    source: PolicySource
     effective: dt.date
     jurisdiction: Literal["US", "NHS"]
     topic: Literal["guideline", "off-guideline", "coverage-info", "appropriate-use"] = "guideline"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from cdshooks.fhir.read import objects
 from cdshooks.policy.assertions import CRD_CODES
 from cdshooks.policy.assertions import invariant_problems
 
@@ -117,8 +118,7 @@ def payer_name(coverage: dict, resolve) -> str | None:
 
 
 def _payors(coverage: dict) -> list[dict]:
-    payors = coverage.get("payor")
-    return [p for p in (payors if isinstance(payors, list) else [payors]) if isinstance(p, dict)]
+    return objects(coverage.get("payor"))
 
 
 def has_payer_identifier(coverage: dict, resolve) -> bool:

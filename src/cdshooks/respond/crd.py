@@ -17,7 +17,7 @@ from cdshooks.cds.protocol import Card
 from cdshooks.cds.protocol import Coding
 from cdshooks.cds.protocol import Source
 from cdshooks.fhir.orders import DraftOrder
-from cdshooks.fhir.record import as_list
+from cdshooks.fhir.read import as_list
 from cdshooks.jsonio import prune
 from cdshooks.policy import assertions
 from cdshooks.policy.applicability import Evaluation

@@ -1,7 +1,8 @@
 """Calculators: small pure functions that derive facts the mappings cannot read directly.
 
 Each entry of :data:`CALCULATORS` names the calculator a mapping refers to, the input roles it
-needs (other facts), how its parameters are prepared once at start-up, and whether its value
+needs (other facts), the model its ``params`` must fit (pydantic, ``extra="forbid"``: checked at
+load with file and line), how they are prepared once at start-up, and whether its value
 depends on the order under evaluation (``order_scoped``) or only on the draft orders
 (``drafts_only``: usable for applicability, before any prefetch is resolved).
 """
@@ -12,7 +13,26 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Callable
 
+from pydantic import BaseModel
+from pydantic import ConfigDict
+
 from cdshooks.facts.facts import Fact
+from cdshooks.facts.model import SettingRef
+
+# Names of value sets (valuesets/<name>.json): one, or a list whose union is meant.
+ValueSetNames = str | list[str]
+# A number a policy may tune: a literal, or ``{setting, default}`` read from the policy's settings.
+SettingInt = int | SettingRef
+
+
+class Params(BaseModel):
+    """A calculator's params as a mapping file writes them; an unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(Params):
+    """The calculator takes no params."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +55,8 @@ class Calculator:
     # the param mapping (value -> criterion id of the ``questionnaire`` param's policy) whose
     # documentation answers the calculator reads itself: a 'yes' to those criteria is the fact's
     reads_answers: str | None = None
+    # the model the mapping's ``params`` must fit; None: not typed yet (any mapping passes)
+    params: type[Params] | None = None
 
 
 def setting(ctx, value):

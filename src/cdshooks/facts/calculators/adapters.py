@@ -5,16 +5,24 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from pydantic import Field
+
 from cdshooks.facts.calculators import Calculator
+from cdshooks.facts.calculators import NoParams
+from cdshooks.facts.calculators import Params
+from cdshooks.facts.calculators import SettingInt
+from cdshooks.facts.calculators import ValueSetNames
 from cdshooks.facts.calculators import age
 from cdshooks.facts.calculators import data_unavailable
 from cdshooks.facts.calculators import first_unavailable
 from cdshooks.facts.calculators import gestation
-from cdshooks.facts.calculators import mme
 from cdshooks.facts.calculators import orders
 from cdshooks.facts.calculators import pain
 from cdshooks.facts.calculators import pregnancy
 from cdshooks.facts.calculators import setting
+from cdshooks.facts.calculators.opioids.dose import opioid_ingredients
+from cdshooks.facts.calculators.opioids.dose import route_codes
+from cdshooks.facts.calculators.opioids.wean import assess_wean
 from cdshooks.facts.facts import UNKNOWN
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
@@ -25,7 +33,7 @@ from cdshooks.fhir import medications
 from cdshooks.fhir.codes import SYSTEMS
 from cdshooks.fhir.dates import condition_state
 from cdshooks.fhir.dates import parse_date
-from cdshooks.fhir.record import codings
+from cdshooks.fhir.read import codings
 from cdshooks.fhir.record import display_code
 from cdshooks.fhir.record import reference_of
 
@@ -52,10 +60,10 @@ def gestational_age(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if not observations.known and not edd.known:
         return observations if observations.status == "unavailable" else UNKNOWN
     weeks = params.get("unitless_weeks")   # local codes whose readings without a unit are in weeks
-    ga_items = [gestation.GaObservation(i.reference, i.date, i.value, i.code, str(i.resource.get("issued", "")),
+    ga_items = [gestation.GaObservation(i.reference, i.date, i.value, i.code, i.issued,
                                         bool(weeks and i.entry is not None and weeks.entry_for(i.entry.system, i.entry.code)))
                 for i in (observations.value or ()) if i.date]
-    edd_items = [gestation.EddObservation(i.reference, i.date, parse_date(i.value), str(i.resource.get("issued", "")))
+    edd_items = [gestation.EddObservation(i.reference, i.date, parse_date(i.value), i.issued)
                  for i in (edd.value or ()) if i.date]
     found = gestation.gestational_age(ga_items, edd_items, at)
     if found is None:
@@ -98,7 +106,7 @@ def fetus_count(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     observations, conditions = ctx.fact(inputs["observations"], at), ctx.fact(inputs["conditions"], at)
     if (unavailable := first_unavailable((observations, conditions))) is not None:
         return unavailable
-    obs = [(i.reference, i.date, str(i.resource.get("issued", "")), i.value) for i in observations.value or ()]
+    obs = [(i.reference, i.date, i.issued, i.value) for i in observations.value or ()]
     cond = [(i.reference, i.code, n) for i in conditions.value or () if not i.refuted
             and (n := _count_of(i, params["counts"])) is not None]
     counted = pregnancy.fetus_count(obs, cond)
@@ -223,9 +231,9 @@ def opioid_trial_marker(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
 
 
 def opioid_ingredients_neuraxial(resource, resolve, tables, routes) -> frozenset:
-    if not (mme.route_codes(resource) & routes):
+    if not (route_codes(resource) & routes):
         return frozenset()
-    return mme.opioid_ingredients(resource, resolve, tables)
+    return opioid_ingredients(resource, resolve, tables)
 
 
 def neuraxial_only_ingredient(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -235,9 +243,9 @@ def neuraxial_only_ingredient(ctx: FactContext, at: dt.date, inputs, params) -> 
     found = None
     for draft in ctx.record.drafts:
         resource = draft.resource
-        if resource.get("resourceType") != "MedicationRequest" or not (mme.route_codes(resource) & routes):
+        if resource.get("resourceType") != "MedicationRequest" or not (route_codes(resource) & routes):
             continue
-        if mme.opioid_ingredients(resource, resolve, tables):
+        if opioid_ingredients(resource, resolve, tables):
             return Fact("known", False, note="a neuraxial opioid is ordered too")
         if ingredient.matches_concept(orders.order_concepts(resource, ctx.record)):
             found = draft
@@ -249,7 +257,7 @@ def neuraxial_only_ingredient(ctx: FactContext, at: dt.date, inputs, params) -> 
 def opioid_wean(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     unavailable = data_unavailable(ctx, "MedicationRequest") or data_unavailable(ctx, "MedicationStatement")
     requests = medications.history(ctx.record)  # D10: statements count as history too
-    result = mme.assess_wean(
+    result = assess_wean(
         requests, _medication_resolver(ctx), at, ctx.resources["mme"],
         lookback_days=int(setting(ctx, params["lookback_days"])),
         default_supply_days=int(setting(ctx, params["default_supply_days"])),
@@ -268,28 +276,75 @@ def _number(value: float) -> str:
     return f"{round(value, 1):g}"
 
 
+# --------------------------------------------------------------------------- params
+class GestationParams(Params):
+    unitless_weeks: ValueSetNames | None = None   # local codes whose readings without a unit are in weeks
+
+
+class DaysParams(Params):
+    days: int = Field(ge=0)
+
+
+class CountParams(Params):
+    counts: dict[str, int | str]   # value set -> fetus count it implies ("2", ">=3")
+
+
+class PriorScreenParams(Params):
+    marker: str                    # regex on an unlisted code's text that makes it a cfDNA screen
+    screens: ValueSetNames
+    unlisted: ValueSetNames
+
+
+class MarkerParams(Params):
+    pattern: str                   # regex on the order's text or display
+    reasons: ValueSetNames
+
+
+class PainParams(Params):
+    malignant: ValueSetNames
+    nonmalignant: ValueSetNames
+    neutral: ValueSetNames
+    cancer: ValueSetNames
+
+
+class TrialMarkerParams(Params):
+    routes: ValueSetNames
+    products: ValueSetNames
+
+
+class NeuraxialParams(Params):
+    routes: ValueSetNames
+    ingredient: ValueSetNames
+
+
+class WeanParams(Params):
+    lookback_days: SettingInt
+    default_supply_days: SettingInt
+
+
 CALCULATORS = (
-    Calculator("patient_age", patient_age, resource_types=frozenset({"Patient"})),
+    Calculator("patient_age", patient_age, resource_types=frozenset({"Patient"}), params=NoParams),
     Calculator("gestational_age", gestational_age, frozenset({"observations", "edd"}),
-               code_params=frozenset({"unitless_weeks"}), quantity_inputs=frozenset({"observations"})),
-    Calculator("pregnancy_start", pregnancy_start, frozenset({"gestation"})),
-    Calculator("date_reaching", eligible_date, frozenset({"gestation"})),
+               code_params=frozenset({"unitless_weeks"}), quantity_inputs=frozenset({"observations"}),
+               params=GestationParams),
+    Calculator("pregnancy_start", pregnancy_start, frozenset({"gestation"}), params=NoParams),
+    Calculator("date_reaching", eligible_date, frozenset({"gestation"}), params=DaysParams),
     Calculator("fetus_count", fetus_count, frozenset({"observations", "conditions"}), _prepare_counts,
-               code_params=frozenset({"counts"})),
+               code_params=frozenset({"counts"}), params=CountParams),
     Calculator("prior_screen", prior_screen,
                frozenset({"service_requests", "procedures", "reports", "start"}), _prepare_prior,
-               order_scoped=True, code_params=frozenset({"screens", "unlisted"})),
-    Calculator("order_codes", order_codes, order_scoped=True),
-    Calculator("order_reason_codes", order_reason_codes, order_scoped=True),
+               order_scoped=True, code_params=frozenset({"screens", "unlisted"}), params=PriorScreenParams),
+    Calculator("order_codes", order_codes, order_scoped=True, params=NoParams),
+    Calculator("order_reason_codes", order_reason_codes, order_scoped=True, params=NoParams),
     Calculator("text_marker", text_marker, prepare=_prepare_marker, order_scoped=True,
-               code_params=frozenset({"reasons"})),
+               code_params=frozenset({"reasons"}), params=MarkerParams),
     Calculator("pain_origin", pain_origin, prepare=_prepare_pain, order_scoped=True,
                resource_types=frozenset({"Condition"}),
-               code_params=frozenset({"malignant", "nonmalignant", "neutral", "cancer"})),
+               code_params=frozenset({"malignant", "nonmalignant", "neutral", "cancer"}), params=PainParams),
     Calculator("opioid_trial_marker", opioid_trial_marker, prepare=_prepare_routes, drafts_only=True,
-               code_params=frozenset({"routes", "products"})),
+               code_params=frozenset({"routes", "products"}), params=TrialMarkerParams),
     Calculator("neuraxial_only_ingredient", neuraxial_only_ingredient, prepare=_prepare_routes, drafts_only=True,
-               code_params=frozenset({"routes", "ingredient"})),
+               code_params=frozenset({"routes", "ingredient"}), params=NeuraxialParams),
     Calculator("opioid_wean", opioid_wean, resource_types=frozenset({"MedicationRequest"}),
-               optional_types=frozenset({"MedicationStatement"})),
+               optional_types=frozenset({"MedicationStatement"}), params=WeanParams),
 )

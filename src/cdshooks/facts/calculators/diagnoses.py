@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pydantic import Field
+from pydantic import model_validator
+
 from cdshooks.facts.calculators import Calculator
+from cdshooks.facts.calculators import NoParams
+from cdshooks.facts.calculators import Params
+from cdshooks.facts.calculators import ValueSetNames
 from cdshooks.facts.calculators import data_unavailable
 from cdshooks.facts.calculators import first_unavailable
-from cdshooks.facts.calculators import mme
 from cdshooks.facts.calculators import orders
+from cdshooks.facts.calculators.opioids.dose import route_codes
+from cdshooks.facts.calculators.opioids.interval import active_interval
 from cdshooks.facts.facts import UNKNOWN
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
@@ -28,8 +35,8 @@ from cdshooks.fhir.codes import SYSTEMS
 from cdshooks.fhir.codes import CodeSet
 from cdshooks.fhir.dates import condition_state
 from cdshooks.fhir.dates import resource_date
-from cdshooks.fhir.record import as_list
-from cdshooks.fhir.record import codings
+from cdshooks.fhir.read import as_list
+from cdshooks.fhir.read import codings
 from cdshooks.fhir.record import display_code
 from cdshooks.fhir.record import reference_of
 
@@ -88,7 +95,8 @@ def diagnosis(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if "unless" in params:
         other_reasons, other_hits = _matches(ctx, params["unless"], at, params, reasons)
         if other_reasons or _live(other_hits):
-            return Fact("known", "not-met", _evidence(ctx, other_reasons, other_hits), "a code of the other set is present")
+            evidence = _evidence(ctx, other_reasons, other_hits)
+            return Fact("known", "not-met", evidence, "a code of the other set is present")
     evidence = _evidence(ctx, reason_hits, live or hits)
     if "within_days" in params:
         return _windowed(ctx, at, int(params["within_days"]), reason_hits, live, evidence)
@@ -154,7 +162,8 @@ def order_element(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     pairs = codings(value)
     if not pairs:
         return Fact("unknown", note=f"the order's {params['element']} carries no code")
-    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, ", ".join(display_code(s, c) for s, c in pairs)),))
+    shown = ", ".join(display_code(s, c) for s, c in pairs)
+    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, shown),))
 
 
 def _prepare_course(params: dict) -> dict:
@@ -168,12 +177,12 @@ def medication_course(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     found = []   # (request, its concepts)
     for request in ctx.record.of_type("MedicationRequest"):
         concepts = orders.order_concepts(request, ctx.record)
-        if not params["codes"].matches_concept(concepts) or (mme.route_codes(request) & params["routes"]):
+        if not params["codes"].matches_concept(concepts) or (route_codes(request) & params["routes"]):
             continue
         if ctx.record.is_draft(request) or request.get("status") == "active":
             found.append((request, concepts))
         elif request.get("status") in ("completed", "stopped"):
-            interval = mme.active_interval(request, False, int(params.get("default_supply_days", 30)))
+            interval = active_interval(request, False, int(params.get("default_supply_days", 30)))
             if interval and interval[1] is not None and window <= interval[1] - dt.timedelta(days=1) <= at:
                 found.append((request, concepts))
     if not found:
@@ -184,13 +193,42 @@ def medication_course(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     return Fact("known", "met", evidence)
 
 
+class DiagnosisParams(Params):
+    codes: ValueSetNames
+    unless: ValueSetNames | None = None       # a code of this set present: not-met
+    pair_with: ValueSetNames | None = None    # both sets must be present
+    site_codes: ValueSetNames | None = None   # these codes count when recorded with a body_site
+    body_site: ValueSetNames | None = None
+    within_days: int | None = Field(None, ge=0)
+    any_status: bool = False                  # inactive Conditions count too
+
+    @model_validator(mode="after")
+    def _site_codes_need_a_site(self):
+        if self.site_codes is not None and self.body_site is None:
+            raise ValueError("site_codes count only with a body_site: name its value set")
+        return self
+
+
+class OrderElementParams(Params):
+    element: str = Field(min_length=1)
+
+
+class CourseParams(Params):
+    codes: ValueSetNames
+    ended_within_days: int = Field(ge=0)
+    exclude_routes: ValueSetNames | None = None
+    default_supply_days: int = Field(30, ge=1)
+
+
 CALCULATORS = (
     Calculator("diagnosis", diagnosis, order_scoped=True, resource_types=frozenset({"Condition"}),
-               code_params=frozenset({"codes", "unless", "pair_with", "site_codes", "body_site"})),
-    Calculator("bilateral", bilateral, frozenset({"right", "left"})),
+               code_params=frozenset({"codes", "unless", "pair_with", "site_codes", "body_site"}),
+               params=DiagnosisParams),
+    Calculator("bilateral", bilateral, frozenset({"right", "left"}), params=NoParams),
     Calculator("requester_codes", requester_codes, order_scoped=True,
-               optional_types=frozenset({"PractitionerRole", "Practitioner"})),
-    Calculator("order_element", order_element, order_scoped=True),
+               optional_types=frozenset({"PractitionerRole", "Practitioner"}), params=NoParams),
+    Calculator("order_element", order_element, order_scoped=True, params=OrderElementParams),
     Calculator("medication_course", medication_course, prepare=_prepare_course,
-               resource_types=frozenset({"MedicationRequest"}), code_params=frozenset({"codes", "exclude_routes"})),
+               resource_types=frozenset({"MedicationRequest"}), code_params=frozenset({"codes", "exclude_routes"}),
+               params=CourseParams),
 )

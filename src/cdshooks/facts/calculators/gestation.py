@@ -11,6 +11,9 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from cdshooks.fhir.dates import latest_key
+from cdshooks.fhir.read import number
+
 MAX_DAYS = 308
 TERM_DAYS = 280
 WEEKS_WHEN_UNITLESS = frozenset({"49051-6"})
@@ -46,8 +49,8 @@ def quantity_days(quantity, loinc: str) -> int | None:
     """Days of a GA Quantity: ``wk`` → floor(v × 7), ``d`` → floor(v); unitless = weeks for 49051-6."""
     if not isinstance(quantity, dict):
         return None
-    value = quantity.get("value")
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    value = number(quantity.get("value"))
+    if value is None:
         return None
     unit = quantity.get("code") or quantity.get("unit")
     if unit in ("wk", "w", "week", "weeks") or (unit is None and loinc in WEEKS_WHEN_UNITLESS):
@@ -65,13 +68,13 @@ def gestational_age(ga: list[GaObservation], edd: list[EddObservation], on: dt.d
         if days is not None:
             ga_on = days + (on - obs.date).days
             if 0 <= ga_on <= MAX_DAYS:
-                candidates.append((obs.date, obs.issued, obs.reference, ga_on, obs))
+                candidates.append((latest_key(obs.date, obs.issued, obs.reference), ga_on, obs))
     if candidates:
-        *_, ga_on, obs = max(candidates, key=lambda c: c[:3])
+        _, ga_on, obs = max(candidates, key=lambda c: c[0])
         return Gestation(ga_on, obs.reference, f"{_quantity_text(obs.value)} on {obs.date}", "observation")
     dated = [e for e in edd if e.edd is not None]
     if dated:
-        latest = max(dated, key=lambda e: (e.date, e.issued, e.reference))
+        latest = max(dated, key=lambda e: latest_key(e.date, e.issued, e.reference))
         ga_on = TERM_DAYS - (latest.edd - on).days
         if 0 <= ga_on <= MAX_DAYS:
             return Gestation(ga_on, latest.reference, f"EDD {latest.edd} (recorded {latest.date})", "edd")

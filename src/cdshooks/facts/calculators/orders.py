@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import re
 
+from cdshooks.fhir.read import as_list
+from cdshooks.fhir.read import codings
+from cdshooks.fhir.read import main_code_element
 from cdshooks.fhir.record import Record
-from cdshooks.fhir.record import as_list
-from cdshooks.fhir.record import codings
 
-_ORDER_CODE = {"MedicationRequest": "medicationCodeableConcept", "MedicationStatement": "medicationCodeableConcept",
-               "DeviceRequest": "codeCodeableConcept"}
 _MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
 
 
 def order_concepts(order: dict, record: Record) -> list:
     """The CodeableConcept(s) that say what is ordered (D7 for medications)."""
-    element = _ORDER_CODE.get(order.get("resourceType"), "code")
+    element = main_code_element(order.get("resourceType"))
     concepts = as_list(order.get(element))
     if order.get("resourceType") in _MEDICATION_TYPES and not concepts:
         medication = record.resolve(order.get("medicationReference"), order)

@@ -6,6 +6,9 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from cdshooks.fhir.dates import latest_key
+from cdshooks.fhir.read import number
+
 PRIOR_WINDOW_WITHOUT_START = 280
 
 
@@ -27,7 +30,7 @@ def fetus_count(observations, conditions) -> Counted:
     """
     usable = [o for o in observations if _count(o[3]) is not None]
     if usable:
-        reference, date, _issued, value = max(usable, key=lambda o: (o[1], o[2], o[0]))
+        reference, date, _issued, value = max(usable, key=lambda o: latest_key(o[1], o[2], o[0]))
         n = _count(value)
         return Counted(n, n, reference, f"{n} fetuses (observed {date})")
     if conditions:
@@ -40,7 +43,8 @@ def fetus_count(observations, conditions) -> Counted:
 def _count(value) -> int | None:
     if isinstance(value, dict):
         value = value.get("value")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    value = number(value)
+    if value is None:
         return None
     return int(value) if value >= 1 and float(value).is_integer() else None
 
@@ -59,7 +63,8 @@ def prior_screen(records, start: dt.date | None, today: dt.date, earlier_drafts)
     MN-coded cfDNA orders that come before this one in the same draftOrders.
     """
     if earlier_drafts:
-        return "not-met", [(ref, None) for ref in earlier_drafts], "another cfDNA screen is ordered earlier in this request"
+        return ("not-met", [(ref, None) for ref in earlier_drafts],
+                "another cfDNA screen is ordered earlier in this request")
     if start is not None:
         hits = [r for r in records if r[1] is not None and start <= r[1] <= today]
         if hits:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from cdshooks.facts.calculators import orders
 from cdshooks.fhir.codes import CodeSet
-from cdshooks.fhir.record import codings
+from cdshooks.fhir.read import codings
 from cdshooks.fhir.rxnorm import base_ingredient
 from cdshooks.fhir.rxnorm import parse_name
 

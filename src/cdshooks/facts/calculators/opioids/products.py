@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Mapping
 
-from cdshooks.fhir.record import canonical_system
+from cdshooks.fhir.read import as_dict
+from cdshooks.fhir.read import canonical_system
+from cdshooks.fhir.read import codes_in
+from cdshooks.fhir.read import objects
 from cdshooks.fhir.rxnorm import DrugName
 from cdshooks.fhir.rxnorm import normalize_strength
 from cdshooks.fhir.rxnorm import parse_name
@@ -74,7 +77,7 @@ def load_products(doc: dict, path: pathlib.Path, names: Mapping[str, str]) -> Pr
     if not isinstance(rows_file, str) or not rows_file:
         raise ValueError(f"{path}: missing 'products_file'")
     products = _read_rows(path.parent / rows_file, names, dose_forms)
-    hcpcs = doc.get("excluded_hcpcs") if isinstance(doc.get("excluded_hcpcs"), dict) else {}
+    hcpcs = as_dict(doc.get("excluded_hcpcs"))
     return ProductTable(
         products=products,
         dose_forms=dose_forms,
@@ -146,8 +149,7 @@ def identify(concept: Any, tables) -> Drug | None:
 
 
 def _signature(concept: dict) -> tuple:
-    codings = concept.get("coding") if isinstance(concept.get("coding"), list) else [concept.get("coding")]
-    parts = tuple((c.get("system"), c.get("code"), c.get("display")) for c in codings if isinstance(c, dict))
+    parts = tuple((c.get("system"), c.get("code"), c.get("display")) for c in objects(concept.get("coding")))
     text = concept.get("text")
     return parts + ((text,) if isinstance(text, str) else ())
 
@@ -174,19 +176,12 @@ def _identify(concept: dict, tables) -> Drug | None:
 
 
 def rxnorm_codes(concept: dict) -> list[str]:
-    return [c["code"].strip() for c in _codings(concept)
-            if canonical_system(c.get("system")) == RXNORM and isinstance(c.get("code"), str)]
-
-
-def _codings(concept: dict) -> list[dict]:
-    codings = concept.get("coding")
-    codings = codings if isinstance(codings, list) else [codings]
-    return [c for c in codings if isinstance(c, dict)]
+    return codes_in(concept, RXNORM)
 
 
 def name_candidates(concept: dict) -> list[str]:
     """Names to read, most trustworthy first: RxNorm displays, NDC displays, other displays, text."""
-    codings = _codings(concept)
+    codings = objects(concept.get("coding"))
     ranked = sorted(codings, key=lambda c: {RXNORM: 0, NDC: 1}.get(canonical_system(c.get("system")), 2))
     names = [c["display"] for c in ranked if isinstance(c.get("display"), str) and c["display"].strip()]
     if isinstance(concept.get("text"), str) and concept["text"].strip():
