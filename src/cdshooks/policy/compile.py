@@ -19,16 +19,16 @@ from cdshooks.policy import logic
 from cdshooks.policy.evaluate import MET
 from cdshooks.policy.evaluate import NOT_MET
 from cdshooks.policy.evaluate import UNKNOWN
+from cdshooks.policy.evaluate import Finding
 from cdshooks.policy.evaluate import NodeResult
-from cdshooks.policy.evaluate import Outcome
 from cdshooks.policy.evaluate import leaf_result
 from cdshooks.policy.evaluate import tester
-from cdshooks.policy.evaluate import tests_outcome
+from cdshooks.policy.evaluate import tests_finding
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
 from cdshooks.policy.model import Policy
 
-ExprFn = Callable[[object, object], Outcome]     # (evaluator, date) -> what the test found
+ExprFn = Callable[[object, object], Finding]     # (evaluator, date) -> what the test found
 NodeFn = Callable[[object, object], str]         # (evaluator, date) -> the node's result
 
 
@@ -163,7 +163,7 @@ class _Compiler:
         read_by_fact = node_id in self.answered_by_facts
 
         def compute(ev, on):
-            found = when(ev, on) if when is not None else Outcome(UNKNOWN)
+            found = when(ev, on) if when is not None else Finding(UNKNOWN)
             if found.value != UNKNOWN:
                 source = "documentation" if found.uses_doc and not found.by_data else "structured"
                 return leaf_result(node_id, found.value, source, found, doc_leaf)
@@ -203,7 +203,7 @@ class _Compiler:
             return negated
         parts = tuple(self.expr(e) for e in (expr.all or expr.any))
         conjunction = expr.all is not None
-        return lambda ev, on: tests_outcome([part(ev, on) for part in parts], conjunction)
+        return lambda ev, on: tests_finding([part(ev, on) for part in parts], conjunction)
 
     def _fact_test(self, expr: Expr) -> ExprFn:
         name, at, check = expr.fact, expr.at if expr.at != "T" else None, tester(expr, self.codesets)
@@ -211,11 +211,11 @@ class _Compiler:
         def run(ev, on):
             fact = ev.ctx.fact(name, ev.dates[at] if at else on)
             if fact.status == "unavailable":
-                return Outcome(UNKNOWN, [], [fact.note], [], unavailable=True)
+                return Finding(UNKNOWN, [], [fact.note], [], unavailable=True)
             if not fact.known:
-                return Outcome(UNKNOWN, list(fact.evidence), [fact.note])
+                return Finding(UNKNOWN, list(fact.evidence), [fact.note])
             value, evidential = check(fact.value)
-            return Outcome(value, list(fact.evidence), [fact.note], [fact.brief], decided=evidential,
+            return Finding(value, list(fact.evidence), [fact.note], [fact.brief], decided=evidential,
                            by_data=evidential)
         return run
 
@@ -226,14 +226,14 @@ class _Compiler:
 
             def one_of(ev, on):
                 hit = target(ev, on) in wanted  # a hit is evidence; a miss only says "not shown to be"
-                return Outcome(MET if hit else NOT_MET, decided=hit, by_data=hit)
+                return Finding(MET if hit else NOT_MET, decided=hit, by_data=hit)
             return one_of
         i = self.index.get(node_id)
 
         def result(ev, on):
             value = target(ev, on)
             decided = value != UNKNOWN
-            return Outcome(value, list(ev.out[i].evidence) if decided else [], decided=decided, by_data=decided)
+            return Finding(value, list(ev.out[i].evidence) if decided else [], decided=decided, by_data=decided)
         return result
 
 
@@ -243,7 +243,7 @@ def _setting_test(expr: Expr) -> ExprFn:
     def run(ev, on):
         value = ev.ctx.settings.get(name)
         hit = value == is_ if is_ is not None else value in in_
-        return Outcome(MET if hit else NOT_MET, notes=[f"setting {name} = {value}"], decided=True, by_data=True)
+        return Finding(MET if hit else NOT_MET, notes=[f"setting {name} = {value}"], decided=True, by_data=True)
     return run
 
 
@@ -251,8 +251,8 @@ def _doc_test(node_id: str) -> ExprFn:
     def run(ev, on):
         answer = ev.answers.get(node_id)
         if answer is None:
-            return Outcome(UNKNOWN, uses_doc=True)
-        return Outcome(MET if answer.value else NOT_MET, [answer.evidence], decided=True, uses_doc=True)
+            return Finding(UNKNOWN, uses_doc=True)
+        return Finding(MET if answer.value else NOT_MET, [answer.evidence], decided=True, uses_doc=True)
     return run
 
 

@@ -8,7 +8,7 @@ evaluated tree is computed and reported.
 
 The tree is compiled when the policy loads (policy/compile: a closure per node and test, arrays
 by tree position); this module holds the per-call state, what the closures build (results and
-outcomes, the operators of fact tests) and the deciding criteria and documentation questions.
+findings, the operators of fact tests) and the deciding criteria and documentation questions.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class NodeResult(NamedTuple):
     brief: str = ""             # the deciding fact's few words, for card summaries
 
 
-class Outcome:
+class Finding:
     """What a test found: its value, evidence, and whether any part was decided by data."""
 
     __slots__ = ("value", "evidence", "notes", "briefs", "decided", "unavailable", "uses_doc", "by_data")
@@ -61,7 +61,7 @@ class Outcome:
         self.uses_doc = uses_doc
         self.by_data = by_data    # decided at least in part by record data (not only by documentation)
 
-    def absorb(self, other: "Outcome") -> None:
+    def absorb(self, other: "Finding") -> None:
         self.evidence += other.evidence
         self.notes += other.notes
         self.briefs += other.briefs
@@ -95,7 +95,7 @@ class Evaluator:
         """Every evaluated criterion's result, in tree order."""
         return {r.id: r for r in self.out if r is not None}
 
-    def expr(self, expr: Expr, on: dt.date, owner: Node | None = None) -> Outcome:
+    def expr(self, expr: Expr, on: dt.date, owner: Node | None = None) -> Finding:
         """Evaluate one of the policy's tests on ``on`` (``owner``: kept for callers; unused)."""
         return self.program.expr(expr)(self, on)
 
@@ -142,7 +142,7 @@ class Evaluator:
                      and program.asks[i] and all(holds(gate) for gate in program.gates[i]))
 
 
-def leaf_result(node_id: str, value: str, source: str, found: Outcome, doc_leaf: bool) -> NodeResult:
+def leaf_result(node_id: str, value: str, source: str, found: Finding, doc_leaf: bool) -> NodeResult:
     notes, briefs, evidence = found.notes, found.briefs, found.evidence
     if len(notes) <= 1 and len(briefs) <= 1 and len(evidence) <= 1:   # one test: most leaves, made fast
         note, brief = (notes[0] or "") if notes else "", (briefs[0] or "") if briefs else ""
@@ -152,9 +152,9 @@ def leaf_result(node_id: str, value: str, source: str, found: Outcome, doc_leaf:
     return NodeResult(node_id, value, source, tuple(dict.fromkeys(evidence)), note, True, doc_leaf, brief)
 
 
-def tests_outcome(parts: list[Outcome], conjunction: bool) -> Outcome:
-    """An ``all`` (``conjunction``) or ``any`` of tests: one outcome holding every part's findings."""
-    out = Outcome((logic.all_of if conjunction else logic.any_of)(p.value for p in parts))
+def tests_finding(parts: list[Finding], conjunction: bool) -> Finding:
+    """An ``all`` (``conjunction``) or ``any`` of tests: one finding holding every part's findings."""
+    out = Finding((logic.all_of if conjunction else logic.any_of)(p.value for p in parts))
     for part in parts:
         out.absorb(part)
     if out.value == UNKNOWN:
@@ -162,7 +162,7 @@ def tests_outcome(parts: list[Outcome], conjunction: bool) -> Outcome:
     return out
 
 
-def _unknown_on_evidence(parts: list[Outcome], conjunction: bool) -> bool:
+def _unknown_on_evidence(parts: list[Finding], conjunction: bool) -> bool:
     """Whether an unknown group of tests rests on the record, rather than on missing data.
 
     A part that is unknown *with* evidence (an undated symptom, "≥ 2 fetuses") keeps the group
