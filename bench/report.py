@@ -28,7 +28,8 @@ def render(r: dict, machine: str, commit: str) -> str:
         f"- **Load average** (1, 5, 15 min) before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}; "
         f"after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f} (2 cores shared with other work)",
         "- **Setup:** the service as `cdshooks serve --workers 2` runs it (gunicorn, gevent workers, SQLite audit row "
-        "written off the response path) and the floor (`bench/floor.py`: read and parse the body with orjson, answer "
+        "written off the response path, on a native thread) and the floor (`bench/floor.py`: read and parse the body "
+        "with orjson, answer "
         "`{\"cards\": []}`) under the same gunicorn gevent settings, both up at once on sockets the benchmark bound "
         "(`bench/serve.py`); closed-loop load generator over loopback (`bench/load.py`), a new connection per call. "
         "**Rounds alternate** floor, service, floor, service…; the figures pool every round.",

@@ -80,7 +80,8 @@ def test_the_whole_loop_writes_the_response_to_the_ehr_and_the_next_call_decides
     assert checked["A.a.i"] == "yes"                                        # the record's breast cancer
     assert "Save to the EHR" in text
 
-    responses.post(f"{EHR}/QuestionnaireResponse", status=201, json={"resourceType": "QuestionnaireResponse", "id": "qr-77"},
+    responses.post(f"{EHR}/QuestionnaireResponse", status=201,
+                   json={"resourceType": "QuestionnaireResponse", "id": "qr-77"},
                    headers={"Location": f"{EHR}/QuestionnaireResponse/qr-77/_history/1"})
     done = client.post(form_path(first.get_json()["cards"][0]), data={"q:A.a.ii.1": "yes", "q:A.a.i": "yes"})
     assert done.status_code == 200
@@ -110,7 +111,8 @@ def test_the_whole_loop_writes_the_response_to_the_ehr_and_the_next_call_decides
 @responses.activate
 def test_the_token_is_used_once_then_the_form_offers_a_download(client):
     path = form_path(client.post(SIGN, json=csf_request()).get_json()["cards"][0])
-    responses.post(f"{EHR}/QuestionnaireResponse", status=201, json={"resourceType": "QuestionnaireResponse", "id": "1"})
+    responses.post(f"{EHR}/QuestionnaireResponse", status=201,
+                   json={"resourceType": "QuestionnaireResponse", "id": "1"})
     assert "QuestionnaireResponse/1" in client.post(path, data={"q:A.a.ii.1": "no"}).get_data(as_text=True)
     second = client.get(path).get_data(as_text=True)
     assert "Save to the EHR" not in second and "download" in second
@@ -126,8 +128,8 @@ def test_the_token_is_kept_encrypted_and_nowhere_in_plain_text(client, app):
 
 
 def test_the_kept_token_expires_with_the_authorization(client, app):
-    client.post(SIGN, json=csf_request(fhirAuthorization={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 0,
-                                                          "scope": "x", "subject": "y"}))
+    expired = {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 0, "scope": "x", "subject": "y"}
+    client.post(SIGN, json=csf_request(fhirAuthorization=expired))
     with app.app_context():
         ref = store.get().rows(store.forms)[0]["ref"]
     page = client.get(f"/forms/{ref}").get_data(as_text=True)
@@ -183,7 +185,8 @@ def test_the_blank_form_of_a_policy_asks_every_documentation_question(client):
     assert set(radios(page)) == {item["linkId"] for item in questionnaire["item"]}
     done = client.post("/policies/prenatal-cfdna-screening/form", data={"patient": "pat-9", "q:MN-2": "yes"})
     assert posted_qr(done.get_data(as_text=True))["subject"] == {"reference": "Patient/pat-9"}
-    assert client.post("/policies/prenatal-cfdna-screening/form", data={"patient": "a b", "q:MN-2": "yes"}).status_code == 422
+    bad_patient = {"patient": "a b", "q:MN-2": "yes"}
+    assert client.post("/policies/prenatal-cfdna-screening/form", data=bad_patient).status_code == 422
     assert client.get("/policies/no-such-policy/form").status_code == 404
 
 
@@ -205,7 +208,8 @@ def test_a_card_without_open_documentation_stores_no_form(client, app):
 def test_questions_that_can_change_the_decision_come_first_and_the_rest_fold_away(client):
     page = client.get(form_path(client.post(SIGN, json=csf_request(with_ehr=False)).get_json()["cards"][0]))
     text = page.get_data(as_text=True)
-    deciding, others = text.split('<details id="others"')[0], text.split('<details id="others"')[1].split('<details id="known"')[0]
+    deciding, rest = text.split('<details id="others"')[:2]
+    others = rest.split('<details id="known"')[0]
     # breast cancer, FN risk unknown: a high-risk regimen alone would meet A.a; acute leukaemia alone would not
     assert 'name="q:A.a.ii.1"' in deciding and 'name="q:A.d.i.1.dx"' not in deciding
     assert 'name="q:A.d.i.1.dx"' in others
@@ -242,8 +246,8 @@ def test_errors_are_pages_for_browsers_and_operation_outcomes_for_api_clients(cl
 
 
 def test_expired_tokens_are_erased_when_the_next_launches_are_stored(client, app):
-    client.post(SIGN, json=csf_request(fhirAuthorization={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 0,
-                                                          "scope": "x", "subject": "y"}))
+    expired = {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 0, "scope": "x", "subject": "y"}
+    client.post(SIGN, json=csf_request(fhirAuthorization=expired))
     client.post(SIGN, json=csf_request(with_ehr=False))
     with app.app_context():
         rows = store.get().rows(store.forms)

@@ -134,7 +134,8 @@ def test_system_actions_are_mirrored_under_extension_only_when_asked(tmp_path):
         folder.mkdir()
         app = make_app(folder, SANDBOX_SYSTEM_ACTIONS=mirror, TODAY="2025-03-05")
         coverage = bundle({"resourceType": "Coverage", "id": "cov-1", "status": "active"})
-        body = app.test_client().post(SIGN, json=hook_request(prefetch=full_prefetch(app, coverage=coverage))).get_json()
+        request = hook_request(prefetch=full_prefetch(app, coverage=coverage))
+        body = app.test_client().post(SIGN, json=request).get_json()
         assert len(body["systemActions"]) == 1
         assert ("extension" in body) is mirror
         if mirror:
@@ -205,14 +206,13 @@ def test_a_malformed_crd_configuration_is_422(client, app):
 
 
 def _answer_sign(app, orders, prefetch):
-    from flask import g
-
     from cdshooks import pipeline
+    from cdshooks import settings as config
     with app.app_context():
-        service = next(s for s in registry.get().services.values() if s.hook == "order-sign")
-    with app.test_request_context(SIGN, method="POST"):
-        g.started = 0.0
-        return pipeline.answer(service, hook_request(orders=orders, prefetch=prefetch), {})
+        loaded, conf = registry.get(), config.get()
+    service = next(s for s in loaded.services.values() if s.hook == "order-sign")
+    body = hook_request(orders=orders, prefetch=prefetch)
+    return pipeline.answer(loaded, conf, pipeline.offline_call(service, body, conf))
 
 
 def test_an_order_no_policy_covers_indexes_only_patient_and_coverage_and_still_gets_coverage_information(app):

@@ -315,11 +315,12 @@ def test_creatinine_is_read_under_loinc_in_blood_and_under_a_local_lab_code(tmp_
 
     record = load(name)
     app = make_app(tmp_path, TODAY=today or as_of(name, record))
+    from cdshooks import settings
     with app.app_context():
-        service = registry.get().services["medical-policy-order-sign"]
-    with app.test_request_context("/cds-services/medical-policy-order-sign", method="POST"):
-        facts = pipeline.answer(service, request(app, record, "order-sign"), {}).facts
-        readings = facts.fact("csf.creatinine_observations").value
+        loaded, config = registry.get(), settings.get()
+    service = loaded.services["medical-policy-order-sign"]
+    call = pipeline.offline_call(service, request(app, record, "order-sign"), config)
+    readings = pipeline.answer(loaded, config, call).facts.fact("csf.creatinine_observations").value
     assert readings, f"{name}: no creatinine read"
     codes = {i.code for i in readings}
     assert codes <= {"38483-4", "50912"}

@@ -103,3 +103,15 @@ def test_slots_outside_read_resolve_by_reference_and_count_other_patients_but_ar
     assert rec.other_patients == {"Condition": 1} and rec.unavailable == {"Observation": "timeout"}
     whole = record.build(slots, types, (), "p1")
     assert [r["id"] for r in whole.of_type("Condition")] == ["c1"] and whole.other_patients == rec.other_patients
+
+
+def test_deferred_slots_are_walked_only_when_a_reference_needs_them_and_resolve_as_read_ones_do():
+    coverage = {"resourceType": "Coverage", "id": "cov", "beneficiary": {"reference": "Patient/p1"}}
+    slots = {"conditions": Slot("data", bundle(_of("Patient/p1", "c1"), _of("Patient/someone-else", "c2"))),
+             "coverage": Slot("data", bundle(coverage))}
+    types = {"conditions": "Condition", "coverage": "Coverage"}
+    rec = record.build(slots, types, (), "p1", read=frozenset({"coverage"}), defer_unread=True)
+    assert rec.of_type("Coverage") == [coverage] and rec.resolve("Coverage/cov") is coverage
+    assert rec.other_patients == {} and len(rec.deferred) == 1   # the conditions were not walked yet
+    assert rec.resolve("Condition/c1")["id"] == "c1" and rec.resolve("Condition/c2") is None
+    assert rec.deferred == [] and rec.of_type("Condition") == [] and rec.other_patients == {"Condition": 1}

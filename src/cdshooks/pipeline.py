@@ -1,15 +1,19 @@
-"""One hook call, end to end: parse → applicable policies → prefetch → record → evaluate → respond."""
+"""One hook call, end to end: parse → applicable policies → prefetch → record → evaluate → respond.
+
+Pure: :func:`answer` reads only what it is given (the registry, the configuration and the
+:class:`Call` the view built) and imports nothing of Flask, so the CLI's ``eval`` and the server's
+warm-up call it as the view does. Keeping form launches is the one side effect, through the
+``launches`` port of the call (the web layer's form store; None: cards link the blank forms).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
+from dataclasses import field
+from typing import Protocol
 
-from flask import g
-
-from cdshooks import registry
-from cdshooks import settings
 from cdshooks.cds import protocol
 from cdshooks.errors import CrdBadRequest
 from cdshooks.errors import InvalidRequest
@@ -21,59 +25,89 @@ from cdshooks.policy.logic import UNKNOWN
 from cdshooks.respond import cards as respond
 from cdshooks.respond import coverage
 from cdshooks.respond import crd
-from cdshooks.store import db as store
-from cdshooks.web import forms
-from cdshooks.web import http
 
 log = logging.getLogger(__name__)
 
 
+class Launches(Protocol):
+    """Where a call keeps its documentation-form launches (``web.forms.Launches``)."""
+
+    def open(self, evaluations, request, order_labels: dict) -> dict[int, str]:
+        """Keep a launch per evaluation with open documentation; ``id(evaluation)`` → ref ({} on failure)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One hook call as the view received it."""
+
+    service: object                # registry.Service: its id and hook
+    body: dict                     # the parsed JSON body
+    base_url: str                  # the service's public base URL (links, canonicals)
+    started: float = field(default_factory=time.perf_counter)   # arrival: the time budget runs from here
+    launches: Launches | None = None
+
+
 @dataclass(frozen=True)
 class Answer:
-    """Everything one call produced: the evaluations behind the response, and the response."""
+    """Everything one call produced: the request, the evaluations behind the response, the response."""
 
+    parsed: protocol.ParsedRequest
     evaluations: list
     facts: FactContext
+    cards: list
     body: dict
 
+    def audit_fields(self) -> dict:
+        """What the audit row keeps of a call: ids and decisions, never contents or tokens."""
+        return {**request_ids(self.parsed), "card_ids": [c.uuid for c in self.cards],
+                "decisions": [_decision(e) for e in self.evaluations]}
 
-def handle(service, body: dict, call: dict) -> dict:
-    """Answer ``body`` for ``service``; fill ``call`` with what the audit row and log line need."""
-    return answer(service, body, call).body
+
+def offline_call(service, body: dict, config, launches: Launches | None = None) -> Call:
+    """A call made outside any HTTP request (``cdshooks eval``, the warm-up): links use the configured
+    base URL, else the one a request to this machine would carry."""
+    return Call(service, body, (config.PUBLIC_BASE_URL or "http://localhost").rstrip("/"), launches=launches)
 
 
-def answer(service, body: dict, call: dict) -> Answer:
+def request_ids(parsed: protocol.ParsedRequest) -> dict:
+    return {"hook_instance": parsed.request.hookInstance, "patient_id": parsed.patient_id,
+            "order_refs": [o.reference for o in parsed.in_scope]}
+
+
+def parse(config, call: Call) -> protocol.ParsedRequest:
+    """The call's request, validated for its service's hook (422 naming the field)."""
+    return protocol.parse_request(call.body, call.service.hook, config.MAX_DRAFT_ORDERS, config.MAX_JSON_DEPTH)
+
+
+def answer(registry, config, call: Call) -> Answer:
     """Run the whole pipeline for one request (CRD 2.2 turns every 422 into a 400, hook-13)."""
     try:
-        return _answer(service, body, call)
+        return _answer(registry, config, call)
     except InvalidRequest as exc:
-        if protocol.requested_crd_version(body) == "2.2":
+        if protocol.requested_crd_version(call.body) == "2.2":
             raise CrdBadRequest.of(exc) from None
         raise
 
 
-def _answer(service, body: dict, call: dict) -> Answer:
-    config, loaded = settings.get(), registry.get()
-    parsed = protocol.parse_request(body, service.hook, config.MAX_DRAFT_ORDERS, config.MAX_JSON_DEPTH)
-    call.update(hookInstance=parsed.request.hookInstance, patient_id=parsed.patient_id,
-                order_refs=[o.reference for o in parsed.in_scope])
+def _answer(loaded, config, call: Call) -> Answer:
+    parsed = parse(config, call)
     today = config.today()
     matches = applicability.match_orders(loaded.policies, parsed.in_scope, parsed.draft_orders, today)
     coverage_keys = _coverage_keys(loaded, parsed)
     required = _required_keys(loaded, matches, parsed.hook)
     if parsed.request.crd_version == "2.2":   # 2.2: the Coverage is part of every coverage-information call
         required |= coverage_keys
-    slots = prefetch.resolve(parsed.request, loaded.templates, required, config, _deadline(config), coverage_keys)
+    deadline = _deadline(call.started, config)
+    slots = prefetch.resolve(parsed.request, loaded.templates, required, config, deadline, coverage_keys)
     record = record_module.build(slots, loaded.slot_types, parsed.draft_orders, parsed.patient_id,
-                                 read=_read_keys(loaded, matches, required | coverage_keys))
+                                 read=_read_keys(loaded, matches, required | coverage_keys), defer_unread=not matches)
     if parsed.request.crd_version == "2.2" and coverage_keys:
         _payer_identified(slots, coverage_keys, record)
     base = FactContext(loaded.policies.facts.facts, record, today, loaded.policies.resources)
     evaluations = [applicability.evaluate(match, base, record) for match in applicability.confirmed(matches, base)]
-    cards, actions = _respond(evaluations, record, parsed, loaded, today)
-    call.update(decisions=[_decision(e) for e in evaluations], card_ids=[c.uuid for c in cards])
+    cards, actions = _respond(evaluations, record, parsed, loaded, config, call, today)
     body = protocol.response_body(parsed.hook, cards, actions, mirror=config.SANDBOX_SYSTEM_ACTIONS)
-    return Answer(evaluations, base, body)
+    return Answer(parsed, evaluations, base, cards, body)
 
 
 def _coverage_keys(loaded, parsed) -> frozenset[str]:
@@ -96,26 +130,10 @@ def _payer_identified(slots, keys, record) -> None:
                             "(CRD 2.2 hook-13)", f"prefetch.{key}")
 
 
-def _deadline(config) -> float:
+def _deadline(started: float, config) -> float:
     """The call's deadline on the monotonic clock: its start plus the time budget."""
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    elapsed = time.perf_counter() - started
     return time.monotonic() - elapsed + config.TIME_BUDGET_MS / 1000
-
-
-def audit(response):
-    """Queue the audit row of a hook call (ids, decisions, timing; never tokens or contents)."""
-    call = g.get("call")
-    if call is None or "hook" not in call:
-        return response
-    row = {
-        "service_id": call["service"], "hook": call["hook"], "hook_instance": call.get("hookInstance"),
-        "patient_id": call.get("patient_id"), "order_refs": call.get("order_refs", []),
-        "decisions": call.get("decisions", []), "card_ids": call.get("card_ids", []),
-        "latency_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 3),
-        "status": response.status_code,
-    }
-    store.get().add_audit(row)  # queued: the answer never waits on the database (see audit.py)
-    return response
 
 
 def _required_keys(loaded, matches, hook: str) -> frozenset[str]:
@@ -137,11 +155,12 @@ def _read_keys(loaded, matches, needed: frozenset[str]) -> frozenset[str]:
 _URGENCY = {"critical": 0, "warning": 1, "info": 2}
 
 
-def _respond(evaluations, record, parsed, loaded, today):
-    request, base_url = parsed.request, http.public_base_url()
+def _respond(evaluations, record, parsed, loaded, config, call: Call, today):
+    request, base_url = parsed.request, call.base_url
     configuration, version = request.crd_configuration, request.crd_version
     shown = [e for e in evaluations if configuration.allows(e.match.policy.model.topic)]
-    refs = forms.open_launches(shown, request, {id(e): respond.order_label(e) for e in shown})
+    refs = {} if call.launches is None else call.launches.open(
+        shown, request, {id(e): respond.order_label(e) for e in shown})
     cards = [respond.card(e, base_url, version, refs.get(id(e)) and f"{base_url}/forms/{refs[id(e)]}", parsed.hook)
              for e in shown]
     problem = respond.unavailable_card(record, cards[0].source.topic) if cards else None
@@ -150,8 +169,8 @@ def _respond(evaluations, record, parsed, loaded, today):
     actions = []
     active = coverage.active_coverage(record.of_type("Coverage"))
     if parsed.hook == "order-sign" and configuration.coverage_info and active is not None:
-        actions, uncovered = _coverage(evaluations, record, parsed, loaded, active, base_url, today)
-        statement = settings.get().UNCOVERED_ORDERS
+        statement = config.UNCOVERED_ORDERS
+        actions, uncovered = _coverage(evaluations, record, parsed, loaded, active, base_url, today, statement)
         if uncovered and statement.card and version != "2.2":   # 2.2 resp-12: not again in a card
             payer = coverage.payer_name(active, record.resolve) or respond.SERVICE_LABEL
             cards.append(crd.uncovered_card(uncovered, statement, payer, version))
@@ -160,7 +179,7 @@ def _respond(evaluations, record, parsed, loaded, today):
     return cards, actions
 
 
-def _coverage(evaluations, record, parsed, loaded, active, base_url, today):
+def _coverage(evaluations, record, parsed, loaded, active, base_url, today, statement):
     """Coverage-information updates for every order (CRD 2.0.1 hooks) under the ``active`` Coverage,
     and the orders that got the deployment's statement because no medical policy covers them."""
     unread = record.unavailable.keys()
@@ -172,8 +191,7 @@ def _coverage(evaluations, record, parsed, loaded, active, base_url, today):
         if found is not None:
             assertions.append(found)
     covered = {a.order.reference for a in assertions}
-    statement = settings.get().UNCOVERED_ORDERS.values()
-    assertions += [crd.Assertion(o, statement, "no medical policy applies")
+    assertions += [crd.Assertion(o, statement.values(), "no medical policy applies")
                    for o in parsed.in_scope if o.reference not in covered]
     actions, updated = crd.actions(assertions, active, today, parsed.request.crd_version)
     return actions, [o for o in updated if o.reference not in covered]

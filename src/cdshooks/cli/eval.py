@@ -8,8 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-from flask import g
-
 from cdshooks.errors import CdsHooksError
 from cdshooks.errors import operation_outcome
 
@@ -19,31 +17,31 @@ def run(request_path: Path, policies: Path, mappings: Path, today: str | None,
     from cdshooks import create_app
     from cdshooks import pipeline
     from cdshooks import registry
+    from cdshooks import settings
+    from cdshooks.web import forms
 
     try:
         body = json.loads(request_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         print(f"{request_path}: {exc}", file=sys.stderr)
         return 2
-    config = {"POLICIES": str(policies), "MAPPINGS": str(mappings), "DATABASE_URL": "sqlite://"}
-    config.update({k: str(v) for k, v in (("TODAY", today), ("SITE", site), ("VALUESETS", valuesets)) if v})
-    app = create_app(config)
+    overrides = {"POLICIES": str(policies), "MAPPINGS": str(mappings), "DATABASE_URL": "sqlite://"}
+    overrides.update({k: str(v) for k, v in (("TODAY", today), ("SITE", site), ("VALUESETS", valuesets)) if v})
+    app = create_app(overrides)
     with app.app_context():
-        services = {s.hook: s for s in registry.get().services.values()}
-        loaded = registry.get()
+        loaded, config, launches = registry.get(), settings.get(), forms.launches()
+    services = {s.hook: s for s in loaded.services.values()}
     service = services.get(body.get("hook") if isinstance(body, dict) else None)
     if service is None:
         print(f"{request_path}: unknown hook {body.get('hook') if isinstance(body, dict) else body!r} "
               f"(this service answers {', '.join(sorted(services))})", file=sys.stderr)
         return 2
-    with app.test_request_context(f"/cds-services/{service.id}", method="POST"):
-        g.call = {"service": service.id, "hook": service.hook}
-        try:
-            answer = pipeline.answer(service, body, g.call)
-        except CdsHooksError as exc:
-            print(json.dumps(operation_outcome(exc.diagnostics, exc.code, exc.expression), indent=2))
-            return 1
-        _print_applicability(loaded, service, body, answer.facts.today)
+    try:
+        answer = pipeline.answer(loaded, config, pipeline.offline_call(service, body, config, launches))
+    except CdsHooksError as exc:
+        print(json.dumps(operation_outcome(exc.diagnostics, exc.code, exc.expression), indent=2))
+        return 1
+    _print_applicability(loaded, service, body, answer.facts.today)
     _print_facts(answer.facts, loaded.policies.facts.origins)
     for evaluation in answer.evaluations:
         _print_evaluation(evaluation)

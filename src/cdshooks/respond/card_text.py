@@ -43,7 +43,8 @@ def detail(evaluation: Evaluation, row, hook: str) -> str:
     limit = max_length(evaluation.decision)
     finding_blocks = {n: _findings_block(policy, results, findings[:n])
                       for n in range(1, min(len(findings), _MAX_FINDINGS) + 1)}
-    question_blocks = {n: _questions(evaluation, questions, n) for n in range(1, min(len(questions), MAX_QUESTIONS) + 1)}
+    question_blocks = {n: _questions(evaluation, questions, n)
+                       for n in range(1, min(len(questions), MAX_QUESTIONS) + 1)}
     coverage = {asks: coverage_sentence(evaluation, row, asks) if hook == "order-sign" else None
                 for asks in (False, True)}
     note = explain.data_note(evaluation.context.record) or None
@@ -184,7 +185,8 @@ def _findings_block(policy, results, ids: list[str]) -> str:
     folded = [i for i in ids[_FULL_FINDINGS:] if _brief(policy, results[i])]
     for label, group in (("Also on record", [i for i in folded if not policy.unfavourable(i, results[i].result)
                                              and results[i].result == MET]),
-                         ("On record, not qualifying", [i for i in folded if policy.unfavourable(i, results[i].result)])):
+                         ("On record, not qualifying",
+                          [i for i in folded if policy.unfavourable(i, results[i].result)])):
         if group:
             line = f"- **{label}:** " + "; ".join(dict.fromkeys(_brief(policy, results[i]) for i in group))
             lines.append(line if len(line) <= _MAX_LINE else line[: _MAX_LINE - 1].rstrip() + "…")

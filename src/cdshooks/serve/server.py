@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import sys
-import time
 
 from gunicorn.app.base import BaseApplication
 
@@ -110,8 +109,6 @@ def warm_up(app) -> int:
     Lazy imports, compiled caches and allocator pools fill here instead of in the first calls.
     Nothing is audited or logged as a hook call. Returns how many requests were evaluated.
     """
-    from flask import g
-
     from cdshooks import pipeline
     from cdshooks import registry
     from cdshooks import settings
@@ -119,20 +116,19 @@ def warm_up(app) -> int:
     from cdshooks.testing import cases
 
     with app.app_context():
-        policies, loaded = settings.get().POLICIES, registry.get()
+        config, loaded = settings.get(), registry.get()
+    policies = config.POLICIES
     suites, problems = cases.load_suites(policies)
     done = 0
     for _, suite in [] if problems else suites:
         case = suite.cases[0]
         body, _ = cases.request_for(policies, suite.policy, case, loaded.templates)
         service = next(s for s in loaded.services.values() if s.hook == case.hook)
-        with app.test_request_context(f"/cds-services/{service.id}", method="POST"):
-            g.started = time.perf_counter()
-            try:
-                pipeline.answer(service, body, {})
-                done += 1
-            except CdsHooksError as exc:
-                log.warning("warm-up request for %s refused: %s", suite.policy, exc.diagnostics)
+        try:
+            pipeline.answer(loaded, config, pipeline.offline_call(service, body, config))  # no launch kept
+            done += 1
+        except CdsHooksError as exc:
+            log.warning("warm-up request for %s refused: %s", suite.policy, exc.diagnostics)
     return done
 
 
@@ -143,7 +139,8 @@ def options(host: str, port: int, workers: int) -> dict:
         "worker_connections": 1000, "preload_app": True, "post_fork": _post_fork,
         "post_worker_init": _post_worker_init,
         "control_socket_disable": True,  # signals are the interface; no socket in $HOME
-        "logger_class": "cdshooks.serve.worker.GunicornLogger", "accesslog": None, "timeout": 30, "graceful_timeout": 10,
+        "logger_class": "cdshooks.serve.worker.GunicornLogger", "accesslog": None,
+        "timeout": 30, "graceful_timeout": 10,
         "keepalive": 5,  # also the time a request head may take to arrive (gevent worker)
         "limit_request_line": 8190, "limit_request_fields": 100, "limit_request_field_size": 8190,
     }

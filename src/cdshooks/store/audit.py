@@ -83,8 +83,10 @@ class AuditWriter:
     def _ensure_writer(self) -> None:
         if self._pid != os.getpid():
             self.after_fork()
+        # no Thread.is_alive(): under gevent it yields to the event loop, so the answer waited for
+        # the writer's commit; the writer clears _thread itself whenever it ends
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
                 self._thread.start()
 
@@ -93,8 +95,10 @@ class AuditWriter:
             self._loop()
         except Exception:  # never expected; a dead writer must not go unnoticed
             log.exception("audit writer stopped")
+        finally:
             with self._lock:
-                self._thread = None
+                if self._thread is threading.current_thread():
+                    self._thread = None
 
     def _loop(self) -> None:
         while not self._closed:

@@ -20,7 +20,6 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 
@@ -49,6 +48,7 @@ from sqlalchemy.exc import TimeoutError
 from cdshooks import settings
 from cdshooks.errors import StoreUnavailable
 from cdshooks.store import connect
+from cdshooks.store import native
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "cdshooks.store.db"
@@ -160,6 +160,11 @@ class Store:
 
     def write_audit(self, rows: list[dict]) -> None:
         """Write audit rows now, in one transaction (the background writer calls this)."""
+        if native.patched():   # the writer is a greenlet: commit on a native thread, not the event loop
+            return self._native().submit(self._write_audit, rows).result()
+        return self._write_audit(rows)
+
+    def _write_audit(self, rows: list[dict]) -> None:
         with self.transaction("audit", durable=False) as conn:
             conn.execute(audit.insert(), [audit_values(row) for row in rows])
 
@@ -179,20 +184,28 @@ class Store:
 
         On the hook call's path, so it waits at most ``HOOK_PATH_S`` (a connection attempt to a
         stopped server alone can take longer) and fails at once while the store is known to be
-        down; a write that runs late finishes in the background, harmlessly unlinked.
+        down; a write that runs late finishes in the background, harmlessly unlinked. Committed
+        before the card goes out, so its link works at once on any worker; on SQLite without the
+        log sync of a durable write (~5 ms of the call): a crash of the service loses nothing, a
+        power loss or OS crash can lose the last launches, whose links then show the "form gone"
+        page (the card's advice and the policy's blank form are unaffected).
         """
         if time.monotonic() < self._down_until:
             raise StoreUnavailable("the database is not answering; the form launch write was not tried")
-        if self._side_pid != os.getpid():  # threads do not survive a fork
-            self._side, self._side_pid = ThreadPoolExecutor(2, thread_name_prefix="store-forms"), os.getpid()
         try:
-            self._side.submit(self._write_forms, rows).result(timeout=HOOK_PATH_S)
+            self._native().submit(self._write_forms, rows).result(timeout=HOOK_PATH_S)
         except FutureTimeout:
             raise StoreUnavailable("the form launch write did not finish in time") from None
 
+    def _native(self):
+        """This process's pool of native threads for writes off the caller's path (see native.py)."""
+        if self._side_pid != os.getpid():  # threads do not survive a fork
+            self._side, self._side_pid = native.executor(2, "store"), os.getpid()
+        return self._side
+
     def _write_forms(self, rows: list[dict]) -> None:
         now = _utcnow()
-        with self.transaction("form launch", fail_fast=True) as conn:
+        with self.transaction("form launch", durable=False, fail_fast=True) as conn:
             conn.execute(delete(forms).where(forms.c.expires_at < now))
             conn.execute(forms.update().where(forms.c.token_expires_at < now)
                          .values(token_cipher=None, token_expires_at=None))
@@ -221,7 +234,8 @@ class Store:
         """One transaction that commits within ``timeout_s`` or raises StoreUnavailable.
 
         ``durable``: the commit survives a power loss (SQLite syncs its log at this commit; the
-        audit trail and health row settle for surviving a crash of the process, which is cheaper).
+        audit trail, the health row and form launches settle for surviving a crash of the process,
+        which is cheaper).
         ``fail_fast``: for writes on a hook call's path, do not even try for ``DOWN_S`` seconds
         after the store failed to answer (each try could cost the whole ``timeout_s``), unless a
         write (the audit writer's, the health check's) has succeeded since.

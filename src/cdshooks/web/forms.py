@@ -100,37 +100,51 @@ class _Result:
     result: str
 
 
-def open_launches(evaluations, request, order_labels: dict) -> dict[int, str]:
-    """Store one form launch per evaluation with open documentation; ``id(evaluation)`` → ref.
+class Launches:
+    """Keeps the form launches of hook calls (the pipeline's ``launches`` port) in ``store_``."""
 
-    A database failure costs the links, never the answer: the cards then link the policy's
-    blank form instead.
-    """
-    config = settings.get()
-    wanted = [e for e in evaluations if e.documentation]
-    if not wanted:
-        return {}
-    now = _utcnow()
-    expires = now + dt.timedelta(seconds=config.FORM_TTL_S)
-    token, token_expires = _token_to_keep(request, config, now, expires)
-    refs, rows = {}, []
-    for evaluation in wanted:
-        ref = secrets.token_urlsafe(24)
-        content = {"policy": evaluation.match.policy.id, "patient": request.context.patientId,
-                   "order": evaluation.match.order.reference, "orderLabel": order_labels.get(id(evaluation)),
-                   "author": request.context.userId, "fhirServer": request.fhirServer if token else None,
-                   "questions": questions(evaluation), "sections": evaluation.match.rule.sections,
-                   "results": {node_id: r.result for node_id, r in evaluation.results.items()}}
-        rows.append({"ref": ref, "expires_at": expires, "content": json.dumps(content, separators=(",", ":")),
-                     "token_cipher": _fernet().encrypt(token.encode()).decode() if token else None,
-                     "token_expires_at": token_expires if token else None})
-        refs[id(evaluation)] = ref
-    try:
-        store.get().add_forms(rows)
-    except StoreUnavailable:  # bounded: the store gives up within CDSHOOKS_STORE_TIMEOUT_MS
-        log.error("form launches not stored (cards link the blank forms)")
-        return {}
-    return refs
+    def __init__(self, store_, fernet: Fernet, config):
+        self.store, self.fernet, self.config = store_, fernet, config
+
+    def open(self, evaluations, request, order_labels: dict) -> dict[int, str]:
+        """Store one form launch per evaluation with open documentation; ``id(evaluation)`` → ref.
+
+        A database failure costs the links, never the answer: the cards then link the policy's
+        blank form instead.
+        """
+        wanted = [e for e in evaluations if e.documentation]
+        if not wanted:
+            return {}
+        rows, refs = self._rows(wanted, request, order_labels)
+        try:
+            self.store.add_forms(rows)
+        except StoreUnavailable:  # bounded: the store gives up within CDSHOOKS_STORE_TIMEOUT_MS
+            log.error("form launches not stored (cards link the blank forms)")
+            return {}
+        return refs
+
+    def _rows(self, wanted, request, order_labels: dict) -> tuple[list[dict], dict[int, str]]:
+        now = _utcnow()
+        expires = now + dt.timedelta(seconds=self.config.FORM_TTL_S)
+        token, token_expires = _token_to_keep(request, self.config, now, expires)
+        refs, rows = {}, []
+        for evaluation in wanted:
+            ref = secrets.token_urlsafe(24)
+            content = {"policy": evaluation.match.policy.id, "patient": request.context.patientId,
+                       "order": evaluation.match.order.reference, "orderLabel": order_labels.get(id(evaluation)),
+                       "author": request.context.userId, "fhirServer": request.fhirServer if token else None,
+                       "questions": questions(evaluation), "sections": evaluation.match.rule.sections,
+                       "results": {node_id: r.result for node_id, r in evaluation.results.items()}}
+            rows.append({"ref": ref, "expires_at": expires, "content": json.dumps(content, separators=(",", ":")),
+                         "token_cipher": self.fernet.encrypt(token.encode()).decode() if token else None,
+                         "token_expires_at": token_expires if token else None})
+            refs[id(evaluation)] = ref
+        return rows, refs
+
+
+def launches() -> Launches:
+    """The launch keeper of the current app."""
+    return Launches(store.get(), _fernet(), settings.get())
 
 
 def _token_to_keep(request, config, now, expires):

@@ -1,8 +1,7 @@
-"""HTTP plumbing shared by every route: path normalization, CORS, body limits, the call log line."""
+"""HTTP plumbing shared by every route: path normalization, CORS, body limits, the call timer."""
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 import zlib
@@ -19,8 +18,6 @@ from cdshooks import settings
 from cdshooks.errors import InvalidJson
 from cdshooks.errors import PayloadTooLarge
 from cdshooks.errors import UnsupportedMediaType
-
-log = logging.getLogger("cdshooks.calls")
 
 _SLASHES = re.compile(r"/{2,}")
 
@@ -136,20 +133,6 @@ def _start_timer() -> None:
     g.started = time.perf_counter()
 
 
-def _log_call(response):
-    call = g.get("call")
-    if call is not None:
-        elapsed_ms = (time.perf_counter() - g.started) * 1000
-        call["ms"] = round(elapsed_ms, 2)
-        call["status"] = response.status_code
-        log.info(
-            "hook=%s service=%s hookInstance=%s status=%s ms=%.1f",
-            call.get("hook", "-"), call.get("service", "-"), call.get("hookInstance", "-"),
-            response.status_code, elapsed_ms,
-        )
-    return response
-
-
 def init_app(app: Flask) -> None:
     """Install path normalization, CORS (incl. preflight and errors) and the per-call log line."""
     app.wsgi_app = NormalizePath(app.wsgi_app)
@@ -165,5 +148,4 @@ def init_app(app: Flask) -> None:
         supports_credentials=False,
         send_wildcard=True,
     )
-    app.before_request(_start_timer)
-    app.after_request(_log_call)
+    app.before_request(_start_timer)   # the hook view's Call and its log line count from here
