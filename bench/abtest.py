@@ -38,16 +38,17 @@ def _caller(size: int = 200):
     from cdshooks import jsonio
     from cdshooks import pipeline
     from cdshooks import registry
+    from cdshooks import settings
 
     app = engine.make_app()
     with app.app_context():
-        service = next(s for s in registry.get().services.values() if s.hook == "order-sign")
+        loaded, config = registry.get(), settings.get()
+    service = next(s for s in loaded.services.values() if s.hook == "order-sign")
     bodies = {shape: records.request(size, single=single) for shape, single in SHAPES.items()}
-    context = app.test_request_context("/cds-services/x", method="POST")
-    context.push()
 
     def call(shape: str) -> None:
-        jsonio.dumps(pipeline.answer(service, bodies[shape], {}).body)
+        hook_call = pipeline.offline_call(service, bodies[shape], config)
+        jsonio.dumps(pipeline.answer(loaded, config, hook_call).body)
     return call
 
 
