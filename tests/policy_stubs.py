@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 from cdshooks.facts.facts import FactContext
 from cdshooks.fhir.record import Record
+from cdshooks.policy.compile import compile_policy
 from cdshooks.policy.definitions import criteria
 from cdshooks.policy.evaluate import Evaluator
 from cdshooks.policy.model import Node
@@ -31,12 +32,13 @@ class StubPolicy:
     """What the evaluator reads of a compiled policy (policy/loader.CompiledPolicy)."""
 
     def __init__(self, root: Node, define=None, twins=None, answered_by_facts=frozenset()):
-        self.model = type("M", (), {"criteria": root, "define": define or {}})
+        self.model = type("M", (), {"criteria": root, "define": define or {}, "applicability": ()})
         nodes = list(criteria(root))
         self.nodes = {n.id: n for n in nodes}
         self.order = {n.id: i for i, n in enumerate(nodes)}
         self.parents = {c.id: n.id for n in nodes for c in n.children()}
         self.codesets, self.twins, self.answered_by_facts = {}, twins or {}, answered_by_facts
+        self.program = compile_policy(self.model, self.codesets, self.twins, answered_by_facts)
 
 
 def evaluator(root: Node, facts, answers=None, settings=None, **policy) -> Evaluator:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from cdshooks.facts.facts import Evidence
 from cdshooks.facts.facts import Fact
-from cdshooks.policy.applicability import _documentation
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
 from policy_stubs import evaluator
@@ -20,8 +19,7 @@ def question(id_, ask_when=None):
 def asked(root, facts, define=None) -> tuple[str, ...]:
     evaluation = evaluator(root, facts, define=define)
     evaluation.run(None)
-    results = {k: v for k, v in evaluation.results.items() if v is not None}
-    return _documentation(evaluation.policy, results, evaluation)
+    return evaluation.documentation()
 
 
 def tree():

@@ -39,7 +39,8 @@ def test_structured_evidence_wins_over_documentation():
 
 def test_documentation_answers_when_the_record_is_silent():
     root = Node(id="R", text="r", cite="c", all=[leaf("X", present("f"))])
-    decision, results = run(root, {"f": Fact("unknown")}, {"X": DocAnswer(True, Evidence("QuestionnaireResponse/q", "yes"))})
+    answers = {"X": DocAnswer(True, Evidence("QuestionnaireResponse/q", "yes"))}
+    decision, results = run(root, {"f": Fact("unknown")}, answers)
     assert results["X"].result == "met" and results["X"].source == "documentation" and decision == "met"
 
 

@@ -16,7 +16,6 @@ from cdshooks.fhir.record import Record
 from cdshooks.policy import logic
 from cdshooks.policy.evaluate import Evaluator
 from cdshooks.policy.evaluate import NodeResult
-from cdshooks.policy.evaluate import deciding
 from cdshooks.policy.loader import CompiledPolicy
 from cdshooks.policy.loader import PolicySet
 from cdshooks.policy.model import Applicability
@@ -95,13 +94,12 @@ def evaluate(match: Match, base: FactContext, record: Record) -> Evaluation:
     dates = {"T": today, "E": ctx.service_date, "R": _reference_date(policy, ctx)}
     evaluator = Evaluator(policy, ctx, answers_for(policy.id, record), dates)
     decision = evaluator.run(match.rule.sections)
-    results = {k: v for k, v in sorted(evaluator.results.items(), key=lambda kv: policy.order[kv[0]])
-               if v is not None}
+    results, deciding = evaluator.results, evaluator.deciding()   # in tree order
     outcome = _outcome(policy, results, match.rule.sections)
     decision = (outcome.decision or decision) if outcome else decision
     outcome = outcome.code if outcome else None
-    documentation = _documentation(policy, results, evaluator)
-    return Evaluation(match, decision, outcome, results, documentation, dates, ctx, deciding(policy, results))
+    documentation = evaluator.documentation()
+    return Evaluation(match, decision, outcome, results, documentation, dates, ctx, deciding)
 
 
 def _reference_date(policy: CompiledPolicy, ctx: FactContext) -> dt.date:
@@ -147,21 +145,3 @@ def recompute(policy: CompiledPolicy, node, results, overrides: Mapping[str, str
     n = node.at_least.n if node.at_least else None
     return logic.combine(node.op, [recompute(policy, c, results, overrides) for c in children], n)
 
-
-def _documentation(policy: CompiledPolicy, results, evaluator: Evaluator) -> tuple[str, ...]:
-    """Unknown documentation-answerable leaves, in tree order, that the policy wants asked: the
-    ``ask_when`` of the leaf and of every group above it holds."""
-    asked: dict[str, bool] = {}
-
-    def ask(node_id: str | None) -> bool:
-        if node_id is None:
-            return True
-        if node_id not in asked:
-            node = policy.nodes[node_id]
-            asked[node_id] = ask(policy.parents.get(node_id)) and (node.ask_when is None or evaluator.expr(
-                node.ask_when, evaluator.dates["T"], node).value == logic.MET)
-        return asked[node_id]
-
-    wanted = [node_id for node_id, result in results.items()
-              if result.doc_leaf and result.result == logic.UNKNOWN and policy.nodes[node_id].ask and ask(node_id)]
-    return tuple(sorted(wanted, key=policy.order.get))

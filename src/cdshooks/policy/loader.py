@@ -28,6 +28,8 @@ from cdshooks.files.suggest import did_you_mean
 from cdshooks.policy import assertions
 from cdshooks.policy import definitions
 from cdshooks.policy import questionnaire
+from cdshooks.policy.compile import Program
+from cdshooks.policy.compile import compile_policy
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
 from cdshooks.policy.model import Policy
@@ -53,6 +55,7 @@ class CompiledPolicy:
     twins: Mapping[str, tuple[str, ...]]   # criterion id -> the other expansions of its named-list item
     paths: Mapping[str, tuple]     # criterion id -> where the file writes it (for problems)
     answered_by_facts: frozenset[str]   # leaves whose 'yes' their fact reads (calculator reads_answers)
+    program: Program              # the criteria tree compiled for evaluation (policy/compile)
     document: datafile.Document | None = None   # the parsed file, for problems found later (lint)
 
     def unfavourable(self, node_id: str, result: str) -> bool:
@@ -179,12 +182,13 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets
     problems += found + _unanswered_decisions(model, settings, document)
     tree = list(definitions.criteria(model.criteria))
     order = {node.id: i for i, node in enumerate(tree)}
+    answered_by_facts = _answered_by_facts(model, facts)
     policy = CompiledPolicy(model, MappingProxyType(nodes), MappingProxyType(settings),
                             MappingProxyType(codesets), applies, frozenset(used), document.file,
                             MappingProxyType(order), MappingProxyType(_negations(model.criteria)),
                             MappingProxyType({c.id: n.id for n in tree for c in n.children()}),
-                            MappingProxyType(twins), MappingProxyType(paths), _answered_by_facts(model, facts),
-                            document)
+                            MappingProxyType(twins), MappingProxyType(paths), answered_by_facts,
+                            compile_policy(model, codesets, twins, answered_by_facts), document)
     return policy, problems
 
 

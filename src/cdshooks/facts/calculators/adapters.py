@@ -60,9 +60,10 @@ def gestational_age(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if not observations.known and not edd.known:
         return observations if observations.status == "unavailable" else UNKNOWN
     weeks = params.get("unitless_weeks")   # local codes whose readings without a unit are in weeks
-    ga_items = [gestation.GaObservation(i.reference, i.date, i.value, i.code, i.issued,
-                                        bool(weeks and i.entry is not None
-                                             and weeks.entry_for(i.entry.system, i.entry.code)))
+    def in_weeks(i) -> bool:
+        return bool(weeks and i.entry is not None and weeks.entry_for(i.entry.system, i.entry.code))
+
+    ga_items = [gestation.GaObservation(i.reference, i.date, i.value, i.code, i.issued, in_weeks(i))
                 for i in (observations.value or ()) if i.date]
     edd_items = [gestation.EddObservation(i.reference, i.date, parse_date(i.value), i.issued)
                  for i in (edd.value or ()) if i.date]
