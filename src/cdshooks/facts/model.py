@@ -15,10 +15,10 @@ import re
 from typing import Any
 from typing import Literal
 
-from pydantic import BaseModel
-from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import model_validator
+
+from cdshooks.files.model import FileModel
 
 FACT_NAME = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$"
 DURATION = re.compile(r"^P(\d+)([DWMY])$")
@@ -29,18 +29,14 @@ SourceType = Literal[
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SettingRef(_Model):
+class SettingRef(FileModel):
     """A calculator parameter taken from the evaluating policy's settings."""
 
     setting: str = Field(min_length=1, description="name of a setting in the policy file")
     default: int | float | bool | str | list[str]
 
 
-class FactMapping(_Model):
+class FactMapping(FileModel):
     description: str = Field(min_length=1, description="what the fact means, in one sentence")
     # --- select facts
     source: SourceType | None = Field(None, description="FHIR resource type the fact reads")
@@ -75,7 +71,7 @@ class FactMapping(_Model):
         return self
 
 
-class MappingFile(_Model):
+class MappingFile(FileModel):
     description: str = Field(min_length=1)
     overrides: list[str] = Field(
         default_factory=list, description="mapping files whose facts this file may redefine")
@@ -89,7 +85,7 @@ class MappingFile(_Model):
         return self
 
 
-class MappingShell(_Model):
+class MappingShell(FileModel):
     """The file around the facts, validated first so one bad fact does not hide the others."""
 
     description: str = Field(min_length=1)

@@ -33,8 +33,6 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import model_validator
 
@@ -42,16 +40,13 @@ from cdshooks.facts.model import DURATION
 from cdshooks.facts.model import SourceType
 from cdshooks.files import datafile
 from cdshooks.files.datafile import Problem
+from cdshooks.files.model import FileModel
 
 SITE_FILE = "site.yaml"
 SCHEMA_FILE = "site-schema.json"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ValueSetChange(_Model):
+class ValueSetChange(FileModel):
     add: list[str] = Field(default_factory=list, description="value sets whose members are added to this one")
     replace: str | None = Field(None, description="a value set that takes this one's place everywhere")
 
@@ -62,7 +57,7 @@ class ValueSetChange(_Model):
         return self
 
 
-class AddedSource(_Model):
+class AddedSource(FileModel):
     """Another resource type a select fact reads; window, pick and date filters stay the fact's."""
 
     source: SourceType
@@ -73,7 +68,7 @@ class AddedSource(_Model):
     unit: str | None = None
 
 
-class FactChange(_Model):
+class FactChange(FileModel):
     add_codes: list[str] = Field(default_factory=list, description="value sets added to the fact's codes")
     add_sources: list[AddedSource] = Field(default_factory=list)
     within: str | None = Field(None, pattern=DURATION.pattern, description="replace the fact's window")
@@ -86,7 +81,7 @@ class FactChange(_Model):
         return self
 
 
-class SiteFile(_Model):
+class SiteFile(FileModel):
     description: str = Field(min_length=1, description="which site this is and what it changes")
     valuesets: dict[str, ValueSetChange] = Field(default_factory=dict)
     facts: dict[str, FactChange] = Field(default_factory=dict)

@@ -12,10 +12,11 @@ import datetime as dt
 from typing import Any
 from typing import Literal
 
-from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import model_validator
+
+from cdshooks.files.model import FileModel
 
 Result = Literal["met", "not-met", "unknown"]
 DateName = Literal["T", "E", "R"]
@@ -23,8 +24,8 @@ _FORMS = ("fact", "all", "any", "not_", "node", "doc", "setting", "def_")
 _FACT_OPS = ("present", "is_", "in_", "ge", "gt", "le", "lt", "codes_in", "result", "known")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class _Model(FileModel):
+    model_config = ConfigDict(populate_by_name=True)   # the file writes "is", "in", "not"; code says is_, in_, not_
 
 
 class Expr(_Model):

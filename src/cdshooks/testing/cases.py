@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
-from pydantic import ConfigDict
 from pydantic import Field
 
 from cdshooks.files import datafile
 from cdshooks.files.datafile import Problem
+from cdshooks.files.model import FileModel
 from cdshooks.policy.model import Result
 from cdshooks.respond import card_rules
 from cdshooks.respond.coverage import COVERAGE_INFORMATION
@@ -27,11 +26,7 @@ from cdshooks.respond.coverage import COVERAGE_INFORMATION
 SCHEMA_FILE = "test-schema.json"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Expect(_Model):
+class Expect(FileModel):
     applies: bool = Field(True, description="false: the policy must give this order no card")
     decision: Literal["met", "not-met", "unknown", "excluded"] | None = None
     outcome: str | None = Field(None, description="outcome code, or 'none'")
@@ -45,7 +40,7 @@ class Expect(_Model):
     suggestion: str | None = Field(None, description="text a suggestion label must contain")
 
 
-class Case(_Model):
+class Case(FileModel):
     name: str = Field(min_length=1)
     hook: Literal["order-sign", "order-select"] = "order-sign"
     today: dt.date | None = None
@@ -58,7 +53,7 @@ class Case(_Model):
     expect: Expect
 
 
-class Suite(_Model):
+class Suite(FileModel):
     policy: str
     description: str = Field(min_length=1)
     today: dt.date
