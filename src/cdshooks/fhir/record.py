@@ -37,6 +37,11 @@ def display_code(system: str | None, code: str) -> str:
     return code
 
 
+def display_codes(pairs) -> str:
+    """``(system, code)`` pairs as people read them, comma-separated (see :func:`display_code`)."""
+    return ", ".join(display_code(system, code) for system, code in pairs)
+
+
 @dataclass
 class Record:
     """Resources of one patient for one call, with the drafts of ``context.draftOrders``."""

@@ -35,6 +35,7 @@ from cdshooks.fhir.dates import condition_state
 from cdshooks.fhir.dates import parse_date
 from cdshooks.fhir.read import codings
 from cdshooks.fhir.record import display_code
+from cdshooks.fhir.record import display_codes
 from cdshooks.fhir.record import reference_of
 
 SNOMED = SYSTEMS["snomed"]
@@ -156,8 +157,7 @@ def order_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     pairs = orders.order_codes(ctx.order.resource, ctx.record)
     if not pairs:
         return Fact("unknown", note="the order carries no code")
-    shown = ", ".join(display_code(s, c) for s, c in pairs)
-    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, shown),))
+    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, display_codes(pairs)),))
 
 
 def order_reason_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
@@ -165,7 +165,7 @@ def order_reason_codes(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     if not pairs:  # what the order says is known: it gives no reason
         return Fact("known", (), (Evidence(ctx.order.reference, "no reason stated"),), "the order states no reason")
     evidence = tuple(Evidence(r, "order reason") for r in references) or (
-        Evidence(ctx.order.reference, "reasonCode " + ", ".join(display_code(s, c) for s, c in pairs)),)
+        Evidence(ctx.order.reference, "reasonCode " + display_codes(pairs)),)
     return Fact("known", tuple(pairs), evidence)
 
 

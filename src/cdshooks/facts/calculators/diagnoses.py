@@ -37,7 +37,7 @@ from cdshooks.fhir.dates import condition_state
 from cdshooks.fhir.dates import resource_date
 from cdshooks.fhir.read import as_list
 from cdshooks.fhir.read import codings
-from cdshooks.fhir.record import display_code
+from cdshooks.fhir.record import display_codes
 from cdshooks.fhir.record import reference_of
 
 
@@ -162,8 +162,7 @@ def order_element(ctx: FactContext, at: dt.date, inputs, params) -> Fact:
     pairs = codings(value)
     if not pairs:
         return Fact("unknown", note=f"the order's {params['element']} carries no code")
-    shown = ", ".join(display_code(s, c) for s, c in pairs)
-    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, shown),))
+    return Fact("known", tuple(pairs), (Evidence(ctx.order.reference, display_codes(pairs)),))
 
 
 def _prepare_course(params: dict) -> dict:
