@@ -178,16 +178,8 @@ def _sockets_to(port: int) -> int:
     return count
 
 
-def _prefetch_threads(before=frozenset(), settle_s: float = 2.0) -> list[str]:
-    """Prefetch threads still alive: a pool thread exits just after its last job ends, which on a
-    loaded machine can lag the call's return by a few scheduler ticks; a thread stuck on the
-    dripping server would still be here after ``settle_s``."""
-    until = time.monotonic() + settle_s
-    while True:
-        alive = [t.name for t in threading.enumerate() if t.name.startswith("prefetch") and t not in before]
-        if not alive or time.monotonic() > until:
-            return alive
-        time.sleep(0.01)
+def _prefetch_threads(before=frozenset()) -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("prefetch") and t not in before]
 
 
 @pytest.mark.parametrize("drip_head", [False, True])

@@ -152,6 +152,8 @@ def _run(jobs: dict, request: HookRequest, settings, deadline: float) -> dict[st
         _, running = wait(futures.values(), timeout=_JOIN_GRACE_S)
         if running:
             log.warning("prefetch: %d fetches still running after the deadline", len(running))
+        else:   # every job is done: the pool's threads are only exiting, so joining them cannot hang
+            executor.shutdown(wait=True)
     slots = {key: _slot(future) for key, future in futures.items()}
     for key, slot in slots.items():
         if slot.state == "unavailable":
