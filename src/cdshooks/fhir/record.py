@@ -103,31 +103,36 @@ class Record:
             _take(self, value, self.register, own)
 
     def add(self, resource: dict) -> None:
+        # Hot path (every resource of the read slots): register and index inlined, no helper calls.
         if not self.register(resource):
             return  # a draft order and its prefetched copy count once; drafts come first
         resource_type = resource["resourceType"]
         self.by_type[resource_type].append(resource)
         element = MAIN_CODE.get(resource_type)
-        main = codings(resource.get(element)) if element is not None else []
-        self._index(resource, main)
+        concept = resource.get(element) if element is not None else None
+        main = codings(concept) if concept is not None else ()
+        if main:
+            self._index(resource, main)
         if resource_type == "Observation" and "component" in resource:  # D9: values on components
             parts = {p for c in as_list(resource["component"]) if type(c) is dict for p in codings(c.get("code"))}
             self._index(resource, parts.difference(main))
 
     def register(self, resource: dict) -> bool:
         """Make ``resource`` resolvable by reference; False if one with its reference is already in."""
-        reference = reference_of(resource)
-        if reference:
+        rid = resource.get("id")
+        if type(rid) is str and rid:   # reference_of(), inlined: this runs once per resource
+            reference = f"{resource['resourceType']}/{rid}"
             if reference in self.by_ref:
                 return False
             self.by_ref[reference] = resource
         return True
 
     def _index(self, resource: dict, pairs) -> None:
-        for system, code in pairs:
-            self.by_code[(system, code)].append(resource)
-            if system == ICD10CM:
-                self.by_category[code[:3]].append(resource)
+        by_code = self.by_code
+        for pair in pairs:
+            by_code[pair].append(resource)
+            if pair[0] == ICD10CM:
+                self.by_category[pair[1][:3]].append(resource)
 
 
 def reference_of(resource: dict) -> str | None:
@@ -168,8 +173,9 @@ def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[Draf
 
 def _take(record: Record, value: dict, keep, own: _Own | None) -> None:
     """``keep`` each resource of a slot's value, or count it when it is another patient's (D11)."""
+    other = own.other if own is not None else None
     for resource in _resources(value):
-        if own is not None and own.other(resource):
+        if other is not None and other(resource):
             kind = resource["resourceType"]
             record.other_patients[kind] = record.other_patients.get(kind, 0) + 1
             continue
@@ -186,7 +192,13 @@ class _Own:
 
     def other(self, resource: dict) -> bool:
         """Whether ``resource`` names another patient than the call's."""
-        return not self.plainly(resource) and _whose(resource, self, self.patient_id) not in (None, self.patient_id)
+        # the common case first, inlined (once per resource): subject or patient is plainly the patient's
+        references = self.references
+        for element in ("subject", "patient"):
+            reference = resource.get(element)
+            if type(reference) is dict and reference.get("reference") in references:
+                return False
+        return _whose(resource, self, self.patient_id) not in (None, self.patient_id)
 
     # _whose() reads the fullUrl -> id map through these two: built on the first reference it asks
     # about (a Coverage's beneficiary or a Patient never does), not for every call
@@ -200,13 +212,6 @@ class _Own:
         if self.aliases is None:
             self.aliases = _patient_urls(self.slots)
         return self.aliases
-
-    def plainly(self, resource: dict) -> bool:
-        for element in ("subject", "patient"):
-            reference = resource.get(element)
-            if type(reference) is dict and reference.get("reference") in self.references:
-                return True
-        return False
 
 
 def _whose(resource: dict, aliases, patient_id: str) -> str | None:
@@ -247,12 +252,10 @@ def _patient_urls(slots: dict[str, Slot]) -> dict[str, str]:
     return found
 
 
-def _resources(value: dict):
+def _resources(value: dict) -> list[dict]:
     if value.get("resourceType") != "Bundle":
-        yield value
-        return
-    for entry in as_list(value.get("entry")):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
-            if resource["resourceType"] != "OperationOutcome":
-                yield resource
+        return [value]
+    entries = value.get("entry")
+    return [resource for entry in (entries if type(entries) is list else as_list(entries))
+            if type(entry) is dict and type(resource := entry.get("resource")) is dict
+            and type(resource_type := resource.get("resourceType")) is str and resource_type != "OperationOutcome"]
