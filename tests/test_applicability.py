@@ -73,3 +73,13 @@ def test_ind_1_is_asked_once_the_record_shows_an_abnormal_serum_screen(tmp_path,
         name="ask-when-screen", extra=", cfdna-cond-abnormal-serum-screen", asked="[IND-1]") + case.format(
         name="ask-when-none", extra="", asked="[]"), encoding="utf-8")
     assert cli.main(["test", "-q", "-k", "ask-when-"]) == 0, capsys.readouterr().out
+
+
+def test_an_evaluation_derives_each_kind_once():
+    from cdshooks.policy.applicability import Evaluation
+
+    evaluation = Evaluation(None, "unknown", None, {}, (), {}, None, ())
+    calls = []
+    assert evaluation.derived("ids", lambda e: calls.append(e) or ["A"]) == ["A"]
+    assert evaluation.derived("ids", lambda e: calls.append(e) or ["B"]) == ["A"]
+    assert evaluation.derived("other", lambda e: "x") == "x" and calls == [evaluation]

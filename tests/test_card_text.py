@@ -170,3 +170,22 @@ def test_cards_for_third_party_records_keep_the_rules():
             found = card_rules.problems(card, loaded.policies.by_id[evaluation["policy"]["id"]], "order-sign")
             broken += [(path.name, evaluation["policy"]["id"], p) for p in found]
     assert seen >= 100 and broken == []
+
+
+def test_detail_choices_never_rank_alike_and_a_finding_comes_before_three_questions():
+    choices = [(f, q, quote) for f in range(13) for q in range(6) for quote in ("a quote", None)]
+    ranked = sorted(choices, key=card_text._rank, reverse=True)
+    assert len({card_text._rank(c) for c in choices}) == len(choices)
+    assert ranked[0] == (12, 5, "a quote")
+    assert card_text._rank((1, 0, None)) > card_text._rank((0, 5, "a quote"))
+    assert card_text._rank((1, 3, None)) > card_text._rank((2, 2, None))
+
+
+def test_findings_are_worked_out_once_per_evaluation_and_handed_out_as_copies():
+    from cdshooks.policy.applicability import Evaluation
+
+    evaluation = Evaluation(None, "met", None, {}, (), {}, None, ())
+    evaluation.memo["finding ids"] = ["A.a.i"]
+    first = card_text.finding_ids(evaluation)
+    first.append("changed")
+    assert card_text.finding_ids(evaluation) == ["A.a.i"]

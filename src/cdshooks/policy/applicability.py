@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Mapping
 
 from cdshooks.facts.answers import answers_for
@@ -38,6 +39,14 @@ class Evaluation:
     dates: Mapping[str, dt.date]
     context: FactContext
     deciding: tuple[str, ...]       # ids that decided the root's value (explanations, reasons)
+    # what the respond room derives from it (open questions, findings), once: a card and its CRD reasons read them alike
+    memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def derived(self, kind: str, compute):
+        """``compute(self)`` once per evaluation."""
+        if kind not in self.memo:
+            self.memo[kind] = compute(self)
+        return self.memo[kind]
 
 
 def service_date(order: dict, today: dt.date) -> dt.date:

@@ -9,6 +9,7 @@ evaluation stays in the card's ``cdshooks.evaluation`` extension.
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
 
 from cdshooks.facts.calculators.orders import order_codes
 from cdshooks.policy.applicability import Evaluation
@@ -36,33 +37,39 @@ def max_length(decision: str) -> int:
 
 
 def detail(evaluation: Evaluation, row, hook: str) -> str:
-    """The card's Markdown detail, within the §7 length for its decision."""
+    """The card's Markdown detail, within the §7 length for its decision: the most telling choice of
+    findings, questions and quote that fits (see :func:`_rank`)."""
     policy, results = evaluation.match.policy, evaluation.results
     questions, findings = open_questions(evaluation), finding_ids(evaluation)
     lead = _lead(evaluation, bool(questions), reschedule_date(evaluation, row))
     limit = max_length(evaluation.decision)
-    finding_blocks = {n: _findings_block(policy, results, findings[:n])
-                      for n in range(1, min(len(findings), _MAX_FINDINGS) + 1)}
-    question_blocks = {n: _questions(evaluation, questions, n)
-                       for n in range(1, min(len(questions), MAX_QUESTIONS) + 1)}
+    # the blocks are built only for the choices tried: most texts fit at one of the first choices
+    finding_block = cache(lambda n: _findings_block(policy, results, findings[:n]) if n else None)
+    question_block = cache(lambda n: _questions(evaluation, questions, n) if n else None)
     coverage = {asks: coverage_sentence(evaluation, row, asks) if hook == "order-sign" else None
                 for asks in (False, True)}
     note = explain.data_note(evaluation.context.record) or None
-    best = None
-    for n_findings in range(min(len(findings), _MAX_FINDINGS), -1, -1):
-        for n_questions in range(min(len(questions), MAX_QUESTIONS), -1, -1):
-            for quote in dict.fromkeys((row.quote, None)):
-                ids = list(dict.fromkeys([*findings[:min(n_findings, _FULL_FINDINGS)], *questions[:n_questions]]))
-                blocks = [lead, finding_blocks.get(n_findings), f"> {quote}" if quote else None,
-                          question_blocks.get(n_questions), coverage[n_questions > 0], note,
-                          f"_{policy.model.short} criteria: {', '.join(ids)}_" if ids else None]
-                text = "\n\n".join(b for b in blocks if b)
-                # prefer: a finding, three questions, a second finding, the facts on record, more questions, the quote
-                rank = (min(n_findings, 1), min(n_questions, 3), min(n_findings, 2), n_findings, n_questions,
-                        quote is not None)
-                if len(text) <= limit and (best is None or rank > best[0]):
-                    best = (rank, text)
-    return best[1] if best is not None else lead[: limit - 1] + "…"
+    choices = [(n_findings, n_questions, quote) for n_findings in range(min(len(findings), _MAX_FINDINGS) + 1)
+               for n_questions in range(min(len(questions), MAX_QUESTIONS) + 1)
+               for quote in dict.fromkeys((row.quote, None))]
+    for n_findings, n_questions, quote in sorted(choices, key=_rank, reverse=True):
+        ids = list(dict.fromkeys([*findings[:min(n_findings, _FULL_FINDINGS)], *questions[:n_questions]]))
+        blocks = [lead, finding_block(n_findings), f"> {quote}" if quote else None,
+                  question_block(n_questions), coverage[n_questions > 0], note,
+                  f"_{policy.model.short} criteria: {', '.join(ids)}_" if ids else None]
+        text = "\n\n".join(b for b in blocks if b)
+        if len(text) <= limit:
+            return text
+    return lead[: limit - 1] + "…"
+
+
+def _rank(choice: tuple) -> tuple:
+    """How telling a choice of (findings, questions, quote) is; no two choices rank alike.
+
+    Preferred: a finding, three questions, a second finding, the facts on record, more questions, the quote.
+    """
+    n_findings, n_questions, quote = choice
+    return (min(n_findings, 1), min(n_questions, 3), min(n_findings, 2), n_findings, n_questions, quote is not None)
 
 
 # ------------------------------------------------------------------------------ what decides
@@ -110,6 +117,10 @@ def _applied_outcome(evaluation: Evaluation):
 
 def finding_ids(evaluation: Evaluation) -> list[str]:
     """Decided leaves that explain the decision, most telling first, each with record data."""
+    return list(evaluation.derived("finding ids", _finding_ids))
+
+
+def _finding_ids(evaluation: Evaluation) -> list[str]:
     policy, results = evaluation.match.policy, evaluation.results
     ids = _outcome_leaves(evaluation)
     if evaluation.decision == MET:
@@ -242,6 +253,10 @@ def open_questions(evaluation: Evaluation) -> list[str]:
     is whatever the unknown leaves turn out to be, and so do decided groups (the malignant branch
     for non-malignant pain). Documentation leaves the policy does not want asked are left out.
     """
+    return list(evaluation.derived("open questions", _open_questions))
+
+
+def _open_questions(evaluation: Evaluation) -> list[str]:
     if evaluation.decision != UNKNOWN:
         return []
     policy, results = evaluation.match.policy, evaluation.results
