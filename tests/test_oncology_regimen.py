@@ -63,6 +63,14 @@ def test_a_product_read_from_its_name_says_so():
     assert not products.identify(concept((RXNORM, "68442")), PRODUCTS).from_name
 
 
+def test_identification_is_memoised_per_medication_on_the_table():
+    table = products.csf_product_table([{"brand": "Neupogen", "ingredient": "filgrastim", "family": "FIL",
+                                         "codes": ["rxnorm|68442"], "names": ["Neupogen"]}])
+    first = products.identify(concept((RXNORM, "68442")), table)
+    assert products.identify([concept((RXNORM, "68442"))], table) is first and len(table.identified) == 1
+    assert products.identify(concept(text="Neupogen 300 MCG"), table).from_name and len(table.identified) == 2
+
+
 def test_every_product_of_the_policy_has_a_family():
     families = {p.brand: p.family for p in PRODUCTS}
     assert families == {"Neupogen": "FIL", "Zarxio": "FIL", "Nivestym": "FIL", "Releuko": "FIL", "Granix": "TBO",

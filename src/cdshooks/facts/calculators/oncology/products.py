@@ -21,6 +21,7 @@ from pydantic import Field
 from cdshooks.facts.calculators import Params
 from cdshooks.facts.calculators import ValueSetNames
 from cdshooks.facts.calculators import orders
+from cdshooks.facts.calculators.memo import remembered
 from cdshooks.fhir.codes import CodeSet
 from cdshooks.fhir.read import codings
 from cdshooks.fhir.rxnorm import base_ingredient
@@ -67,7 +68,16 @@ class Found:
     from_name: bool                  # identified from a name, not a code
 
 
-def csf_product_table(rows: list[dict]) -> tuple[CsfProduct, ...]:
+class CsfProducts(tuple):
+    """The drug list's products in order, with what :func:`identify` found per medication (``identified``)."""
+
+    def __new__(cls, products=()):
+        table = super().__new__(cls, products)
+        table.identified = {}
+        return table
+
+
+def csf_product_table(rows: list[dict]) -> CsfProducts:
     """Compile the mapping's product rows: codes as code sets, names as one whole-word pattern."""
     products = []
     for row in rows:
@@ -84,7 +94,7 @@ def csf_product_table(rows: list[dict]) -> tuple[CsfProduct, ...]:
         products.append(CsfProduct(brand, ingredient, str(row["family"]), codes, pattern,
                                 frozenset(t.lower() for t in tokens), brand_codes,
                                 frozenset(ingredient_names), frozenset(brand_names)))
-    return tuple(products)
+    return CsfProducts(products)
 
 
 def _code_set(codes) -> CodeSet:
@@ -92,9 +102,11 @@ def _code_set(codes) -> CodeSet:
     return codes if isinstance(codes, CodeSet) else CodeSet.of(str(c) for c in codes or ())
 
 
-def identify(concepts, products: tuple[CsfProduct, ...]) -> Found | None:
+def identify(concepts, products: CsfProducts) -> Found | None:
     """The product a medication concept names: by code first (HCPCS, RxNorm), else by name."""
-    return _by_code(codings(concepts), products) or _by_name(orders.texts(concepts), products)
+    pairs, texts = tuple(codings(concepts)), tuple(orders.texts(concepts))   # all it reads of them
+    return remembered(products.identified, (pairs, texts),
+                      lambda: _by_code(pairs, products) or _by_name(texts, products))
 
 
 def _by_code(pairs, products) -> Found | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Mapping
 
+from cdshooks.facts.calculators.memo import remembered
 from cdshooks.fhir.read import as_dict
 from cdshooks.fhir.read import canonical_system
 from cdshooks.fhir.read import codes_in
@@ -29,8 +30,6 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 NDC = "http://hl7.org/fhir/sid/ndc"
 _COLUMNS = ("code", "ingredient", "strength", "dose_form", "name")
 _STRENGTH = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(MG|MG/ML|MG/HR)\s*$")
-_CACHE_LIMIT = 20000
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -138,14 +137,7 @@ def identify(concept: Any, tables) -> Drug | None:
     """
     if not isinstance(concept, dict):
         return None
-    key = _signature(concept)
-    cache = tables.identified
-    found = cache.get(key, _MISSING)  # one lookup: another thread may clear the cache meanwhile
-    if found is _MISSING:
-        if len(cache) > _CACHE_LIMIT:
-            cache.clear()
-        found = cache[key] = _identify(concept, tables)
-    return found
+    return remembered(tables.identified, _signature(concept), lambda: _identify(concept, tables))
 
 
 def _signature(concept: dict) -> tuple:
