@@ -55,6 +55,7 @@ class CompiledPolicy:
     twins: Mapping[str, tuple[str, ...]]   # criterion id -> the other expansions of its named-list item
     paths: Mapping[str, tuple]     # criterion id -> where the file writes it (for problems)
     answered_by_facts: frozenset[str]   # leaves whose 'yes' their fact reads (calculator reads_answers)
+    doc_leaves: tuple[Node, ...]  # the documentation-answerable leaves in tree order (questionnaire, forms), once
     program: Program              # the criteria tree compiled for evaluation (policy/compile)
     document: datafile.Document | None = None   # the parsed file, for problems found later (lint)
 
@@ -188,6 +189,7 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets
                             MappingProxyType(order), MappingProxyType(_negations(model.criteria)),
                             MappingProxyType({c.id: n.id for n in tree for c in n.children()}),
                             MappingProxyType(twins), MappingProxyType(paths), answered_by_facts,
+                            tuple(questionnaire.documentation_leaves(model.criteria)),
                             compile_policy(model, codesets, twins, answered_by_facts), document)
     return policy, problems
 

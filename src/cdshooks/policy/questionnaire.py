@@ -6,7 +6,8 @@ from cdshooks.policy.model import Node
 
 
 def documentation_leaves(root: Node) -> list[Node]:
-    """Leaves of type ``documentation`` or ``structured+doc``, in tree order."""
+    """Leaves of type ``documentation`` or ``structured+doc``, in tree order (a loaded policy keeps
+    its own as ``doc_leaves``: read that instead of walking the tree again)."""
     out = []
     stack = [root]
     while stack:
@@ -36,6 +37,6 @@ def build(policy, base_url: str) -> dict:
         ),
         "item": [
             {"linkId": node.id, "text": node.question or node.text, "type": "boolean", "required": False}
-            for node in documentation_leaves(model.criteria)
+            for node in policy.doc_leaves
         ],
     }

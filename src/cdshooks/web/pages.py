@@ -18,7 +18,6 @@ from cdshooks.errors import InvalidRequest
 from cdshooks.errors import UnknownService
 from cdshooks.fhir.codes import SYSTEMS
 from cdshooks.fhir.record import display_code
-from cdshooks.policy.questionnaire import documentation_leaves
 from cdshooks.web import forms
 from cdshooks.web import http
 
@@ -47,7 +46,7 @@ def policy_page(policy):
             for key, value in sorted(policy.settings.items())]
     return render_template("policy.html", model=model, when=when, then=then, settings=rows,
                            kind_words=_KIND_WORDS, op_words=_op_words, code_words=_code_words,
-                           questions=len(documentation_leaves(model.criteria)))
+                           questions=len(policy.doc_leaves))
 
 
 def _when_then(description: str) -> tuple[str | None, str | None]:
