@@ -28,11 +28,13 @@ from cdshooks.files.suggest import did_you_mean
 from cdshooks.policy import assertions
 from cdshooks.policy import definitions
 from cdshooks.policy import questionnaire
+from cdshooks.policy import tree as tree_module
 from cdshooks.policy.compile import Program
 from cdshooks.policy.compile import compile_policy
 from cdshooks.policy.model import Expr
 from cdshooks.policy.model import Node
 from cdshooks.policy.model import Policy
+from cdshooks.policy.tree import TreeIndex
 
 SCHEMA_FILE = "schema.json"
 TEST_SUFFIX = "_test.yaml"
@@ -56,6 +58,7 @@ class CompiledPolicy:
     paths: Mapping[str, tuple]     # criterion id -> where the file writes it (for problems)
     answered_by_facts: frozenset[str]   # leaves whose 'yes' their fact reads (calculator reads_answers)
     doc_leaves: tuple[Node, ...]  # the documentation-answerable leaves in tree order (questionnaire, forms), once
+    tree: TreeIndex               # where each criterion sits (leaves, ancestors, what an all group asks first)
     program: Program              # the criteria tree compiled for evaluation (policy/compile)
     document: datafile.Document | None = None   # the parsed file, for problems found later (lint)
 
@@ -189,7 +192,7 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets
                             MappingProxyType(order), MappingProxyType(_negations(model.criteria)),
                             MappingProxyType({c.id: n.id for n in tree for c in n.children()}),
                             MappingProxyType(twins), MappingProxyType(paths), answered_by_facts,
-                            tuple(questionnaire.documentation_leaves(model.criteria)),
+                            tuple(questionnaire.documentation_leaves(model.criteria)), tree_module.index(tree),
                             compile_policy(model, codesets, twins, answered_by_facts), document)
     return policy, problems
 

@@ -168,13 +168,13 @@ def _outcome_leaves(evaluation: Evaluation) -> list[str]:
 def _live_decided(evaluation: Evaluation) -> list[str]:
     """Decided leaves whose groups are all still open: the facts the open questions build on."""
     policy, results = evaluation.match.policy, evaluation.results
-    parents = policy.parents
+    leaves, ancestors = policy.tree.leaves, policy.tree.ancestors
     out = []
     for node_id, result in results.items():
-        if not _is_leaf(policy, node_id) or result.result == UNKNOWN or not policy.nodes[node_id].decisive:
+        if node_id not in leaves or result.result == UNKNOWN or not policy.nodes[node_id].decisive:
             continue
-        ancestors = list(_ancestors(parents, node_id))
-        if ancestors and all(a in results and results[a].result == UNKNOWN for a in ancestors):
+        above = ancestors[node_id]
+        if above and all(a in results and results[a].result == UNKNOWN for a in above):
             out.append(node_id)
     return out
 
@@ -264,8 +264,7 @@ def _open_questions(evaluation: Evaluation) -> list[str]:
     ids = [i for i in evaluation.deciding if _is_leaf(policy, i) and results[i].result == UNKNOWN
            and (not results[i].doc_leaf or i in asked)]
     ids += [i for i in evaluation.documentation if not policy.nodes[i].decisive and i not in ids]
-    parents = policy.parents
-    ranked = sorted(ids, key=lambda i: (_waiting(policy, results, parents, i), policy.order[i]))
+    ranked = sorted(ids, key=lambda i: (_waiting(policy, results, i), policy.order[i]))
     seen, out = set(), []
     for node_id in ranked:
         question = _question(policy.nodes[node_id])
@@ -288,7 +287,7 @@ def _questions(evaluation: Evaluation, ids: list[str], shown: int) -> str:
     return "\n".join(lines)
 
 
-def _waiting(policy, results, parents, leaf_id: str) -> int:
+def _waiting(policy, results, leaf_id: str) -> int:
     """How many open questions come before this one in the groups it belongs to.
 
     In an ``all`` group the first open child is the gate (is the regimen's FN risk intermediate?);
@@ -296,17 +295,8 @@ def _waiting(policy, results, parents, leaf_id: str) -> int:
     A non-decisive leaf (asked to qualify another, like IND-2) comes after the decisive ones.
     """
     waiting = 0 if policy.nodes[leaf_id].decisive else 1
-    node_id = leaf_id
-    for parent in _ancestors(parents, node_id):
-        group = policy.nodes[parent]
-        if group.op == "all":
-            for child in group.decisive_children():
-                if child.id == node_id:
-                    break
-                if child.id in results and results[child.id].result == UNKNOWN:
-                    waiting += 1
-        node_id = parent
-    return waiting
+    return waiting + sum(1 for gate in policy.tree.gated_by[leaf_id] if gate in results
+                         and results[gate].result == UNKNOWN)
 
 
 # ------------------------------------------------------------------------------ coverage
@@ -342,9 +332,4 @@ def _question(node) -> str:
 
 
 def _is_leaf(policy, node_id: str) -> bool:
-    return policy.nodes[node_id].type is not None
-
-
-def _ancestors(parents: dict[str, str], node_id: str):
-    while (node_id := parents.get(node_id)) is not None:
-        yield node_id
+    return node_id in policy.tree.leaves
