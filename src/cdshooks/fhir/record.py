@@ -103,7 +103,6 @@ class Record:
             _take(self, value, self.register, own)
 
     def add(self, resource: dict) -> None:
-        # Hot path (every resource of the read slots): register and index inlined, no helper calls.
         if not self.register(resource):
             return  # a draft order and its prefetched copy count once; drafts come first
         resource_type = resource["resourceType"]
