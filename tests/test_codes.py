@@ -51,3 +51,26 @@ def test_the_blue_button_hcpcs_uri_is_read_as_the_cms_hcpcs_system():
     pump = codes.CodeSet.of(["hcpcs|E0783"])
     concept = {"coding": [{"system": "https://bluebutton.cms.gov/resources/codesystem/hcpcs", "code": "E0783"}]}
     assert [(system, code) for system, code, _ in pump.matches_concept(concept)] == [(codes.SYSTEMS["hcpcs"], "E0783")]
+
+
+def _record_of(*resources):
+    from cdshooks.fhir.record import Slot
+    from cdshooks.fhir.record import build
+
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}
+    return build({"all": Slot("data", bundle)}, {"all": "Bundle"}, ())
+
+
+def _condition(rid, system, code):
+    return {"resourceType": "Condition", "id": rid, "code": {"coding": [{"system": system, "code": code}]}}
+
+
+def test_candidates_come_in_the_order_of_the_sets_entries_each_once():
+    sct = "http://snomed.info/sct"
+    record = _record_of(_condition("a", sct, "1"), _condition("b", ICD10CM, "M51.16"), _condition("c", sct, "2"),
+                        _condition("d", ICD10CM, "C50.9"), _condition("e", sct, "9"))
+    large = codes.CodeSet.of(["snomed|2", "icd10cm|C00–C96", *(f"snomed|{n}" for n in range(100, 400)),
+                              "icd10cm|M51.-", "snomed|1", "snomed|2"])
+    assert [r["id"] for r in large.candidates(record)] == ["c", "d", "b", "a"]
+    small = codes.CodeSet.of(["snomed|1", "icd10cm|M51.-", "snomed|404"])
+    assert [r["id"] for r in small.candidates(record)] == ["a", "b"]

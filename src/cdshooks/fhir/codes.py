@@ -94,6 +94,9 @@ class CodeSet:
     # lookup structures built once: exact codes by (system, code); prefixes and ranges by system
     _exact: dict = field(default_factory=dict, compare=False)
     _partial: dict = field(default_factory=dict, compare=False)
+    # for candidates(): the position of each exact code's first entry, and of every other entry
+    _first: dict = field(default_factory=dict, compare=False)
+    _partial_at: tuple[int, ...] = field(default=(), compare=False)
 
     @classmethod
     def of(cls, include, exclude=(), exclude_pattern: str | None = None) -> "CodeSet":
@@ -111,7 +114,12 @@ class CodeSet:
         for code in inc:
             if code.kind != "exact" or code.minus:
                 partial[code.system] = partial.get(code.system, ()) + (code,)
-        return cls(inc, tuple(exclude), exclude_pattern, exact, partial)
+        first: dict[tuple[str, str], int] = {}
+        for i, code in enumerate(inc):
+            if code.kind == "exact":
+                first.setdefault((code.system, code.code), i)
+        partial_at = tuple(i for i, code in enumerate(inc) if code.kind != "exact")
+        return cls(inc, tuple(exclude), exclude_pattern, exact, partial, first, partial_at)
 
     @classmethod
     def union(cls, sets) -> "CodeSet":
@@ -151,18 +159,23 @@ class CodeSet:
         return hits
 
     def candidates(self, record: Record) -> list[dict]:
-        """Resources of the record whose main code may be in the set (index lookups, no scans)."""
+        """Resources of the record whose main code may be in the set (index lookups, no scans), in the
+        order of the set's entries."""
+        by_code = record.by_code
+        # a record holds far fewer codes than a large set lists: the two meet from the smaller side
+        at = sorted([self._first[key] for key in by_code.keys() & self._first.keys()] + list(self._partial_at))
         seen: dict[int, dict] = {}
-        for entry in self.include:
-            for resource in _lookup(entry, record):
+        for i in at:
+            entry = self.include[i]
+            found = by_code[entry.system, entry.code] if entry.kind == "exact" else _partial_lookup(entry, record)
+            for resource in found:
                 seen.setdefault(id(resource), resource)
         return list(seen.values())
 
 
-def _lookup(entry: Code, record: Record):
-    """Resources that may hold the entry's codes (exclusions are applied by the caller's match)."""
-    if entry.kind == "exact":
-        return record.by_code.get((entry.system, entry.code), ())
+def _partial_lookup(entry: Code, record: Record):
+    """Resources that may hold a prefix, range or pattern entry's codes (exclusions are applied by the
+    caller's match)."""
     if entry.system == ICD10CM and entry.kind != "pattern":
         if entry.kind == "prefix" and len(entry.code) >= 3:
             return record.with_icd_category(entry.code[:3])
