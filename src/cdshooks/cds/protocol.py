@@ -307,9 +307,14 @@ class ServiceDefinition(_Strict):
 def dump(model: BaseModel) -> dict:
     """Serialize one model: absent optionals omitted (the models admit no empty values).
 
-    The free-form parts — FHIR resources in actions — are pruned where they are built.
+    The free-form parts — FHIR resources in actions, extensions — are pruned where they are built. An
+    ``extension`` (always the model's last field) is passed on as built: pydantic would copy it value by
+    value to the same JSON (a card's evaluation is most of its size and was most of its dump).
     """
-    return model.model_dump(exclude_none=True)
+    extension = getattr(model, "extension", None)
+    if extension is None:
+        return model.model_dump(exclude_none=True)
+    return {**model.model_dump(exclude_none=True, exclude={"extension"}), "extension": extension}
 
 
 def response_body(hook: str, cards: list[Card], system_actions: list[Action], mirror: bool = False) -> dict:
