@@ -304,17 +304,22 @@ class ServiceDefinition(_Strict):
     extension: dict[str, Any] | None = None
 
 
+_FREE_FORM = ("resource", "extension")   # the dict[str, Any] fields: JSON values as built
+
+
 def dump(model: BaseModel) -> dict:
     """Serialize one model: absent optionals omitted (the models admit no empty values).
 
-    The free-form parts — FHIR resources in actions, extensions — are pruned where they are built. An
-    ``extension`` (always the model's last field) is passed on as built: pydantic would copy it value by
-    value to the same JSON (a card's evaluation is most of its size and was most of its dump).
+    The free-form parts — FHIR resources in actions, extensions — are pruned where they are built and
+    passed on as built, in their field's place: pydantic would copy them value by value to the same JSON
+    (a card's evaluation is most of its size and was most of its dump).
     """
-    extension = getattr(model, "extension", None)
-    if extension is None:
+    free = {name: value for name in _FREE_FORM if (value := getattr(model, name, None)) is not None}
+    if not free:
         return model.model_dump(exclude_none=True)
-    return {**model.model_dump(exclude_none=True, exclude={"extension"}), "extension": extension}
+    typed = model.model_dump(exclude_none=True, exclude=set(free))
+    return {name: free[name] if name in free else typed[name] for name in type(model).model_fields
+            if name in free or name in typed}
 
 
 def response_body(hook: str, cards: list[Card], system_actions: list[Action], mirror: bool = False) -> dict:
