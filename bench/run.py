@@ -77,9 +77,9 @@ def listening_socket() -> socket.socket:
     return sock
 
 
-def start(sock: socket.socket, env: dict, floor: bool, tree: Path = ROOT) -> subprocess.Popen:
+def start(sock: socket.socket, env: dict, floor: bool, tree: Path = ROOT, workers: int = 2) -> subprocess.Popen:
     """``bench/serve.py`` on ``sock``; ``tree`` is the source tree to serve (a baseline commit's)."""
-    command = [sys.executable, str(ROOT / "bench" / "serve.py"), "--fd", str(sock.fileno()), "--workers", "2"]
+    command = [sys.executable, str(ROOT / "bench" / "serve.py"), "--fd", str(sock.fileno()), "--workers", str(workers)]
     if tree != ROOT:
         env = {**env, "PYTHONPATH": str(tree / "src")}   # ahead of this checkout's editable install
     return subprocess.Popen(command + (["--floor"] if floor else []), env=env, cwd=tree, pass_fds=(sock.fileno(),),
