@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint check bench bench-topology schemas constraints clean
+.PHONY: install run test lint check bench profile bench-topology schemas constraints clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ check: install
 
 bench: install
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick) $(if $(BASELINE),--baseline $(BASELINE))
+
+# Where a live worker's CPU goes, stage by stage (py-spy, installed into the venv on first use).
+profile: install
+	$(BIN)/python -m pip install --quiet py-spy
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/profile.py --shape $(or $(SHAPE),one) --floor
 
 bench-topology: install
 	$(BIN)/python bench/topology.py

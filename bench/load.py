@@ -25,6 +25,11 @@ class Result:
     latencies: list[float]      # seconds, per successful request
     errors: int
     elapsed: float
+    cpu_s: float = 0.0          # the server's workers' CPU time (user + system) over these requests
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return self.cpu_s * 1000 / max(1, len(self.latencies) + self.errors)
 
     @property
     def p50_ms(self) -> float:

@@ -27,23 +27,26 @@ def render(r: dict, machine: str, commit: str) -> str:
         f"{'`make bench QUICK=1`' if r['quick'] else '`make bench`'}, whole run {r['seconds']:.0f} s",
         f"- **Load average** (1, 5, 15 min) before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}; "
         f"after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f} (2 cores shared with other work)",
-        "- **Setup:** the service as `cdshooks serve --workers 2` runs it (gunicorn, gevent workers, SQLite audit row "
-        "written off the response path, on a native thread) and the floor (`bench/floor.py`: read and parse the body "
-        "with orjson, answer "
-        "`{\"cards\": []}`) under the same gunicorn gevent settings, both up at once on sockets the benchmark bound "
+        "- **Setup:** the service as `cdshooks serve --workers 2` runs it (gunicorn, gevent workers, SQLite; audit "
+        "rows and form launches committed in batches by a background writer) and the floor (`bench/floor.py`: read "
+        "and parse the body with orjson, answer "
+        "`{\"cards\": []}`) under the same gunicorn gevent settings and, like the service, with its start-up heap "
+        "frozen out of the garbage collector's sight, both up at once on sockets the benchmark bound "
         "(`bench/serve.py`); closed-loop load generator over loopback (`bench/load.py`), a new connection per call. "
         "**Rounds alternate** floor, service, floor, service…; the figures pool every round.",
         "",
         "## HTTP over loopback, service against the floor",
         "",
-        "| shape | resources | request | server | c=1 p50 (ms) | c=1 p99 (ms) | c=8 req/s | errors |",
-        "|---|---:|---:|---|---:|---:|---:|---:|",
+        "| shape | resources | request | server | c=1 p50 (ms) | c=1 p99 (ms) | c=1 worker CPU per call (ms) | "
+        "c=8 req/s | errors |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for name, shape in shapes.items():
         for server in shape["latency"]:
             lat, thr = shape["latency"][server], shape["throughput"][server]
             lines.append(f"| {name} | {shape['size']:,} | {shape['bytes'] / 1024:.0f} KiB | {server} | "
-                         f"{lat.p50_ms:.2f} | {lat.p99_ms:.2f} | {thr.rps:.0f} | {lat.errors + thr.errors} |")
+                         f"{lat.p50_ms:.2f} | {lat.p99_ms:.2f} | {lat.cpu_ms_per_call:.2f} | {thr.rps:.0f} | "
+                         f"{lat.errors + thr.errors} |")
     lines += ["", "## Against the goals (p50 and p99 ÷ the floor's, same run)", "",
               "| shape | server | p50 ratio | goal | p99 ratio (goal ≤ 2.0) |", "|---|---|---:|---|---:|"]
     for name, shape in shapes.items():

@@ -12,6 +12,7 @@ on this shared machine falls on both sides of every ratio instead of on one of t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -76,9 +77,9 @@ def listening_socket() -> socket.socket:
     return sock
 
 
-def start(sock: socket.socket, env: dict, floor: bool, tree: Path = ROOT) -> subprocess.Popen:
+def start(sock: socket.socket, env: dict, floor: bool, tree: Path = ROOT, workers: int = 2) -> subprocess.Popen:
     """``bench/serve.py`` on ``sock``; ``tree`` is the source tree to serve (a baseline commit's)."""
-    command = [sys.executable, str(ROOT / "bench" / "serve.py"), "--fd", str(sock.fileno()), "--workers", "2"]
+    command = [sys.executable, str(ROOT / "bench" / "serve.py"), "--fd", str(sock.fileno()), "--workers", str(workers)]
     if tree != ROOT:
         env = {**env, "PYTHONPATH": str(tree / "src")}   # ahead of this checkout's editable install
     return subprocess.Popen(command + (["--floor"] if floor else []), env=env, cwd=tree, pass_fds=(sock.fileno(),),
@@ -98,17 +99,30 @@ def stop(process: subprocess.Popen) -> None:
     process.wait(timeout=20)
 
 
-def alternate(ports: dict[str, int], path: str, body: bytes, rounds: int, requests: int, concurrency: int) -> dict:
-    """Rounds of ``requests`` calls, floor then service, repeated; results pooled per server."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes ``pids`` have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def alternate(ports: dict[str, int], path: str, body: bytes, rounds: int, requests: int, concurrency: int,
+              pids: dict[str, list[int]] | None = None) -> dict:
+    """Rounds of ``requests`` calls, floor then service, repeated; results pooled per server (with
+    the CPU time its workers used, when ``pids`` names them)."""
     pooled = {name: load.Result([], 0, 0.0) for name in ports}
     for name, port in ports.items():
         load.drive("127.0.0.1", port, path, body, 30, 1)   # warm-up
     for _ in range(rounds):
         for name, port in ports.items():
+            workers = (pids or {}).get(name, [])
+            before = cpu_seconds(workers)
             got = load.drive("127.0.0.1", port, path, body, requests, concurrency)
             was = pooled[name]
             pooled[name] = load.Result(was.latencies + got.latencies, was.errors + got.errors,
-                                       was.elapsed + got.elapsed)
+                                       was.elapsed + got.elapsed, was.cpu_s + cpu_seconds(workers) - before)
     return pooled
 
 
@@ -154,18 +168,20 @@ def main(argv: list[str] | None = None) -> int:
             for port in ports.values():
                 wait_http(port)
             time.sleep(1.0)
-            workers = worker_pids(processes["service"].pid)
+            pids = {name: worker_pids(process.pid) for name, process in processes.items()}
+            workers = pids["service"]
             results["rss_start"] = [rss_mb(pid) for pid in workers]
+            measure = functools.partial(alternate, pids=pids)
             results["shapes"] = {}
             for name, path, size, options in SHAPES:
                 body = json.dumps(records.request(size, **options)).encode()
-                latency = alternate(ports, path, body, plan["rounds"], plan["per_round"], 1)
-                throughput = alternate(ports, path, body, 2, plan["throughput"] // 2, 8)
+                latency = measure(ports, path, body, plan["rounds"], plan["per_round"], 1)
+                throughput = measure(ports, path, body, 2, plan["throughput"] // 2, 8)
                 results["shapes"][name] = {"size": size, "bytes": len(body), "latency": latency,
                                            "throughput": throughput}
                 print(f"{name}: p50 floor {latency['floor'].p50_ms:.2f} ms, service {latency['service'].p50_ms:.2f} ms "
                       f"(×{latency['service'].p50_ms / latency['floor'].p50_ms:.2f})", flush=True)
-            results["sweep"] = sweep.run(ports, SIGN, plan["sweep_calls"], alternate)
+            results["sweep"] = sweep.run(ports, SIGN, plan["sweep_calls"], measure)
             if plan["memory"]:
                 body = json.dumps(records.request(200)).encode()
                 load.drive("127.0.0.1", ports["service"], SIGN, body, plan["memory"], 4)

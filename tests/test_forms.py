@@ -63,6 +63,12 @@ def evaluation(response) -> dict:
     return response.get_json()["cards"][0]["extension"]["cdshooks.evaluation"]
 
 
+def stored_launches() -> list[dict]:
+    """The form launches in the database, once the background writer has written what it holds."""
+    assert store.get().writer.flush(10)
+    return store.get().rows(store.forms)
+
+
 @responses.activate
 def test_the_whole_loop_writes_the_response_to_the_ehr_and_the_next_call_decides_with_it(client):
     first = client.post(SIGN, json=csf_request())
@@ -122,7 +128,7 @@ def test_the_token_is_used_once_then_the_form_offers_a_download(client):
 def test_the_token_is_kept_encrypted_and_nowhere_in_plain_text(client, app):
     client.post(SIGN, json=csf_request())
     with app.app_context():
-        rows = store.get().rows(store.forms)
+        rows = stored_launches()
     assert rows and rows[0]["token_cipher"]
     assert TOKEN not in json.dumps(rows, default=str)
 
@@ -131,7 +137,7 @@ def test_the_kept_token_expires_with_the_authorization(client, app):
     expired = {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 0, "scope": "x", "subject": "y"}
     client.post(SIGN, json=csf_request(fhirAuthorization=expired))
     with app.app_context():
-        ref = store.get().rows(store.forms)[0]["ref"]
+        ref = stored_launches()[0]["ref"]
     page = client.get(f"/forms/{ref}").get_data(as_text=True)
     assert "Save to the EHR" not in page
 
@@ -141,7 +147,7 @@ def test_no_token_is_kept_for_a_server_off_the_allow_list(tmp_path):
     client = app.test_client()
     card = client.post(SIGN, json=csf_request()).get_json()["cards"][0]
     with app.app_context():
-        assert store.get().rows(store.forms)[0]["token_cipher"] is None
+        assert stored_launches()[0]["token_cipher"] is None
     page = client.get(form_path(card)).get_data(as_text=True)
     assert "download" in page and "Save to the EHR" not in page
 
@@ -175,6 +181,7 @@ def test_an_unknown_or_expired_form_is_a_404_page(client, app):
     assert client.get("/forms/nope").status_code == 404
     path = form_path(client.post(SIGN, json=csf_request(with_ehr=False)).get_json()["cards"][0])
     with app.app_context(), store.get().engine.begin() as conn:
+        assert store.get().writer.flush(10)
         conn.execute(store.forms.update().values(expires_at=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)))
     assert client.get(path).status_code == 404
 
@@ -202,7 +209,7 @@ def test_a_card_without_open_documentation_stores_no_form(client, app):
     assert "documentation" not in card["extension"]["cdshooks.evaluation"]
     assert not any("/forms/" in link["url"] or link["url"].endswith("/form") for link in card["links"])
     with app.app_context():
-        assert store.get().rows(store.forms) == []
+        assert stored_launches() == []
 
 
 def test_questions_that_can_change_the_decision_come_first_and_the_rest_fold_away(client):
@@ -225,7 +232,7 @@ def test_apps_sharing_a_secret_key_read_each_others_kept_tokens(tmp_path):
     other = make_app(tmp_path, DATABASE_URL=db, FHIR_ALLOWLIST=EHR)  # random key
     path = form_path(one.test_client().post(SIGN, json=csf_request()).get_json()["cards"][0])
     with two.app_context():
-        row = store.get().form(path.rsplit("/", 1)[1])
+        row = store.get().form(path.rsplit("/", 1)[1], wait=True)   # another worker's launch
         assert forms._fernet().decrypt(row["token_cipher"].encode()).decode() == TOKEN
     with other.app_context(), pytest.raises(InvalidToken):
         forms._fernet().decrypt(row["token_cipher"].encode())
@@ -250,5 +257,5 @@ def test_expired_tokens_are_erased_when_the_next_launches_are_stored(client, app
     client.post(SIGN, json=csf_request(fhirAuthorization=expired))
     client.post(SIGN, json=csf_request(with_ehr=False))
     with app.app_context():
-        rows = store.get().rows(store.forms)
+        rows = stored_launches()
     assert len(rows) == 2 and all(row["token_cipher"] is None for row in rows)

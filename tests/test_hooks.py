@@ -27,7 +27,7 @@ def test_each_hook_call_writes_one_audit_row_with_ids_only(app, client):
     body = hook_request(prefetch=full_prefetch(app))
     client.post(SIGN, json=body)
     with app.app_context():
-        assert store.get().audit.flush(10)
+        assert store.get().writer.flush(10)
         (row,) = store.get().rows(store.audit)
     assert row["hook_instance"] == body["hookInstance"] and row["patient_id"] == "pat-1"
     assert row["status"] == 200 and row["service_id"] == "medical-policy-order-sign"
@@ -41,7 +41,7 @@ def test_each_hook_call_writes_one_audit_row_with_ids_only(app, client):
 def test_failed_calls_are_audited_with_their_status(app, client):
     client.post(SIGN, json={"hook": "order-sign"})
     with app.app_context():
-        assert store.get().audit.flush(10)
+        assert store.get().writer.flush(10)
         (row,) = store.get().rows(store.audit)
     assert row["status"] == 422
 

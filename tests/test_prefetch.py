@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import responses
 
+from cdshooks import registry
 from cdshooks import settings
+from cdshooks.cds import protocol
 from cdshooks.fetch import prefetch
 from conftest import bundle
 from conftest import full_prefetch
@@ -107,6 +109,21 @@ def test_operation_outcome_makes_its_data_unavailable_not_an_error(fetching_app)
     mn3 = next(c for c in result["criteria"] if c["id"] == "MN-3")
     assert mn3["result"] == "unknown" and "unavailable" in mn3["note"]
     assert any("could not be read (Observation)" in card["summary"] for card in cards)
+
+
+def test_only_the_slots_a_call_reads_are_searched_for_an_error_outcome(fetching_app):
+    oo = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    body = hook_request(prefetch=full_prefetch(fetching_app, observations=bundle(ga_observation(), oo)))
+    request = protocol.parse_request(body, "order-sign", 100, 100).request
+    with fetching_app.app_context():
+        templates, config = registry.get().templates, settings.get()
+    key = next(t.key for t in templates if t.resource_type == "Observation")
+    deadline = time.monotonic() + 3
+
+    def state(examine):
+        return prefetch.resolve(request, templates, frozenset(), config, deadline, examine=examine)[key].state
+    assert state(None) == state(frozenset({key})) == "unavailable"
+    assert state(frozenset()) == "data"   # not read by the call: its entries are not visited
 
 
 @responses.activate

@@ -32,7 +32,7 @@ def test_hook_calls_with_fixture_records_leave_no_private_data_in_logs_or_audit(
     assert caplog.records, "expected log output"
     assert not [v for v in private if v in caplog.text]
     with app.app_context():
-        assert store.get().audit.flush(10)
+        assert store.get().writer.flush(10)
         rows = json.dumps(store.get().rows(store.audit), default=str)
     assert rows.count("pat-") >= 2   # ids are kept …
     assert not [v for v in private if v in rows]   # … names, birth dates and tokens are not

@@ -16,6 +16,7 @@ import sqlalchemy
 from cdshooks.errors import StoreUnavailable
 from cdshooks.store import connect
 from cdshooks.store import db as store
+from cdshooks.store.writer import AUDIT
 from conftest import POSTGRES_URL
 from netfaults import FreezableProxy
 from netfaults import finishes_within
@@ -62,9 +63,9 @@ def test_feedback_keeps_reason_and_accepted_suggestions(db):
 
 
 def test_audit_rows_are_written_and_read_back(db):
-    db.write_audit([{"service_id": "svc", "hook": "order-sign", "hook_instance": "hi-1", "patient_id": "p-1",
+    db.write_rows([(AUDIT, {"service_id": "svc", "hook": "order-sign", "hook_instance": "hi-1", "patient_id": "p-1",
                   "order_refs": ["ServiceRequest/1"], "decisions": [{"decision": "met"}],
-                  "card_ids": ["c-1"], "latency_ms": 1.5, "status": 200}])
+                  "card_ids": ["c-1"], "latency_ms": 1.5, "status": 200})])
     (row,) = db.rows(store.audit)
     assert row["hook_instance"] == "hi-1" and row["status"] == 200
     assert row["order_refs"] == '["ServiceRequest/1"]'
@@ -136,32 +137,32 @@ def test_audit_rows_never_wait_for_a_frozen_database_and_are_written_once_it_ans
     proxy.freeze()
     finished, _ = finishes_within(5, lambda: [db.add_audit(_audit_row(f"hi-{i}")) for i in range(20)])
     assert finished, "queuing an audit row waited on the database"
-    assert not db.audit.flush(1.5)  # still waiting for the database
+    assert not db.writer.flush(1.5)  # still waiting for the database
     proxy.thaw()
-    assert db.audit.flush(30)
+    assert db.writer.flush(30)
     assert sorted(r["hook_instance"] for r in db.rows(store.audit)) == sorted(f"hi-{i}" for i in range(20))
 
 
 def test_a_full_audit_queue_drops_rows_and_logs_each_drop(tmp_path, caplog, monkeypatch):
-    db = store.Store(f"sqlite:///{tmp_path / 's.sqlite3'}", audit_capacity=1)
+    db = store.Store(f"sqlite:///{tmp_path / 's.sqlite3'}", queue_capacity=1, batch_s=0)
     release = threading.Event()
-    monkeypatch.setattr(db, "write_audit", lambda rows: release.wait(10))
-    with caplog.at_level(logging.ERROR, logger="cdshooks.store.audit"):
+    monkeypatch.setattr(db.writer, "write", lambda batch: release.wait(10))
+    with caplog.at_level(logging.ERROR, logger="cdshooks.store.writer"):
         db.add_audit(_audit_row("taken-by-the-writer"))
         deadline = time.monotonic() + 5
-        while db.audit._queue.qsize() and time.monotonic() < deadline:
+        while db.writer._queue.qsize() and time.monotonic() < deadline:
             time.sleep(0.01)
         db.add_audit(_audit_row("queued"))
         db.add_audit(_audit_row("dropped"))
     release.set()
-    assert db.audit.dropped == 1
+    assert db.writer.dropped == 1
     assert "audit row dropped for hookInstance=dropped" in caplog.text
-    assert db.audit.flush(10)
+    assert db.writer.flush(10)
     db.dispose()
 
 
 def test_audit_rows_are_cut_to_their_columns_and_lose_nul_characters(db):
-    db.write_audit([_audit_row("h\x00i" + "x" * 300)])
+    db.write_rows([(AUDIT, _audit_row("h\x00i" + "x" * 300))])
     (row,) = db.rows(store.audit)
     assert row["hook_instance"] == ("hi" + "x" * 300)[:store.ID_LENGTH]
 
@@ -224,14 +225,53 @@ def test_form_launches_round_trip_expire_and_lose_their_tokens(db):
         {"ref": "stale-token", "expires_at": now + dt.timedelta(hours=1), "content": "{}", "token_cipher": "c2",
          "token_expires_at": now - dt.timedelta(seconds=1)},
     ])
-    assert db.form("live")["token_cipher"] == "c1"
+    assert db.form("live")["token_cipher"] == "c1"   # queued, not written yet: readable in this process
     assert db.form("old") is None
+    assert db.writer.flush(10)
+    assert db.form("live")["token_cipher"] == "c1"
     db.add_forms([{"ref": "next", "expires_at": now + dt.timedelta(hours=1), "content": "{}", "token_cipher": None,
                    "token_expires_at": None}])
+    assert db.writer.flush(10)   # the next batch purges what expired before it
     assert {r["ref"] for r in db.rows(store.forms)} == {"live", "stale-token", "next"}
     assert db.form("stale-token")["token_cipher"] is None and db.form("live")["token_cipher"] == "c1"
     db.forget_form_token("live")
     assert db.form("live")["token_cipher"] is None
+
+
+def _launch(ref: str) -> dict:
+    return {"ref": ref, "expires_at": dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1), "content": "{}",
+            "token_cipher": None, "token_expires_at": None}
+
+
+def test_a_form_launch_is_not_waited_for_and_another_worker_waits_for_its_batch(database_url):
+    writer = store.Store(database_url, batch_s=1.0)
+    reader = store.Store(database_url)
+    try:
+        writer.add_forms([_launch("a" * 32)])
+        assert reader.form("a" * 32) is None   # add_forms returned before its batch committed
+        assert reader.form("a" * 32, wait=True)["content"] == "{}"
+        assert reader.form("b" * 32, wait=True) is None
+    finally:
+        writer.dispose()
+        reader.dispose()
+
+
+def test_form_launches_are_refused_while_the_queue_is_full_or_the_database_failing(tmp_path, monkeypatch):
+    db = store.Store(f"sqlite:///{tmp_path / 's.sqlite3'}", queue_capacity=2, batch_s=0)
+    release = threading.Event()
+    monkeypatch.setattr(db.writer, "write", lambda batch: release.wait(10))
+    db.add_forms([_launch("taken-by-the-writer")])
+    deadline = time.monotonic() + 5
+    while db.writer._queue.qsize() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(StoreUnavailable):
+        db.add_forms([_launch("one"), _launch("two"), _launch("three")])   # all or none
+    assert db.form("one") is None
+    db.writer.failing = True
+    with pytest.raises(StoreUnavailable):
+        db.add_forms([_launch("one")])
+    release.set()
+    db.dispose()
 
 
 def test_instances_starting_together_on_an_empty_database_all_start(database_url):

@@ -98,9 +98,11 @@ def _answer(loaded, config, call: Call) -> Answer:
     if parsed.request.crd_version == "2.2":   # 2.2: the Coverage is part of every coverage-information call
         required |= coverage_keys
     deadline = _deadline(call.started, config)
-    slots = prefetch.resolve(parsed.request, loaded.templates, required, config, deadline, coverage_keys)
+    read = _read_keys(loaded, matches, required | coverage_keys)
+    slots = prefetch.resolve(parsed.request, loaded.templates, required, config, deadline, coverage_keys,
+                             examine=None if matches else read)
     record = record_module.build(slots, loaded.slot_types, parsed.draft_orders, parsed.patient_id,
-                                 read=_read_keys(loaded, matches, required | coverage_keys), defer_unread=not matches)
+                                 read=read, defer_unread=not matches)
     if parsed.request.crd_version == "2.2" and coverage_keys:
         _payer_identified(slots, coverage_keys, record)
     base = FactContext(loaded.policies.facts.facts, record, today, loaded.policies.resources)

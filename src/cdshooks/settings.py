@@ -46,7 +46,8 @@ class Settings(BaseModel):
     MAX_FEEDBACK_ITEMS: int = Field(100, gt=0)
     REQUEST_READ_TIMEOUT_MS: int = Field(30_000, gt=0)   # whole request body, from the first byte
     STORE_TIMEOUT_MS: int = Field(2000, gt=0)   # connect, pool wait and each transaction
-    AUDIT_QUEUE_SIZE: int = Field(10_000, gt=0)  # audit rows waiting for the background writer
+    AUDIT_QUEUE_SIZE: int = Field(10_000, gt=0)  # audit rows and form launches waiting for the background writer
+    STORE_BATCH_MS: int = Field(250, ge=0)       # how long the background writer gathers rows into one commit
     TODAY: dt.date | None = None
     TIMEZONE: str = "UTC"
     POLICIES: Path = Path("policies")

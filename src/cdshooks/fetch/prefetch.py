@@ -68,10 +68,14 @@ def render(query: str, request: HookRequest) -> str | None:
 
 
 def resolve(request: HookRequest, templates: tuple[Template, ...], required: frozenset[str],
-            settings, deadline: float, wanted: frozenset[str] = frozenset()) -> dict[str, Slot]:
+            settings, deadline: float, wanted: frozenset[str] = frozenset(),
+            examine: frozenset[str] | None = None) -> dict[str, Slot]:
     """Return a Slot per template key; raise 412 when a required key cannot be obtained.
 
     ``wanted`` keys are fetched like required ones when absent, but failing to get them is no error.
+    Only the sent Bundles of ``examine`` keys (None: all) are searched for an error OperationOutcome
+    among their entries: what the call never reads cannot make any of its answers unknown, and the
+    search visits every entry (most of a call's cost when no policy applies).
     """
     sent = request.prefetch or {}
     _within_entry_limit(sent, settings.MAX_PREFETCH_ENTRIES)
@@ -79,7 +83,7 @@ def resolve(request: HookRequest, templates: tuple[Template, ...], required: fro
     jobs: dict[str, tuple] = {}
     for template in templates:
         if template.key in sent:
-            slot = _classify(sent[template.key])
+            slot = _classify(sent[template.key], examine is None or template.key in examine)
             if slot.state == "data" and _next_link(slot.value):
                 jobs[template.key] = (_follow_pages, slot.value)
             else:
@@ -103,12 +107,12 @@ def _within_entry_limit(sent: dict, limit: int) -> None:
         raise InvalidRequest(f"prefetch holds {total} entries; the limit is {limit}", "prefetch")
 
 
-def _classify(value) -> Slot:
+def _classify(value, search_entries: bool = True) -> Slot:
     if value is None:
         return Slot("none")
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         return Slot("unavailable", reason="not a FHIR resource")
-    if value["resourceType"] == "OperationOutcome" or _has_error_outcome(value):
+    if value["resourceType"] == "OperationOutcome" or (search_entries and _has_error_outcome(value)):
         return Slot("unavailable", reason="the client reported an OperationOutcome")
     if value["resourceType"] == "Bundle" and not value.get("entry"):
         return Slot("none")

@@ -20,7 +20,6 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 
 from flask import Flask
@@ -49,12 +48,15 @@ from cdshooks import settings
 from cdshooks.errors import StoreUnavailable
 from cdshooks.store import connect
 from cdshooks.store import native
+from cdshooks.store.writer import AUDIT
+from cdshooks.store.writer import FORM
+from cdshooks.store.writer import Writer
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "cdshooks.store.db"
 ID_LENGTH = 200  # every String(200) column; longer values are refused (feedback) or cut (audit)
-DOWN_S = 30.0    # after a failure, hook-path writes skip the store this long, or until a write succeeds
-HOOK_PATH_S = 0.5  # bound on a write a hook call waits for (form launches; a healthy one takes ms)
+DOWN_S = 30.0    # after a failure, form launches are refused this long, or until a write succeeds
+FORM_POLL_S = 0.05   # how often a form page asks for a launch another worker has not written yet
 
 metadata = MetaData()
 
@@ -118,7 +120,7 @@ health = Table(  # one row, rewritten by /healthz to prove the store can write
 class Store:
     """The service's database: schema created on construction, one bounded transaction per write."""
 
-    def __init__(self, url: str, timeout_s: float = 2.0, audit_capacity: int = 10_000):
+    def __init__(self, url: str, timeout_s: float = 2.0, queue_capacity: int = 10_000, batch_s: float = 0.25):
         self.timeout_s = timeout_s
         self.engine: Engine = connect.create(connect.engine_url(url), timeout_s)
         self._sqlite_file = connect.sqlite_file(self.engine)
@@ -134,9 +136,7 @@ class Store:
         # an in-memory SQLite database is one connection shared by every thread: one transaction at a time
         self._one_at_a_time = threading.Lock() if connect.shared_connection(self.engine) else contextlib.nullcontext()
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        from cdshooks.store.audit import AuditWriter  # the writer writes through this store
-
-        self.audit = AuditWriter(self, audit_capacity)
+        self.writer = Writer(self.write_rows, queue_capacity, batch_s)
 
     def add_feedback(self, service_id: str, items: list[dict]) -> int:
         """Store feedback items idempotently (card uuid + outcome + timestamp); return new rows.
@@ -156,17 +156,26 @@ class Store:
 
     def add_audit(self, row: dict) -> None:
         """Queue one audit row for the background writer; never waits on the database."""
-        self.audit.submit(row)
+        self.writer.submit_audit(row)
 
-    def write_audit(self, rows: list[dict]) -> None:
-        """Write audit rows now, in one transaction (the background writer calls this)."""
+    def write_rows(self, batch: list[tuple[str, dict]]) -> None:
+        """Write a batch of ``(table, row)`` now, in one transaction (the background writer calls this)."""
         if native.patched():   # the writer is a greenlet: commit on a native thread, not the event loop
-            return self._native().submit(self._write_audit, rows).result()
-        return self._write_audit(rows)
+            return self._native().submit(self._write_rows, batch).result()
+        return self._write_rows(batch)
 
-    def _write_audit(self, rows: list[dict]) -> None:
-        with self.transaction("audit", durable=False) as conn:
-            conn.execute(audit.insert(), [audit_values(row) for row in rows])
+    def _write_rows(self, batch: list[tuple[str, dict]]) -> None:
+        now = _utcnow()
+        launches = [_unexpired(row, now) for table, row in batch if table == FORM and row["expires_at"] >= now]
+        audits = [audit_values(row) for table, row in batch if table == AUDIT]
+        with self.transaction("audit and form launch", durable=False) as conn:
+            if launches:   # what expired before this batch goes, the queued rows' expired tokens too
+                conn.execute(delete(forms).where(forms.c.expires_at < now))
+                conn.execute(forms.update().where(forms.c.token_expires_at < now)
+                             .values(token_cipher=None, token_expires_at=None))
+                conn.execute(forms.insert(), launches)
+            if audits:
+                conn.execute(audit.insert(), audits)
 
     def remember_token(self, key: str, expires_at: dt.datetime) -> bool:
         """Record a JWT (by ``iss`` + ``jti``) until it expires; False if it was already seen."""
@@ -180,22 +189,20 @@ class Store:
         return bool(inserted)
 
     def add_forms(self, rows: list[dict]) -> None:
-        """Store documentation-form launches; drop expired ones and expired tokens.
+        """Queue documentation-form launches for the background writer, which also drops expired
+        launches and tokens; StoreUnavailable at once when the store is known to be down or the
+        queue is full (the cards then link the blank forms).
 
-        On the hook call's path, so it waits at most ``HOOK_PATH_S`` (a connection attempt to a
-        stopped server alone can take longer) and fails at once while the store is known to be
-        down; a write that runs late finishes in the background, harmlessly unlinked. Committed
-        before the card goes out, so its link works at once on any worker; on SQLite without the
-        log sync of a durable write (~5 ms of the call): a crash of the service loses nothing, a
-        power loss or OS crash can lose the last launches, whose links then show the "form gone"
-        page (the card's advice and the policy's blank form are unaffected).
+        Never waited for: a launch is readable at once in this process and, once its batch commits
+        (within ``batch_s``), on every worker; :meth:`form` waits that long for one it does not see
+        yet. Committed on SQLite without the log sync of a durable write: a crash of the process
+        loses the launches still queued, a power loss or OS crash can lose the last written ones;
+        their links then show the "form gone" page (the card's advice and the policy's blank form
+        are unaffected).
         """
         if time.monotonic() < self._down_until:
-            raise StoreUnavailable("the database is not answering; the form launch write was not tried")
-        try:
-            self._native().submit(self._write_forms, rows).result(timeout=HOOK_PATH_S)
-        except FutureTimeout:
-            raise StoreUnavailable("the form launch write did not finish in time") from None
+            raise StoreUnavailable("the database is not answering; the form launches were not queued")
+        self.writer.submit_forms(rows)
 
     def _native(self):
         """This process's pool of native threads for writes off the caller's path (see native.py)."""
@@ -203,22 +210,27 @@ class Store:
             self._side, self._side_pid = native.executor(2, "store"), os.getpid()
         return self._side
 
-    def _write_forms(self, rows: list[dict]) -> None:
-        now = _utcnow()
-        with self.transaction("form launch", durable=False, fail_fast=True) as conn:
-            conn.execute(delete(forms).where(forms.c.expires_at < now))
-            conn.execute(forms.update().where(forms.c.token_expires_at < now)
-                         .values(token_cipher=None, token_expires_at=None))
-            conn.execute(forms.insert(), rows)
-
-    def form(self, ref: str) -> dict | None:
-        """The unexpired form launch ``ref``, or None."""
-        with self.transaction("form read", durable=False) as conn:
-            row = conn.execute(select(forms).where(forms.c.ref == ref, forms.c.expires_at >= _utcnow())).first()
-        return dict(row._mapping) if row else None
+    def form(self, ref: str, wait: bool = False) -> dict | None:
+        """The unexpired form launch ``ref``, or None; with ``wait``, one that no worker has
+        written yet is waited for as long as a batch may take to commit."""
+        deadline = time.monotonic() + (self.writer.linger_s + self.timeout_s if wait else 0)
+        while True:
+            row = self.writer.waiting(ref)
+            if row is None:
+                with self.transaction("form read", durable=False) as conn:
+                    found = conn.execute(select(forms).where(forms.c.ref == ref)).first()
+                row = dict(found._mapping) if found else None
+            if row is not None:
+                row = {**row, **{k: _aware(row[k]) for k in ("expires_at", "token_expires_at") if row[k]}}
+                return row if row["expires_at"] >= _utcnow() else None
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(FORM_POLL_S)
 
     def forget_form_token(self, ref: str) -> None:
         """Erase a launch's EHR token (after its one write, or when it failed for good)."""
+        if self.writer.waiting(ref) is not None:   # the update must find the row
+            self.writer.flush(self.timeout_s)
         with self.transaction("form token") as conn:
             conn.execute(forms.update().where(forms.c.ref == ref).values(token_cipher=None, token_expires_at=None))
 
@@ -230,18 +242,13 @@ class Store:
                 conn.execute(self._insert(health).values(id=1, checked_at=now).on_conflict_do_nothing())
 
     @contextmanager
-    def transaction(self, what: str, durable: bool = True, fail_fast: bool = False):
+    def transaction(self, what: str, durable: bool = True):
         """One transaction that commits within ``timeout_s`` or raises StoreUnavailable.
 
         ``durable``: the commit survives a power loss (SQLite syncs its log at this commit; the
         audit trail, the health row and form launches settle for surviving a crash of the process,
         which is cheaper).
-        ``fail_fast``: for writes on a hook call's path, do not even try for ``DOWN_S`` seconds
-        after the store failed to answer (each try could cost the whole ``timeout_s``), unless a
-        write (the audit writer's, the health check's) has succeeded since.
         """
-        if fail_fast and time.monotonic() < self._down_until:
-            raise StoreUnavailable(f"the database is not answering; the {what} write was not tried")
         self._same_file(what)
         try:
             with self._one_at_a_time, self.engine.connect() as conn, connect.watchdog(conn, self.timeout_s):
@@ -269,15 +276,15 @@ class Store:
             return [dict(row._mapping) for row in conn.execute(select(table).order_by(key))]
 
     def dispose(self) -> None:
-        self.audit.close()
+        self.writer.close()
         if self._side is not None:
             self._side.shutdown(wait=False)
         self.engine.dispose()
 
     def after_fork(self) -> None:
-        """In a new worker process: drop the parent's connections and audit writer."""
+        """In a new worker process: drop the parent's connections and background writer."""
         self.engine.dispose(close=False)
-        self.audit.after_fork()
+        self.writer.after_fork()
 
     def _same_file(self, what: str) -> None:
         if self._sqlite_file is None:
@@ -317,6 +324,16 @@ def _feedback_row(service_id: str, item: dict, now: dt.datetime) -> dict:
     }
 
 
+def _unexpired(launch: dict, now: dt.datetime) -> dict:
+    """A form launch row without its token once the token has expired."""
+    expires = launch["token_expires_at"]
+    return launch if expires is None or expires >= now else {**launch, "token_cipher": None, "token_expires_at": None}
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)  # SQLite drops the zone
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -325,7 +342,7 @@ def init_app(app: Flask) -> None:
     """Open the store named by ``CDSHOOKS_DATABASE_URL`` and create its schema."""
     config = settings.get_from(app)
     app.extensions[EXTENSION_KEY] = Store(config.DATABASE_URL, config.STORE_TIMEOUT_MS / 1000,
-                                          config.AUDIT_QUEUE_SIZE)
+                                          config.AUDIT_QUEUE_SIZE, config.STORE_BATCH_MS / 1000)
 
 
 def get() -> Store:

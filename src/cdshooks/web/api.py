@@ -68,7 +68,7 @@ def _log_and_audit(response):
     fields = traced.audit_fields()
     calls.info("hook=%s service=%s hookInstance=%s status=%s ms=%.1f", traced.service.hook, traced.service.id,
                fields.get("hook_instance", "-"), response.status_code, elapsed_ms)
-    store.get().add_audit({  # queued: the answer never waits on the database (store/audit.py)
+    store.get().add_audit({  # queued: the answer never waits on the database (store/writer.py)
         "service_id": traced.service.id, "hook": traced.service.hook, "hook_instance": None, "patient_id": None,
         "order_refs": [], "decisions": [], "card_ids": [], **fields,
         "latency_ms": round(elapsed_ms, 3), "status": response.status_code})
@@ -109,7 +109,7 @@ def healthz():
         "policies": len(loaded.policies.by_id),
         "facts": len(loaded.policies.facts.facts),
         "services": len(loaded.services),
-        "auditPending": store.get().audit.pending(),  # rows queued for the background writer
+        "auditPending": store.get().writer.pending(),  # rows queued for the background writer
     })
 
 

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from cdshooks.store import db as store
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "cdshooks.web.forms"
 _MAX_EVIDENCE = 3
+_REF_BYTES = 24   # a launch's reference: 24 random bytes, 32 URL-safe characters
+_REF = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ class Launches:
         rows, refs = self._rows(wanted, request, order_labels)
         try:
             self.store.add_forms(rows)
-        except StoreUnavailable:  # bounded: the store gives up within CDSHOOKS_STORE_TIMEOUT_MS
+        except StoreUnavailable:  # at once: the launches are queued, never waited for
             log.error("form launches not stored (cards link the blank forms)")
             return {}
         return refs
@@ -129,7 +132,7 @@ class Launches:
         token, token_expires = _token_to_keep(request, self.config, now, expires)
         refs, rows = {}, []
         for evaluation in wanted:
-            ref = secrets.token_urlsafe(24)
+            ref = secrets.token_urlsafe(_REF_BYTES)
             content = {"policy": evaluation.match.policy.id, "patient": request.context.patientId,
                        "order": evaluation.match.order.reference, "orderLabel": order_labels.get(id(evaluation)),
                        "author": request.context.userId, "fhirServer": request.fhirServer if token else None,
@@ -159,15 +162,16 @@ def _token_to_keep(request, config, now, expires):
 
 
 def launch(ref: str) -> Launch | None:
-    """The unexpired launch ``ref`` (None when unknown or expired)."""
-    row = store.get().form(ref)
+    """The unexpired launch ``ref`` (None when unknown or expired). A launch this worker has not
+    seen yet may be another worker's still on its way to the database: it is waited for, briefly."""
+    row = store.get().form(ref, wait=True) if _REF.fullmatch(ref) else None
     if row is None:
         return None
     content = json.loads(row["content"])
     policy = registry.get().policies.by_id.get(content["policy"])
     if policy is None:  # the policy was removed since the card was made
         return None
-    can_write = bool(row["token_cipher"]) and _aware(row["token_expires_at"]) > _utcnow()
+    can_write = bool(row["token_cipher"]) and row["token_expires_at"] > _utcnow()
     return Launch(ref, content["policy"], content.get("patient"), content.get("order"), content.get("orderLabel"),
                   content.get("author"), content.get("fhirServer"), _with_decisive(policy, content), can_write)
 
@@ -205,7 +209,7 @@ def response_for(launch_: Launch, policy, answers: dict[str, bool], base_url: st
 def write(launch_: Launch, qr: dict) -> str:
     """POST ``qr`` to the launch's FHIR server with its kept token; return the new reference."""
     row = store.get().form(launch_.ref) if launch_.ref else None
-    if row is None or not row["token_cipher"] or _aware(row["token_expires_at"]) <= _utcnow():
+    if row is None or not row["token_cipher"] or row["token_expires_at"] <= _utcnow():
         raise FormError("the EHR authorization of this form has expired; download the response instead")
     try:
         token = _fernet().decrypt(row["token_cipher"].encode()).decode()
@@ -232,10 +236,6 @@ def _authored() -> dt.datetime:
 
 def _fernet() -> Fernet:
     return current_app.extensions[EXTENSION_KEY]
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)  # SQLite drops the zone
 
 
 def _utcnow() -> dt.datetime:
