@@ -38,7 +38,7 @@ bench: install
 # Where a live worker's CPU goes, stage by stage (py-spy, installed into the venv on first use).
 profile: install
 	$(BIN)/python -m pip install --quiet py-spy
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/profile.py --shape $(or $(SHAPE),one) --floor
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/stages.py --shape $(or $(SHAPE),one) --floor
 
 bench-topology: install
 	$(BIN)/python bench/topology.py
