@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import json
 import logging
 import re
 import secrets
@@ -27,6 +26,7 @@ from flask import Flask
 from flask import current_app
 from pydantic import ValidationError
 
+from cdshooks import jsonio
 from cdshooks import registry
 from cdshooks import settings
 from cdshooks.errors import StoreUnavailable
@@ -34,7 +34,6 @@ from cdshooks.fetch import outbound
 from cdshooks.policy.applicability import recompute
 from cdshooks.policy.logic import MET
 from cdshooks.policy.logic import NOT_MET
-from cdshooks.policy.questionnaire import documentation_leaves
 from cdshooks.store import db as store
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ def questions(evaluation) -> list[dict]:
     policy, results = evaluation.match.policy, evaluation.results
     open_ids = set(evaluation.documentation)
     out = []
-    for node in documentation_leaves(policy.model.criteria):
+    for node in policy.doc_leaves:
         result = results.get(node.id)
         if result is None:
             continue
@@ -138,7 +137,7 @@ class Launches:
                        "author": request.context.userId, "fhirServer": request.fhirServer if token else None,
                        "questions": questions(evaluation), "sections": evaluation.match.rule.sections,
                        "results": {node_id: r.result for node_id, r in evaluation.results.items()}}
-            rows.append({"ref": ref, "expires_at": expires, "content": json.dumps(content, separators=(",", ":")),
+            rows.append({"ref": ref, "expires_at": expires, "content": jsonio.dumps(content).decode(),
                          "token_cipher": self.fernet.encrypt(token.encode()).decode() if token else None,
                          "token_expires_at": token_expires if token else None})
             refs[id(evaluation)] = ref
@@ -167,7 +166,7 @@ def launch(ref: str) -> Launch | None:
     row = store.get().form(ref, wait=True) if _REF.fullmatch(ref) else None
     if row is None:
         return None
-    content = json.loads(row["content"])
+    content = jsonio.loads(row["content"])
     policy = registry.get().policies.by_id.get(content["policy"])
     if policy is None:  # the policy was removed since the card was made
         return None
@@ -178,7 +177,7 @@ def launch(ref: str) -> Launch | None:
 
 def blank_launch(policy, patient_id: str | None) -> Launch:
     """Every documentation question of ``policy``, nothing prefilled, nothing to write to."""
-    leaves = documentation_leaves(policy.model.criteria)
+    leaves = policy.doc_leaves
     return Launch(None, policy.id, patient_id or None, None, None, None, None,
                   tuple({"id": node.id} for node in leaves))
 
