@@ -6,7 +6,8 @@ process bound, drives one of the benchmark's shapes at c=1 and samples the worke
 Prints CPU milliseconds per call for each stage below. A sample counts for the first stage whose
 marker its stack holds, so the stages add up to the whole.
 
-py-spy sees Python frames: C work (orjson, the allocator, the garbage collector) counts for the
+Without pausing the worker, py-spy sometimes reads a stack while it changes and gets only its top
+frames; such samples are counted as unattributed. py-spy sees Python frames: C work (orjson, the allocator, the garbage collector) counts for the
 Python line that caused it, e.g. freeing a call's objects is the line that drops the last
 reference to them (Flask popping the request context).
 """
@@ -51,7 +52,8 @@ STAGES = [
     ("freeing the call's objects", "flask/app.py:1527"),
     ("Flask, Werkzeug, CORS", "Flask.wsgi_app"),
     ("floor app (read, parse, free)", "app (floor.py"),
-    ("gunicorn, gevent, sockets", ""),
+    ("gunicorn, gevent, sockets", "gevent/", "gunicorn/"),
+    ("unattributed (a stack py-spy read while it changed)", ""),
 ]
 
 
