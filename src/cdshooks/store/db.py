@@ -161,7 +161,8 @@ class Store:
     def write_rows(self, batch: list[tuple[str, dict]]) -> None:
         """Write a batch of ``(table, row)`` now, in one transaction (the background writer calls this)."""
         if native.patched():   # the writer is a greenlet: commit on a native thread, not the event loop
-            return self._native().submit(self._write_rows, batch).result()
+            with native.prompt_handoffs():
+                return self._native().submit(self._write_rows, batch).result()
         return self._write_rows(batch)
 
     def _write_rows(self, batch: list[tuple[str, dict]]) -> None:

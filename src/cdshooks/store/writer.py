@@ -4,7 +4,9 @@ A hook answer never waits on the database.  Each row is queued (never blocking) 
 thread per process commits what the queue holds in one transaction, after gathering rows for up
 to ``linger_s`` (``CDSHOOKS_STORE_BATCH_MS``): one commit per batch instead of one per call is
 what keeps the store's cost out of the answer (issue 16: a commit per call, even on a native
-thread, cost a one-order call ~3 ms for its audit row and ~2 ms for its form launch).  While the
+thread, cost a one-order call ~3 ms for its audit row and ~2 ms for its form launch).  Once a
+whole batch waits, the writer stops gathering and writes: under saturating load the backlog stays
+at about one batch instead of growing until rows are dropped.  While the
 database is unavailable the writer keeps its batch and retries with back-off; rows arriving
 meanwhile wait in the queue, and once the queue is full further rows are dropped, each drop
 logged (an ERROR naming the hookInstance; a form launch that cannot be queued is refused, so its
@@ -32,7 +34,8 @@ from cdshooks.errors import StoreUnavailable
 log = logging.getLogger(__name__)
 
 AUDIT, FORM = "audit", "form"   # the tables a batch writes (Store.write_rows)
-BATCH = 500
+BATCH = 1000               # rows per transaction, at most
+GATHER_STEP_S = 0.02       # how often a gathering writer looks whether a whole batch waits
 IDLE_EXIT_S = 30.0          # an idle writer thread ends; the next row starts a new one
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
 EXIT_DRAIN_S = 5.0          # for all writers of the process together
@@ -147,7 +150,7 @@ class Writer:
                         self._thread = None
                         return
                 continue
-            self._hurry.wait(self.linger_s)   # gather the calls of the next moment into this batch
+            self._gather()
             batch = [first]
             while len(batch) < BATCH:
                 try:
@@ -155,6 +158,15 @@ class Writer:
                 except queue.Empty:
                     break
             self._write(batch)
+
+    def _gather(self) -> None:
+        """Wait up to ``linger_s`` for more rows, less once a whole batch waits (a backlog under
+        load is written at once, or the writer falls behind) or a flush is waiting."""
+        deadline = time.monotonic() + self.linger_s
+        while self._queue.qsize() < BATCH - 1:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._hurry.wait(min(remaining, GATHER_STEP_S)):
+                return
 
     def _write(self, batch: list[tuple[str, dict]]) -> None:
         delay = RETRY_FIRST_S
