@@ -35,10 +35,11 @@ check: install
 bench: install
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick) $(if $(BASELINE),--baseline $(BASELINE))
 
-# Where a live worker's CPU goes, stage by stage (py-spy, installed into the venv on first use).
+# Where a live worker's CPU goes, stage by stage (py-spy, installed into the venv on first use);
+# every shape into bench/STAGES.md, or SHAPE=none|one|every printed only.
 profile: install
 	$(BIN)/python -m pip install --quiet py-spy
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/stages.py --shape $(or $(SHAPE),one) --floor
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/stages.py --floor $(if $(SHAPE),--shape $(SHAPE),--write)
 
 bench-topology: install
 	$(BIN)/python bench/topology.py

@@ -1,21 +1,23 @@
-"""Where a live worker's CPU goes, by stage of the call (``make profile SHAPE=one``).
+"""Where a live worker's CPU goes, by stage of the call (``make profile``: bench/STAGES.md).
 
 Serves the service (and, with ``--floor``, the floor) with one gunicorn worker on a socket this
-process bound, drives one of the benchmark's shapes at c=1 and samples the worker with py-spy
+process bound, drives the benchmark's shapes at c=1 and samples the worker with py-spy
 (``--nonblocking``: the worker is never paused, so the samples are what it would do anyway).
 Prints CPU milliseconds per call for each stage below. A sample counts for the first stage whose
 marker its stack holds, so the stages add up to the whole.
 
 Without pausing the worker, py-spy sometimes reads a stack while it changes and gets only its top
-frames; such samples are counted as unattributed. py-spy sees Python frames: C work (orjson, the allocator, the garbage collector) counts for the
-Python line that caused it, e.g. freeing a call's objects is the line that drops the last
-reference to them (Flask popping the request context).
+frames; such samples are counted as unattributed. py-spy sees Python frames: C work (orjson, the
+allocator, the garbage collector) counts for the Python line that caused it, e.g. freeing a
+call's objects is the line that drops the last reference to them (Flask popping the request
+context).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import datetime as dt
 import json
 import os
 import subprocess
@@ -99,23 +101,41 @@ def _by_stage(raw: str) -> collections.Counter:
     return stages
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", choices=list(SHAPES), default="one")
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--floor", action="store_true", help="also profile the floor, for its total")
-    args = parser.parse_args()
-    servers = ["service"] + (["floor"] if args.floor else [])
-    got = {server: sample(args.shape, args.seconds, server == "floor") for server in servers}
-    print(f"{args.shape}: CPU ms per call of one worker (py-spy, 1,000 samples/s, {args.seconds} s each)\n")
-    print("| stage | " + " | ".join(servers) + " |\n|---|" + "---:|" * len(servers))
+def table(shape: str, seconds: int, floor: bool) -> list[str]:
+    """One shape's stages as Markdown: CPU ms per call of the service's worker (and the floor's)."""
+    servers = ["service"] + (["floor"] if floor else [])
+    got = {server: sample(shape, seconds, server == "floor") for server in servers}
+    size, _ = SHAPES[shape]
+    lines = [f"## {shape} ({size:,} resources): CPU ms per call of one worker", "",
+             "| stage | " + " | ".join(servers) + " |", "|---|" + "---:|" * len(servers)]
     for name, *_ in STAGES:
         cells = [got[s][0][name] / got[s][1] for s in servers]   # samples at 1 kHz: ms
         if any(cells):
-            print(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+            lines.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
     totals = [sum(got[s][0].values()) / got[s][1] for s in servers]
-    print("| **total** | " + " | ".join(f"**{t:.3f}**" for t in totals) + " |")
-    print("\ncalls sampled: " + ", ".join(f"{s} {got[s][1]}" for s in servers))
+    lines += ["| **total** | " + " | ".join(f"**{t:.3f}**" for t in totals) + " |", "",
+              "Calls sampled: " + ", ".join(f"{s} {got[s][1]:,}" for s in servers) + ".", ""]
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=list(SHAPES), action="append", help="repeatable; default: all")
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--floor", action="store_true", help="also profile the floor, for its total")
+    parser.add_argument("--write", action="store_true", help="write bench/STAGES.md")
+    args = parser.parse_args()
+    lines = ["# Where a worker's CPU goes", "",
+             f"- **Machine:** {run._machine()}",
+             f"- **Date:** {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC · **commit** `{run._commit()}` · "
+             f"`make profile`: one gunicorn worker, c=1, py-spy at 1,000 samples/s for {args.seconds} s per server",
+             "- Each sample counts for the first stage its stack shows (`bench/stages.py`: `STAGES`); C work "
+             "(orjson, the allocator, the collector) counts for the Python line that caused it.", ""]
+    for shape in args.shape or list(SHAPES):
+        lines += table(shape, args.seconds, args.floor)
+        print("\n".join(lines[-(len(STAGES) + 8):]), flush=True)
+    if args.write:
+        (ROOT / "bench" / "STAGES.md").write_text("\n".join(lines), encoding="utf-8")
     return 0
 
 
