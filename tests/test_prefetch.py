@@ -8,9 +8,11 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 import responses
 
+from cdshooks import jsonio
 from cdshooks import registry
 from cdshooks import settings
 from cdshooks.cds import protocol
@@ -111,9 +113,12 @@ def test_operation_outcome_makes_its_data_unavailable_not_an_error(fetching_app)
     assert any("could not be read (Observation)" in card["summary"] for card in cards)
 
 
-def test_only_the_slots_a_call_reads_are_searched_for_an_error_outcome(fetching_app):
+@pytest.mark.parametrize("as_sent", [False, True], ids=["dict", "deferred"])
+def test_only_the_slots_a_call_reads_are_searched_for_an_error_outcome(fetching_app, as_sent):
     oo = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
     body = hook_request(prefetch=full_prefetch(fetching_app, observations=bundle(ga_observation(), oo)))
+    if as_sent:   # as the hook route parses it: slots parsed only when read
+        body = jsonio.loads_deferring(orjson.dumps(body), "prefetch")
     request = protocol.parse_request(body, "order-sign", 100, 100).request
     with fetching_app.app_context():
         templates, config = registry.get().templates, settings.get()
@@ -122,8 +127,10 @@ def test_only_the_slots_a_call_reads_are_searched_for_an_error_outcome(fetching_
 
     def state(examine):
         return prefetch.resolve(request, templates, frozenset(), config, deadline, examine=examine)[key].state
-    assert state(None) == state(frozenset({key})) == "unavailable"
     assert state(frozenset()) == "data"   # not read by the call: its entries are not visited
+    if as_sent:
+        assert key not in request.prefetch._read   # nor parsed
+    assert state(None) == state(frozenset({key})) == "unavailable"
 
 
 @responses.activate

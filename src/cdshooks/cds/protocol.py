@@ -9,6 +9,7 @@ are built from models whose fields cannot hold ``null`` or empty values, so the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 from typing import Any
@@ -18,6 +19,7 @@ from pydantic import AfterValidator
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import PlainValidator
 from pydantic import SecretStr
 from pydantic import StringConstraints
 from pydantic import ValidationError
@@ -38,6 +40,17 @@ def _printable(value: str) -> str:
 # ids we store and log: bounded like their database columns, no control characters (NUL, newline)
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable)]
 ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest", "DeviceRequest"})
+
+
+def _json_object(value):
+    """A JSON object as it arrived, its members not copied: a dict, or a body's members still to be
+    parsed (``jsonio.Deferred``), which validating member by member would parse."""
+    if value is None or isinstance(value, Mapping):
+        return value
+    raise ValueError("Input should be a valid dictionary")
+
+
+JsonObject = Annotated[Any, PlainValidator(_json_object)]
 
 
 # ----------------------------------------------------------------------------- requests
@@ -97,7 +110,7 @@ class HookRequest(_Lenient):
     fhirServer: Text | None = None
     fhirAuthorization: FhirAuthorization | None = None
     context: OrderContext
-    prefetch: dict[str, Any] | None = None
+    prefetch: JsonObject = None   # its slots may still be unparsed (jsonio.loads_deferring)
     extension: dict[str, Any] | None = None
 
     @property

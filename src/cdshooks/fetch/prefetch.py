@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait
 from dataclasses import dataclass
 
+from cdshooks import jsonio
 from cdshooks.cds.protocol import HookRequest
 from cdshooks.errors import InvalidRequest
 from cdshooks.errors import PrefetchUnavailable
@@ -73,17 +74,22 @@ def resolve(request: HookRequest, templates: tuple[Template, ...], required: fro
     """Return a Slot per template key; raise 412 when a required key cannot be obtained.
 
     ``wanted`` keys are fetched like required ones when absent, but failing to get them is no error.
-    Only the sent Bundles of ``examine`` keys (None: all) are searched for an error OperationOutcome
-    among their entries: what the call never reads cannot make any of its answers unknown, and the
-    search visits every entry (most of a call's cost when no policy applies).
+    Only the sent values of ``examine`` keys (None: all) are read whole: searched for an error
+    OperationOutcome among their entries and followed to their next pages. What the call never
+    reads cannot make any of its answers unknown, and reading it is most of a call's cost when no
+    policy applies; such slots are told apart by their head and read only if a reference asks.
     """
     sent = request.prefetch or {}
     _within_entry_limit(sent, settings.MAX_PREFETCH_ENTRIES)
+    if examine is None:
+        sent = jsonio.whole(sent)
     slots: dict[str, Slot] = {}
     jobs: dict[str, tuple] = {}
     for template in templates:
-        if template.key in sent:
-            slot = _classify(sent[template.key], examine is None or template.key in examine)
+        if template.key in sent and examine is not None and template.key not in examine:
+            slots[template.key] = _unread(sent, template.key)   # nor are its further pages fetched
+        elif template.key in sent:
+            slot = _classify(sent[template.key])
             if slot.state == "data" and _next_link(slot.value):
                 jobs[template.key] = (_follow_pages, slot.value)
             else:
@@ -100,11 +106,19 @@ def resolve(request: HookRequest, templates: tuple[Template, ...], required: fro
     return slots
 
 
-def _within_entry_limit(sent: dict, limit: int) -> None:
-    total = sum(len(v["entry"]) for v in sent.values()
-                if isinstance(v, dict) and isinstance(v.get("entry"), list))
+def _within_entry_limit(sent, limit: int) -> None:
+    total = sum(jsonio.array_length(sent, key, "entry") for key in sent)
     if total > limit:
         raise InvalidRequest(f"prefetch holds {total} entries; the limit is {limit}", "prefetch")
+
+
+def _unread(sent, key) -> Slot:
+    """A slot the call does not read: told apart by its head alone, its entries left unread until
+    something asks for them (a reference to resolve)."""
+    if not isinstance(sent, jsonio.Deferred):
+        return _classify(sent[key], search_entries=False)
+    slot = _classify(sent.head(key), search_entries=False)
+    return Slot("data", sent.later(key)) if slot.state == "data" else slot
 
 
 def _classify(value, search_entries: bool = True) -> Slot:

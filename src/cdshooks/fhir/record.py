@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from dataclasses import field
 
+from cdshooks import jsonio
 from cdshooks.fhir.orders import DraftOrder
 from cdshooks.fhir.read import ICD10CM
 from cdshooks.fhir.read import MAIN_CODE
@@ -173,7 +174,7 @@ def build(slots: dict[str, Slot], slot_types: dict[str, str], drafts: tuple[Draf
 def _take(record: Record, value: dict, keep, own: _Own | None) -> None:
     """``keep`` each resource of a slot's value, or count it when it is another patient's (D11)."""
     other = own.other if own is not None else None
-    for resource in _resources(value):
+    for resource in _resources(jsonio.whole(value)):   # a slot the call did not read is read now
         if other is not None and other(resource):
             kind = resource["resourceType"]
             record.other_patients[kind] = record.other_patients.get(kind, 0) + 1

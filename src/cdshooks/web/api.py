@@ -52,8 +52,8 @@ def discovery():
 @bp.post("/cds-services/<service_id>")
 def invoke(service_id: str):
     g.hook_call = traced = _HookCall(_service(service_id))   # from here on, the call is logged and audited
-    traced.call = pipeline.Call(traced.service, http.read_json_object(), http.public_base_url(), g.started,
-                                forms.launches())
+    body = http.read_json_object(defer="prefetch")   # slots no policy reads stay unparsed
+    traced.call = pipeline.Call(traced.service, body, http.public_base_url(), g.started, forms.launches())
     traced.answer = pipeline.answer(registry.get(), settings.get(), traced.call)
     return jsonio.response(traced.answer.body)
 

@@ -56,11 +56,12 @@ def normalize_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), netloc, "" if path == "/" else path, parts.query, ""))
 
 
-def read_json_object() -> dict:
-    """Return the request body as a JSON object, enforcing the size limit before parsing."""
+def read_json_object(defer: str | None = None) -> dict:
+    """Return the request body as a JSON object, enforcing the size limit before parsing; with
+    ``defer``, that member's own members are parsed only when read (``jsonio.loads_deferring``)."""
     data = read_body()
     try:
-        body = jsonio.loads(data)
+        body = jsonio.loads_deferring(data, defer) if defer else jsonio.loads(data)
     except ValueError as exc:
         raise InvalidJson(f"request body is not valid JSON: {exc}", "body") from None
     if not isinstance(body, dict):
