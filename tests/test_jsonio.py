@@ -75,3 +75,13 @@ def test_a_parser_serves_another_body_only_once_nothing_reads_its_document():
     third = jsonio.loads_deferring(orjson.dumps(other), "prefetch")   # takes one of them again
     assert len(jsonio._IDLE_PARSERS) == min(idle + 2, jsonio._IDLE_PARSERS_KEPT) - 1
     assert dict(third["prefetch"]) == other["prefetch"]
+
+
+def test_a_parser_that_read_a_large_body_is_not_kept(monkeypatch):
+    monkeypatch.setattr(jsonio, "_KEPT_BODY_BYTES", 100)
+    idle = len(jsonio._IDLE_PARSERS)
+    body = jsonio.loads_deferring(orjson.dumps(BODY), "prefetch")   # > 100 bytes
+    assert dict(body["prefetch"]) == BODY["prefetch"]
+    taken = len(jsonio._IDLE_PARSERS)
+    del body
+    assert len(jsonio._IDLE_PARSERS) == taken <= idle

@@ -34,11 +34,11 @@ def loads_deferring(data: bytes, member: str):
     try:
         doc = parser.parse(data)
     except (ValueError, RuntimeError):   # UnicodeDecodeError is a ValueError
-        _IDLE_PARSERS.append(parser)
+        _idle(parser, len(data))
         return loads(data)
     deferred = doc.get(member) if isinstance(doc, simdjson.Object) else None
     if not isinstance(deferred, simdjson.Object) or _duplicated(doc) or _duplicated(deferred):
-        _IDLE_PARSERS.append(parser)
+        _idle(parser, len(data))
         return loads(data)
     body = {key: _python(doc[key]) for key in doc.keys() if key != member}
     body[member] = Deferred(deferred, data, member, parser)
@@ -47,9 +47,16 @@ def loads_deferring(data: bytes, member: str):
 
 # Parsers whose documents nobody reads any more. A parser keeps its buffers (allocating them for
 # each body cost ~1 ms of page faults at 1,000 resources) but can hold one document at a time, so
-# one is taken per body and given back only when the body's Deferred is gone.
+# one is taken per body and given back only when the body's Deferred is gone. Buffers grow with
+# the largest body a parser has read: one that read a body past 4 MiB is let go, not kept.
 _IDLE_PARSERS: list = []
 _IDLE_PARSERS_KEPT = 8
+_KEPT_BODY_BYTES = 4 * 1024 * 1024
+
+
+def _idle(parser, body_bytes: int) -> None:
+    if body_bytes <= _KEPT_BODY_BYTES and len(_IDLE_PARSERS) < _IDLE_PARSERS_KEPT:
+        _IDLE_PARSERS.append(parser)
 
 
 class Deferred(Mapping):
@@ -70,8 +77,8 @@ class Deferred(Mapping):
         return self._read[key]
 
     def __del__(self):
-        if self._parser is not None and len(_IDLE_PARSERS) < _IDLE_PARSERS_KEPT:
-            _IDLE_PARSERS.append(self._parser)   # nothing can read this document any more
+        if self._parser is not None:
+            _idle(self._parser, len(self._source))   # nothing can read this document any more
 
     def __contains__(self, key) -> bool:   # Mapping's would read the member to find out
         return key in self._known
