@@ -50,7 +50,7 @@ def loads_deferring(data: bytes, member: str):
 # one is taken per body and given back only when the body's Deferred is gone. Buffers grow with
 # the largest body a parser has read: one that read a body past 4 MiB is let go, not kept.
 _IDLE_PARSERS: list = []
-_IDLE_PARSERS_KEPT = 8
+_IDLE_PARSERS_KEPT = 2   # each holds a few MB; under concurrency the others are made per call
 _KEPT_BODY_BYTES = 4 * 1024 * 1024
 
 
