@@ -26,12 +26,14 @@ def test_a_leaf_waits_for_the_decisive_criteria_before_it_in_each_all_group_abov
     assert index.gated_by["LAST"] == ("GATE", "G")
     assert index.gated_by["GATE"] == () and index.gated_by["ASIDE"] == ("GATE", "G", "LAST")
     assert index.ancestors["A"] == ("G", "R") and index.ancestors["R"] == ()
+    assert index.parents == {"GATE": "R", "ASIDE": "R", "G": "R", "LAST": "R", "A": "G", "B": "G"}
     assert index.leaves == {"GATE", "ASIDE", "A", "B", "LAST"}
 
 
 def test_every_shipped_policy_indexes_what_walking_its_tree_gives():
     for policy in LOADED.by_id.values():
         index = policy.tree
+        assert policy.parents == {child.id: node.id for node in policy.nodes.values() for child in node.children()}
         for node_id, node in policy.nodes.items():
             walked, up = [], policy.parents.get(node_id)
             while up is not None:

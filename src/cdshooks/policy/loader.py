@@ -187,12 +187,12 @@ def _load_one(path: Path, root: Path, facts: FactSet, overrides, sets: ValueSets
     tree = list(definitions.criteria(model.criteria))
     order = {node.id: i for i, node in enumerate(tree)}
     answered_by_facts = _answered_by_facts(model, facts)
+    where = tree_module.index(tree)
     policy = CompiledPolicy(model, MappingProxyType(nodes), MappingProxyType(settings),
                             MappingProxyType(codesets), applies, frozenset(used), document.file,
                             MappingProxyType(order), MappingProxyType(_negations(model.criteria)),
-                            MappingProxyType({c.id: n.id for n in tree for c in n.children()}),
-                            MappingProxyType(twins), MappingProxyType(paths), answered_by_facts,
-                            tuple(questionnaire.documentation_leaves(model.criteria)), tree_module.index(tree),
+                            where.parents, MappingProxyType(twins), MappingProxyType(paths), answered_by_facts,
+                            tuple(questionnaire.documentation_leaves(model.criteria)), where,
                             compile_policy(model, codesets, twins, answered_by_facts), document)
     return policy, problems
 

@@ -17,6 +17,7 @@ from cdshooks.policy.model import Node
 @dataclass(frozen=True)
 class TreeIndex:
     leaves: frozenset[str]                   # the ids of leaves (criteria with a type)
+    parents: Mapping[str, str]               # criterion id -> the group it sits in (the root has none)
     ancestors: Mapping[str, tuple[str, ...]]  # criterion id -> the groups above it, nearest first
     # criterion id -> the decisive criteria before it in each ``all`` group above it (before the child
     # of that group it sits under): the answers it waits for
@@ -28,7 +29,8 @@ def index(nodes: list[Node]) -> TreeIndex:
     by_id = {node.id: node for node in nodes}
     parents = {child.id: node.id for node in nodes for child in node.children()}
     ancestors = {node.id: tuple(_up(parents, node.id)) for node in nodes}
-    return TreeIndex(frozenset(node.id for node in nodes if node.type is not None), MappingProxyType(ancestors),
+    return TreeIndex(frozenset(node.id for node in nodes if node.type is not None), MappingProxyType(parents),
+                     MappingProxyType(ancestors),
                      MappingProxyType({i: _gates(by_id, i, above) for i, above in ancestors.items()}))
 
 
