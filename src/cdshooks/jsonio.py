@@ -115,14 +115,14 @@ class Deferred(Mapping):
 
 
 class Later(Mapping):
-    """A member of a :class:`Deferred` (an object) that is read on first use."""
+    """A member of a :class:`Deferred` that is an object, read on first use (made only for such
+    members: ``prefetch._unread`` tells them apart by their head first)."""
 
     def __init__(self, deferred: Deferred, key):
         self._deferred, self._key = deferred, key
 
     def _value(self) -> dict:
-        value = self._deferred[self._key]
-        return value if isinstance(value, dict) else {}
+        return self._deferred[self._key]
 
     def __getitem__(self, key):
         return self._value()[key]
